@@ -1,0 +1,83 @@
+"""Checkpoints: atomic writes, `weights_only=True` loads, and one clear message for every way a file can be bad.
+
+A checkpoint holds the model and optimizer state, the epoch and step reached, the best validation ELBO, torch's RNG
+states and the resolved config (plain containers only, so `torch.load(..., weights_only=True)` accepts it).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from vae_runner.errors import UserError
+
+KEYS = ("model", "optimizer", "epoch", "global_step", "best_val_elbo", "rng", "config")
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`: a reader (or a crash) only ever
+    sees the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are shared like any result
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve_checkpoint(path: str | os.PathLike, default_name: str = "last.pt") -> Path:
+    """A checkpoint file, or a run directory (-> <dir>/checkpoints/<default_name>)."""
+    p = Path(os.path.expanduser(str(path)))
+    if p.is_dir():
+        p = p / "checkpoints" / default_name
+    if not p.is_file():
+        raise UserError(f"Checkpoint not found: {p}. Pass a run directory (it must contain checkpoints/"
+                        f"{default_name}) or the path of a .pt file written by vae-run.")
+    return p
+
+
+def run_dir_of(path: str | os.PathLike) -> Path:
+    """The run directory a checkpoint (or run directory) belongs to."""
+    p = Path(os.path.expanduser(str(path)))
+    if p.is_file():
+        return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    return p
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UserError(f"{path} holds objects that safe loading (weights_only=True) refuses ({err}). vae-run "
+                        f"never writes such files; load only checkpoints written by vae-run.") from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise UserError(f"{path} is not a readable checkpoint (truncated or corrupt: {err}). Use another "
+                        f"checkpoint of the run (checkpoints/best.pt or checkpoints/last.pt).") from err
+    if not isinstance(state, dict) or not all(k in state for k in KEYS):
+        raise UserError(f"{path} is a torch file but not a vae-run checkpoint (it lacks "
+                        f"{', '.join(k for k in KEYS if not isinstance(state, dict) or k not in state)}). "
+                        f"Pass a checkpoint written by vae-run.")
+    return state

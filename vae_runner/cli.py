@@ -1,0 +1,54 @@
+"""`vae-run`: the thin Hydra entry point. It composes `configs/train.yaml` (shipped as package data), hands the
+config to `run.run`, and returns the validation ELBO so Hydra sweepers can optimise it. Bad input (`UserError`)
+is printed as one paragraph with exit status 2, never as a traceback."""
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from vae_runner.checkpoint import run_dir_of
+from vae_runner.config import register_configs
+from vae_runner.errors import UserError
+
+
+def _resume_run_dir(resume, default: str) -> str:
+    """hydra.run.dir: a resumed run goes on in its own run directory."""
+    if resume and Path(str(resume)).expanduser().exists():
+        return str(run_dir_of(resume))
+    return default
+
+
+def _hydra_subdir(resume) -> str:
+    """hydra.output_subdir: a resumed run keeps the original .hydra/ files and adds its own beside them."""
+    return f".hydra/resume-{datetime.now():%Y%m%d-%H%M%S}" if resume else ".hydra"
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("vae_run_dir", _resume_run_dir, replace=True)
+    OmegaConf.register_new_resolver("vae_hydra_subdir", _hydra_subdir, replace=True)
+
+
+def task(cfg: DictConfig) -> float:
+    from vae_runner import run  # heavy imports (torch) after Hydra has parsed the command line
+
+    hc = HydraConfig.get()
+    try:
+        return run.run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
+    except UserError as err:
+        print(f"vae-run: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    register_configs()
+    register_resolvers()
+    hydra.main(config_path="pkg://vae_runner.configs", config_name="train", version_base="1.3")(task)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Typed config schemas, registered in Hydra's ConfigStore, and the value checks run before any data is read.
+
+Each config group folder under `configs/` names its schema in its defaults list
+(`- /schema/dataset/torchvision@_here_`), so `beta=abc` or `dataset.val_size=x` fails when Hydra composes the
+config, and `validate(cfg)` rejects well-typed but meaningless values (beta < 0, latent_dim < 1, ...) with one
+message that names the override to fix.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, II, DictConfig, OmegaConf
+
+from vae_runner.errors import UserError
+
+
+class Mode(Enum):
+    train = "train"
+    eval = "eval"
+
+
+class Device(Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Binarize(Enum):
+    auto = "auto"  # dynamic for a Bernoulli likelihood, none otherwise
+    none = "none"
+    static = "static"
+    dynamic = "dynamic"
+
+
+# ----------------------------------------------------------------------------------------------- dataset
+@dataclass
+class DatasetConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    binarize: Binarize = Binarize.auto
+
+
+@dataclass
+class DigitsConfig(DatasetConfig):
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    split_seed: int = 0
+
+
+@dataclass
+class TorchvisionConfig(DatasetConfig):
+    root: str = "~/.cache/vae-runner/data"
+    download: bool = False
+    val_size: int = 10000
+    split_seed: int = 0
+    # Extra folders searched for the raw IDX .gz files when `root` has none (Debian's dataset packages).
+    system_dirs: List[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageFolderConfig(DatasetConfig):
+    root: str = MISSING
+    image_size: List[int] = field(default_factory=lambda: [64, 64])
+    channels: int = 3
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 0
+
+
+@dataclass
+class SyntheticConfig(DatasetConfig):
+    shape: str = "ring"  # ring | grid
+    n_modes: int = 8
+    radius: float = 2.0
+    std: float = 0.1
+    n_train: int = 8000
+    n_val: int = 1000
+    n_test: int = 1000
+    seed: int = 0
+
+
+# ------------------------------------------------------------------------------------------ architecture
+@dataclass
+class MLPArchConfig:
+    hidden: List[int] = field(default_factory=lambda: [512, 256])
+    encoder: Any = MISSING
+    decoder: Any = MISSING
+
+
+@dataclass
+class ConvArchConfig:
+    base_channels: int = 32
+    max_channels: int = 256
+    fc_hidden: int = 256
+    encoder: Any = MISSING
+    decoder: Any = MISSING
+
+
+# --------------------------------------------------------------------------------- prior / likelihood
+@dataclass
+class PriorConfig:
+    _target_: str = MISSING
+
+
+@dataclass
+class LikelihoodConfig:
+    _target_: str = MISSING
+
+
+@dataclass
+class MSELikelihoodConfig(LikelihoodConfig):
+    sigma: float = 0.1
+
+
+@dataclass
+class GaussianLikelihoodConfig(LikelihoodConfig):
+    init_sigma: float = 0.1
+    min_sigma: float = 1e-3
+
+
+@dataclass
+class ObjectiveConfig:
+    _target_: str = MISSING
+    beta: float = II("beta")
+
+
+# ------------------------------------------------------------------------------------- trainer / logger
+@dataclass
+class TrainerConfig:
+    epochs: int = 100
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    lr: float = 1e-3
+    eval_every: int = 1  # validate (and write images, best.pt) every N epochs
+    log_every: int = 50  # steps between host syncs for the running train metrics
+    limit_batches: Optional[int] = None  # cap on training steps per epoch (smoke tests, debugging)
+    device: Device = Device.auto
+    num_threads: Optional[int] = None  # torch intra-op threads; null keeps torch's default
+
+
+@dataclass
+class LoggerConfig:
+    tensorboard: bool = True
+    n_images: int = 64  # samples / reconstructions per picture
+    progress_bar: bool = True
+
+
+@dataclass
+class VAEConfig:
+    dataset: Any = MISSING
+    architecture: Any = MISSING
+    prior: Any = MISSING
+    likelihood: Any = MISSING
+    objective: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    beta: float = 1.0
+    latent_dim: int = 16
+    seed: int = 0
+    mode: Mode = Mode.train
+    ckpt: Optional[str] = None  # mode=eval: the checkpoint to evaluate
+    resume: Optional[str] = None  # a run directory or checkpoint to continue
+
+
+SCHEMAS = {
+    "dataset": {"digits": DigitsConfig, "torchvision": TorchvisionConfig, "image_folder": ImageFolderConfig,
+                "synthetic": SyntheticConfig},
+    "architecture": {"mlp": MLPArchConfig, "conv": ConvArchConfig},
+    "prior": {"prior": PriorConfig},
+    "likelihood": {"likelihood": LikelihoodConfig, "mse": MSELikelihoodConfig, "gaussian": GaussianLikelihoodConfig},
+    "objective": {"objective": ObjectiveConfig},
+}
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="vae_schema", node=VAEConfig)
+    for group, schemas in SCHEMAS.items():
+        for name, node in schemas.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+# ---------------------------------------------------------------------------------------- value checks
+def _finite_nonneg(v) -> bool:
+    return math.isfinite(v) and v >= 0
+
+
+def _finite_pos(v) -> bool:
+    return math.isfinite(v) and v > 0
+
+
+def _pos_int(v) -> bool:
+    return v >= 1
+
+
+def _opt_pos_int(v) -> bool:
+    return v is None or v >= 1
+
+
+def _fraction(v) -> bool:
+    return math.isfinite(v) and 0 < v < 1
+
+
+def _pos_list(v) -> bool:
+    return len(v) > 0 and all(int(x) >= 1 for x in v)
+
+
+# (config path, predicate, what a valid value is). Paths absent from a config (another option) are skipped.
+CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("beta", _finite_nonneg, "a finite number >= 0"),
+    ("latent_dim", _pos_int, "an integer >= 1"),
+    ("seed", lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)"),
+    ("trainer.epochs", _pos_int, "an integer >= 1"),
+    ("trainer.batch_size", _pos_int, "an integer >= 1"),
+    ("trainer.eval_batch_size", _pos_int, "an integer >= 1"),
+    ("trainer.lr", _finite_pos, "a finite number > 0"),
+    ("trainer.eval_every", _pos_int, "an integer >= 1"),
+    ("trainer.log_every", _pos_int, "an integer >= 1"),
+    ("trainer.limit_batches", _opt_pos_int, "null or an integer >= 1"),
+    ("trainer.num_threads", _opt_pos_int, "null or an integer >= 1"),
+    ("logger.n_images", _pos_int, "an integer >= 1"),
+    ("dataset.val_fraction", _fraction, "a number strictly between 0 and 1"),
+    ("dataset.test_fraction", _fraction, "a number strictly between 0 and 1"),
+    ("dataset.val_size", _pos_int, "an integer >= 1"),
+    ("dataset.image_size", lambda v: len(v) in (1, 2) and _pos_list(v), "[size] or [height, width], each >= 1"),
+    ("dataset.channels", lambda v: v in (1, 3), "1 or 3"),
+    ("dataset.n_modes", _pos_int, "an integer >= 1"),
+    ("dataset.std", _finite_pos, "a finite number > 0"),
+    ("dataset.radius", _finite_pos, "a finite number > 0"),
+    ("dataset.shape", lambda v: v in ("ring", "grid"), "ring or grid"),
+    ("dataset.n_train", _pos_int, "an integer >= 1"),
+    ("dataset.n_val", _pos_int, "an integer >= 1"),
+    ("dataset.n_test", _pos_int, "an integer >= 1"),
+    ("architecture.hidden", _pos_list, "a non-empty list of integers >= 1"),
+    ("architecture.base_channels", _pos_int, "an integer >= 1"),
+    ("architecture.max_channels", _pos_int, "an integer >= 1"),
+    ("architecture.fc_hidden", _pos_int, "an integer >= 1"),
+    ("likelihood.sigma", _finite_pos, "a finite number > 0"),
+    ("likelihood.init_sigma", _finite_pos, "a finite number > 0"),
+    ("likelihood.min_sigma", _finite_pos, "a finite number > 0"),
+]
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject meaningless values before any data is read; one message lists every problem."""
+    problems = []
+    for path, ok, want in CHECKS:
+        node = OmegaConf.select(cfg, path, default="__absent__")
+        if isinstance(node, str) and node == "__absent__":
+            continue
+        value = OmegaConf.to_object(node) if OmegaConf.is_config(node) else node
+        try:
+            good = ok(value)
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            problems.append(f"{path}={value!r} (must be {want})")
+    mode = OmegaConf.select(cfg, "mode")
+    if mode == Mode.eval and not cfg.get("ckpt"):
+        problems.append("mode=eval needs a checkpoint: add ckpt=<run dir>/checkpoints/best.pt")
+    if cfg.get("ckpt") and cfg.get("resume"):
+        problems.append("give either ckpt= (mode=eval) or resume= (continue training), not both")
+    if problems:
+        raise UserError("Invalid configuration: " + "; ".join(problems) + ". Fix these overrides and run again.")

@@ -1,0 +1,107 @@
+"""Datasets as in-memory tensors: the split containers, seeded carving, binarisation and index batching.
+
+Every loader (`dataset/*.yaml` -> `_target_`) returns a `DataSplits`. `prepare()` applies the binarisation protocol
+and moves the tensors to the training device once; the training loop then batches by index (no Dataset/DataLoader
+on the hot path).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import torch
+from torch import Tensor
+
+# Validation/test binarisation uses this constant seed whatever the run's seed, so every run of every sweep is scored
+# on the same binary test set (as in the published protocols).
+EVAL_BINARIZE_SEED = 1234
+
+
+@dataclass
+class Split:
+    x: Tensor  # (N, *shape): uint8 in 0..255 (images, converted per batch) or float32
+    y: Optional[Tensor] = None  # (N,) int64 labels, when the dataset has them
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def take(self, idx: Tensor) -> "Split":
+        return Split(self.x[idx], None if self.y is None else self.y[idx])
+
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), None if self.y is None else self.y.to(device))
+
+    def floats(self, idx=None) -> Tensor:
+        """x[idx] as float32; uint8 images are scaled to [0, 1]."""
+        x = self.x if idx is None else self.x[idx]
+        return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+@dataclass
+class DataSplits:
+    train: Split
+    val: Split
+    test: Split
+    in_unit_range: bool = True  # all values lie in [0, 1] (images); False for real-valued data (synthetic points)
+    binarize: str = "none"  # the protocol applied by prepare(): none | static | dynamic
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+
+def carve(n: int, n_val: int, n_test: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """A fixed seeded permutation of range(n) cut into (train, val, test) index tensors."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[n_val + n_test:], perm[:n_val], perm[n_val:n_val + n_test]
+
+
+def _binarize_once(split: Split, seed: int) -> Split:
+    g = torch.Generator(device=split.x.device).manual_seed(seed)
+    return Split(torch.bernoulli(split.floats(), generator=g), split.y)
+
+
+def prepare(data: DataSplits, binarize: str, device: torch.device) -> DataSplits:
+    """Apply the binarisation protocol and move every split to `device`.
+
+    static: every split binarised once with a fixed seed; dynamic: val/test binarised once with a fixed seed, train
+    resampled x ~ Bernoulli(pixels) for every batch (by `TrainBatches`).
+    """
+    train, val, test = (s.to(device) for s in (data.train, data.val, data.test))
+    if binarize in ("static", "dynamic"):
+        val, test = _binarize_once(val, EVAL_BINARIZE_SEED), _binarize_once(test, EVAL_BINARIZE_SEED + 1)
+    if binarize == "static":
+        train = _binarize_once(train, EVAL_BINARIZE_SEED + 2)
+    return DataSplits(train, val, test, data.in_unit_range, binarize)
+
+
+class TrainBatches:
+    """Shuffled index batches over the training split, drawn from torch's global RNG (checkpointed with the run)."""
+
+    def __init__(self, split: Split, batch_size: int, dynamic: bool, limit: Optional[int] = None):
+        self.split, self.batch_size, self.dynamic = split, batch_size, dynamic
+        n_batches = -(-len(split) // batch_size)
+        self.n_batches = n_batches if limit is None else min(limit, n_batches)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
+        perm = torch.randperm(len(self.split), device=self.split.x.device)
+        for i in range(self.n_batches):
+            idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self.split.floats(idx)  # (B, *shape)
+            if self.dynamic:
+                x = torch.bernoulli(x)
+            yield x, None if self.split.y is None else self.split.y[idx]
+
+
+def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
+    """The split in order, in batches of `batch_size` (already binarised by `prepare` where the protocol says so)."""
+    for i in range(0, len(split), batch_size):
+        idx = slice(i, i + batch_size)
+        yield split.floats(idx), None if split.y is None else split.y[idx]

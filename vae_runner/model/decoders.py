@@ -1,0 +1,39 @@
+"""Decoders z -> the likelihood's parameters, one value per data element (B, *data_shape)."""
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from vae_runner.model.encoders import conv_plan, mlp
+
+
+class MLPDecoder(nn.Module):
+    def __init__(self, output_shape, latent_dim: int, hidden: list[int]):
+        super().__init__()
+        self.output_shape = tuple(output_shape)
+        self.net = mlp([latent_dim, *reversed(hidden), math.prod(output_shape)])
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(-1, *self.output_shape)  # (B, *shape)
+
+
+class ConvDecoder(nn.Module):
+    """Mirror of `ConvEncoder`: a linear map to (c, h, w), then stride-2 transposed convolutions back to the image."""
+
+    def __init__(self, output_shape, latent_dim: int, base_channels: int = 32, max_channels: int = 256,
+                 fc_hidden: int = 256):
+        super().__init__()
+        channels, (h, w) = conv_plan(output_shape, base_channels, max_channels)
+        upsample = (h, w) != tuple(output_shape[1:])
+        self.start = (channels[-1], h, w)
+        self.fc = nn.Sequential(mlp([latent_dim, fc_hidden, channels[-1] * h * w]), nn.ReLU())
+        layers = []
+        for c_in, c_out in zip(reversed(channels), list(reversed(channels))[1:] + [channels[0]]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1) if upsample else nn.Conv2d(c_in, c_out, 3, 1, 1),
+                       nn.ReLU()]  # (B, c_in, h, w) -> (B, c_out, 2h, 2w)
+        layers.append(nn.Conv2d(channels[0], output_shape[0], 3, 1, 1))
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.deconv(self.fc(z).view(-1, *self.start))  # (B, C, H, W)

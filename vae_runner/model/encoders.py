@@ -1,0 +1,61 @@
+"""Encoders x -> (mean, log-variance) of a diagonal Gaussian q(z|x): an MLP and a shape-adaptive conv net."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from vae_runner.errors import UserError
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    def __init__(self, input_shape, latent_dim: int, hidden: list[int]):
+        super().__init__()
+        self.net = mlp([math.prod(input_shape), *hidden, 2 * latent_dim])
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar = self.net(x.flatten(1)).chunk(2, dim=-1)  # (B, D) each
+        return mu, logvar
+
+
+def conv_plan(shape, base_channels: int, max_channels: int) -> tuple[list[int], tuple[int, int]]:
+    """Channels after each stride-2 stage and the final (h, w): halve while both sides are even and > 4.
+
+    8x8 -> 4x4 (1 stage), 28x28 -> 7x7 (2), 32x32 -> 4x4 (3), 64x64 -> 4x4 (4); nothing is hard-coded.
+    """
+    if len(shape) != 3:
+        raise UserError(f"architecture=conv needs image data of shape (channels, height, width), but this dataset "
+                        f"has shape {tuple(shape)}; use architecture=mlp.")
+    _, h, w = shape
+    channels = []
+    while h % 2 == 0 and w % 2 == 0 and min(h, w) > 4:
+        channels.append(min(base_channels * 2 ** len(channels), max_channels))
+        h, w = h // 2, w // 2
+    return channels or [base_channels], (h, w)
+
+
+class ConvEncoder(nn.Module):
+    def __init__(self, input_shape, latent_dim: int, base_channels: int = 32, max_channels: int = 256,
+                 fc_hidden: int = 256):
+        super().__init__()
+        channels, (h, w) = conv_plan(input_shape, base_channels, max_channels)
+        stride = 2 if (h, w) != tuple(input_shape[1:]) else 1
+        layers, c_in = [], input_shape[0]
+        for c in channels:  # (B, c_in, H, W) -> (B, c, H/2, W/2); one stride-1 stage when the image is too small
+            layers += [nn.Conv2d(c_in, c, 4 if stride == 2 else 3, stride, 1), nn.ReLU()]
+            c_in = c
+        self.conv = nn.Sequential(*layers)
+        self.fc = mlp([c_in * h * w, fc_hidden, 2 * latent_dim])
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar = self.fc(torch.relu(self.conv(x).flatten(1))).chunk(2, dim=-1)  # (B, D) each
+        return mu, logvar

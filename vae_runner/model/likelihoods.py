@@ -1,0 +1,62 @@
+"""Likelihoods p(x|z): each maps the decoder's output (B, *shape) to a `torch.distributions` object whose
+`log_prob(x)` is the normalised log-density summed over data dimensions (B,), in nats, and whose `mean` is the
+picture shown for samples and reconstructions.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributions as td
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Likelihood(nn.Module):
+    binary = False  # True when the density is for {0, 1} data (the default binarisation follows it)
+
+    def __init__(self, data_shape):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+
+    def forward(self, params: Tensor) -> td.Distribution:
+        raise NotImplementedError
+
+
+class Bernoulli(Likelihood):
+    """Independent Bernoulli pixels with logits = decoder output."""
+
+    binary = True
+
+    def forward(self, params: Tensor) -> td.Distribution:
+        # validate_args=False: grey-level targets in [0, 1] (binarize=none) give the cross-entropy.
+        return td.Independent(td.Bernoulli(logits=params, validate_args=False), len(self.data_shape))
+
+
+class MSE(Likelihood):
+    """Gaussian with mean = decoder output and a fixed sigma: -log p = ||x - mean||^2 / (2 sigma^2) + const."""
+
+    def __init__(self, data_shape, sigma: float = 0.1):
+        super().__init__(data_shape)
+        self.register_buffer("sigma", torch.tensor(float(sigma)))
+
+    def forward(self, params: Tensor) -> td.Distribution:
+        return td.Independent(td.Normal(params, self.sigma.expand_as(params)), len(self.data_shape))
+
+
+class Gaussian(Likelihood):
+    """Gaussian with mean = decoder output and a learned per-pixel sigma = min_sigma + softplus(raw)."""
+
+    def __init__(self, data_shape, init_sigma: float = 0.1, min_sigma: float = 1e-3):
+        super().__init__(data_shape)
+        self.min_sigma = float(min_sigma)
+        gap = max(init_sigma - min_sigma, 1e-6)
+        raw = math.log(math.expm1(gap))  # inverse softplus, so sigma starts at init_sigma
+        self.raw_sigma = nn.Parameter(torch.full(self.data_shape, raw))
+
+    @property
+    def sigma(self) -> Tensor:
+        return self.min_sigma + F.softplus(self.raw_sigma)  # (*shape)
+
+    def forward(self, params: Tensor) -> td.Distribution:
+        return td.Independent(td.Normal(params, self.sigma.expand_as(params)), len(self.data_shape))

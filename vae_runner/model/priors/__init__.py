@@ -1,0 +1,1 @@
+"""Priors p(z), one file each, all following the contract of `base.Prior`."""

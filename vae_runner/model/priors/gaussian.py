@@ -1,0 +1,27 @@
+"""The standard Gaussian prior N(0, I), with the closed-form KL to a diagonal Gaussian posterior."""
+from __future__ import annotations
+
+import torch
+import torch.distributions as td
+from torch import Tensor
+
+from vae_runner.model.priors.base import Prior
+
+
+class GaussianPrior(Prior):
+    def __init__(self, latent_dim: int):
+        super().__init__(latent_dim)
+        self.register_buffer("loc", torch.zeros(latent_dim))
+        self.register_buffer("scale", torch.ones(latent_dim))
+
+    def distribution(self) -> td.Distribution:
+        return td.Independent(td.Normal(self.loc, self.scale), 1)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.distribution().log_prob(z)  # (B,)
+
+    def sample(self, n: int) -> Tensor:
+        return self.distribution().sample((n,))  # (n, D)
+
+    def analytic_kl(self, q: td.Distribution) -> Tensor:
+        return td.kl_divergence(q, self.distribution())  # (B,)

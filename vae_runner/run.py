@@ -1,0 +1,246 @@
+"""`train` and `evaluate`: config -> data -> model (encoder, prior, decoder, likelihood) -> objective -> trainer ->
+logger / evaluator, built top to bottom with `hydra.utils.instantiate`.
+
+The run directory contract: TensorBoard events, `metrics.json`, `samples.png`, `reconstructions.png` and
+`checkpoints/{last,best}.pt`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from vae_runner.checkpoint import load_checkpoint, resolve_checkpoint, run_dir_of, set_rng_state
+from vae_runner.config import Mode, VAEConfig, validate
+from vae_runner.data import DataSplits, prepare
+from vae_runner.errors import UserError
+from vae_runner.evaluate import evaluate_split
+from vae_runner.logging import RunLogger
+from vae_runner.model.vae import VAE
+from vae_runner.trainer import Trainer, log_pictures
+
+log = logging.getLogger("vae_runner")
+
+# Keys that define the model (and the data it was fitted to): a checkpoint can only be used with the same values.
+MODEL_KEYS = ("dataset", "architecture", "prior", "likelihood", "latent_dim")
+# ... except where the data lives on this machine.
+LOCATION_KEYS = ("dataset.root", "dataset.download", "dataset.system_dirs")
+METRIC_TAGS = ["test/elbo", "test/recon", "test/kl", "test/loss", "val/elbo"]
+
+
+# ----------------------------------------------------------------------------------------------- setup
+def setup(cfg: DictConfig) -> torch.device:
+    """Device, threads and seed, before anything random happens."""
+    want = _plain(cfg.trainer.device)
+    if want == "cuda" and not torch.cuda.is_available():
+        raise UserError("trainer.device=cuda was asked for but torch sees no CUDA device (is this a CPU-only torch "
+                        "build or a machine without a GPU?). Use trainer.device=auto or trainer.device=cpu.")
+    device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu")
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    torch.manual_seed(cfg.seed)
+    return device
+
+
+def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
+    spec = OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True)
+    binarize, name = spec.pop("binarize"), spec.pop("name", "dataset")
+    binary_likelihood = getattr(get_class(cfg.likelihood._target_), "binary", False)
+    if binarize == "auto":
+        binarize = "dynamic" if binary_likelihood else "none"
+    data = instantiate(spec)
+    if binary_likelihood and not data.in_unit_range:
+        raise UserError(f"dataset={name} holds real-valued data but likelihood=bernoulli needs values in [0, 1]. Use "
+                        f"likelihood=gaussian or likelihood=mse (or experiment=synthetic_2d for the 2-D demo).")
+    if binarize != "none" and not data.in_unit_range:
+        raise UserError(f"dataset.binarize={binarize} needs data in [0, 1]; dataset={name} is real-valued. "
+                        f"Set dataset.binarize=none.")
+    if binary_likelihood and binarize == "none":
+        log.warning("likelihood=bernoulli on grey-level data without binarisation: the reported log-likelihoods are "
+                    "cross-entropies, not normalised densities (set dataset.binarize=dynamic for published numbers).")
+    log.info("data %s: shape %s, %d/%d/%d train/val/test, binarize=%s", name, data.shape, len(data.train),
+             len(data.val), len(data.test), binarize)
+    return prepare(data, binarize, device)
+
+
+def build_model(cfg: DictConfig, shape: tuple[int, ...], device: torch.device) -> VAE:
+    arch, d = cfg.architecture, cfg.latent_dim
+    model = VAE(encoder=instantiate(arch.encoder, input_shape=shape, latent_dim=d),
+                decoder=instantiate(arch.decoder, output_shape=shape, latent_dim=d),
+                prior=instantiate(cfg.prior, latent_dim=d),
+                likelihood=instantiate(cfg.likelihood, data_shape=shape))
+    return model.to(device)
+
+
+# ------------------------------------------------------------------------------- saved configs and overrides
+def _plain(v):
+    if OmegaConf.is_config(v):
+        return OmegaConf.to_container(v, resolve=True, enum_to_str=True)
+    return v.value if isinstance(v, Enum) else v
+
+
+def override_keys(overrides: Sequence[str]) -> list[str]:
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    return [k for k in keys if k != "hydra" and not k.startswith("hydra.") and not k.startswith("hydra/")]
+
+
+def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purpose: str) -> DictConfig:
+    """The checkpoint's config with the command line's explicit overrides applied; an override that would change the
+    model (MODEL_KEYS) is refused with a list of the differences."""
+    merged = OmegaConf.merge(OmegaConf.structured(VAEConfig), state.get("config_source", state["config"]))
+    clashes = []
+    for key in override_keys(overrides):
+        if key in ("mode", "ckpt", "resume"):
+            continue
+        if key == "experiment":
+            clashes.append("experiment= (a preset cannot be applied to a saved run)")
+            continue
+        new = OmegaConf.select(current, key, default=None)
+        if key.split(".")[0] in MODEL_KEYS and key not in LOCATION_KEYS:
+            old = OmegaConf.select(merged, key, default=None)
+            if _plain(old) != _plain(new):
+                clashes.append(f"{key} (checkpoint: {_plain(old)!r}, requested: {_plain(new)!r})")
+        else:
+            OmegaConf.update(merged, key, new, merge=False)
+    if clashes:
+        raise UserError(f"The checkpoint's model config differs from the requested one in: {'; '.join(clashes)}. "
+                        f"{purpose} uses the checkpoint's own model config: drop these overrides, or train a new "
+                        f"run with them.")
+    for key in ("mode", "ckpt", "resume"):
+        merged[key] = current[key]
+    return merged
+
+
+def hparams_of(cfg: DictConfig) -> dict:
+    """The run's hyper-parameters as flat key -> int/float/str/bool (HParams plugin)."""
+    flat = {}
+
+    def walk(node, prefix):
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict):
+                walk(v, key + ".")
+            elif k == "_target_":
+                flat[prefix.rstrip(".")] = str(v).rsplit(".", 1)[-1]
+            else:
+                flat[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
+
+    plain = _plain(cfg)
+    for k in ("mode", "ckpt", "resume", "logger"):
+        plain.pop(k, None)
+    walk(plain, "")
+    return flat
+
+
+# ---------------------------------------------------------------------------------------------- results
+def final_metrics(model, objective, data, cfg, logger, step: int) -> dict[str, float]:
+    metrics = {}
+    for split_name in ("val", "test"):
+        values = evaluate_split(model, objective, getattr(data, split_name), cfg.trainer.eval_batch_size, cfg.seed)
+        metrics.update({f"{split_name}/{k}": v for k, v in values.items()})
+    logger.scalars({k: v for k, v in metrics.items() if k.startswith("test/")}, step)
+    log_pictures(model, data, logger, cfg.logger.n_images, step, cfg.seed)
+    return metrics
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> None:
+    tmp = run_dir / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, run_dir / "metrics.json")
+
+
+def _load_weights(model, state: dict, path: Path) -> None:
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:3]
+        raise UserError(f"The weights in {path} do not fit the model built from its config ({' '.join(first)}). "
+                        f"The checkpoint was written by a different model definition; train a new run.") from err
+
+
+# ------------------------------------------------------------------------------------------ entry points
+def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, float]:
+    """Train (or, with `resume=`, continue) a run; evaluate its best checkpoint; return the metrics."""
+    state = None
+    if cfg.resume:
+        path = resolve_checkpoint(cfg.resume, "last.pt")
+        state = load_checkpoint(path)
+        cfg = merge_saved(state, cfg, overrides, "resume")
+        run_dir = run_dir_of(path)
+        log.info("resuming %s from epoch %d", run_dir, state["epoch"])
+    validate(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = setup(cfg)
+    data = load_data(cfg, device)
+    model = build_model(cfg, data.shape, device)
+    objective = instantiate(cfg.objective)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr)
+    config = {"config": _plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
+    logger = RunLogger(run_dir, cfg.logger.tensorboard, purge_step=state["global_step"] if state else None)
+    trainer = Trainer(model, objective, optimizer, data, cfg.trainer, logger, run_dir, config,
+                      eval_seed=cfg.seed, n_images=cfg.logger.n_images, progress_bar=cfg.logger.progress_bar)
+    if state is not None:
+        _load_weights(model, state, path)
+        optimizer.load_state_dict(state["optimizer"])
+        trainer.load_state(state)
+        set_rng_state(state["rng"])
+    else:
+        logger.hparams(hparams_of(cfg), METRIC_TAGS)
+    log.info("run dir %s; %d parameters on %s", run_dir, sum(p.numel() for p in model.parameters()), device)
+    t0 = time.perf_counter()
+    try:
+        trainer.fit()
+        train_time = time.perf_counter() - t0
+        best_path = run_dir / "checkpoints" / "best.pt"
+        best = load_checkpoint(best_path, map_location=device)
+        _load_weights(model, best, best_path)
+        metrics = final_metrics(model, objective, data, cfg, logger, trainer.global_step)
+    finally:
+        logger.close()
+    metrics.update({"best_epoch": best["epoch"], "epochs": trainer.epoch, "steps": trainer.global_step,
+                    "train_time_s": round(train_time, 3)})
+    write_metrics(run_dir, metrics)
+    log.info("test ELBO %.3f nats (recon %.3f, KL %.3f); val ELBO %.3f; %s", metrics["test/elbo"],
+             metrics["test/recon"], metrics["test/kl"], metrics["val/elbo"], run_dir / "metrics.json")
+    return metrics
+
+
+def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, float]:
+    """Evaluate `ckpt` on the validation and test sets without training; same metrics and pictures as training."""
+    validate(cfg)
+    path = resolve_checkpoint(cfg.ckpt, "best.pt")
+    state = load_checkpoint(path)
+    cfg = merge_saved(state, cfg, overrides, "mode=eval")
+    validate(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = setup(cfg)
+    data = load_data(cfg, device)
+    model = build_model(cfg, data.shape, device)
+    _load_weights(model, state, path)
+    model.eval()
+    logger = RunLogger(run_dir, cfg.logger.tensorboard)
+    logger.hparams(hparams_of(cfg), METRIC_TAGS)
+    try:
+        metrics = final_metrics(model, instantiate(cfg.objective), data, cfg, logger, state["global_step"])
+    finally:
+        logger.close()
+    metrics.update({"checkpoint": str(path), "epochs": state["epoch"], "steps": state["global_step"]})
+    write_metrics(run_dir, metrics)
+    log.info("test ELBO %.3f nats (recon %.3f, KL %.3f) for %s", metrics["test/elbo"], metrics["test/recon"],
+             metrics["test/kl"], path)
+    return metrics
+
+
+def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
+    """Dispatch on `mode`; return the validation ELBO (what Hydra sweepers optimise)."""
+    validate(cfg)
+    metrics = (evaluate if _plain(cfg.mode) == Mode.eval.value else train)(cfg, run_dir, overrides)
+    return metrics["val/elbo"]

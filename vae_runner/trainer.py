@@ -1,0 +1,105 @@
+"""The training loop: Adam over index batches, running metrics read from the device every `log_every` steps,
+validation every `eval_every` epochs with pictures, and `last.pt` / `best.pt` checkpoints after each epoch."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from vae_runner.checkpoint import rng_state, save_checkpoint
+from vae_runner.data import TrainBatches
+from vae_runner.errors import UserError
+from vae_runner.evaluate import evaluate_split
+from vae_runner.viz import recon_picture, sample_picture
+
+
+def log_pictures(model, data, logger, n_images: int, step: int, seed: int) -> None:
+    """`samples` (from the model's own prior) and `reconstructions` (test inputs above them), drawn with a forked,
+    fixed-seed RNG: the same z every time, and the training RNG stream is left alone."""
+    was_training = model.training
+    model.eval()
+    devices = [data.test.x.device] if data.test.x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        logger.image("samples", sample_picture(model, data, n_images), step)
+        logger.image("reconstructions", recon_picture(model, data, max(1, n_images // 2)), step)
+    model.train(was_training)
+
+
+class Trainer:
+    def __init__(self, model, objective, optimizer, data, cfg, logger, run_dir: Path, config: dict,  # config: saved in checkpoints
+                 eval_seed: int = 0, n_images: int = 64, progress_bar: bool = True):
+        self.model, self.objective, self.optimizer, self.data = model, objective, optimizer, data
+        self.cfg, self.logger, self.config = cfg, logger, config
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.eval_seed, self.n_images, self.progress_bar = eval_seed, n_images, progress_bar
+        self.batches = TrainBatches(data.train, cfg.batch_size, dynamic=data.binarize == "dynamic",
+                                    limit=cfg.limit_batches)
+        self.epoch, self.global_step, self.best_val_elbo = 0, 0, -math.inf
+
+    def load_state(self, state: dict) -> None:
+        self.epoch, self.global_step, self.best_val_elbo = state["epoch"], state["global_step"], state["best_val_elbo"]
+
+    def fit(self) -> None:
+        self.model.train()
+        while self.epoch < self.cfg.epochs:
+            self.train_epoch()
+            self.epoch += 1
+            is_best = False
+            if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
+                is_best = self.validate()
+            self.checkpoint("last.pt")
+            if is_best:
+                self.checkpoint("best.pt")
+
+    def train_epoch(self) -> None:
+        bar = tqdm(self.batches, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
+                   disable=not self.progress_bar, dynamic_ncols=True)
+        window, n = None, 0  # running sums of the terms, kept on the device between host syncs
+        for x, _ in bar:
+            terms = self.objective(self.model, x)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms["loss"].mean().backward()
+            self.optimizer.step()
+            self.global_step += 1
+            means = torch.stack([t.detach().mean() for t in terms.values()])  # (T,)
+            window, n = (means if window is None else window + means), n + 1
+            if self.global_step % self.cfg.log_every == 0:
+                bar.set_postfix(loss=f"{self.log_window(terms.keys(), window, n)['train/loss']:.2f}")
+                window, n = None, 0
+        if n:
+            self.log_window(terms.keys(), window, n)
+        bar.close()
+
+    def log_window(self, names, window, n) -> dict[str, float]:
+        values = {f"train/{k}": v / n for k, v in zip(names, window.tolist())}  # one host sync per window
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise UserError(f"Training diverged: {', '.join(bad)} became non-finite by step {self.global_step} "
+                            f"(epoch {self.epoch + 1}). Usual causes: a learning rate too high (trainer.lr), a "
+                            f"likelihood sigma too small, or data outside the likelihood's range. The last good "
+                            f"checkpoint is {self.ckpt_dir / 'last.pt'}.")
+        self.logger.scalars(values, self.global_step)
+        return values
+
+    def validate(self) -> bool:
+        metrics = evaluate_split(self.model, self.objective, self.data.val, self.cfg.eval_batch_size,
+                                 self.eval_seed)
+        if not math.isfinite(metrics["elbo"]):
+            raise UserError(f"The validation ELBO is {metrics['elbo']} after epoch {self.epoch}: the model "
+                            f"diverged. Lower trainer.lr or check the likelihood settings; the last good "
+                            f"checkpoint is {self.ckpt_dir / 'last.pt'}.")
+        self.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, self.global_step)
+        log_pictures(self.model, self.data, self.logger, self.n_images, self.global_step, self.eval_seed)
+        self.logger.flush()
+        if metrics["elbo"] > self.best_val_elbo:
+            self.best_val_elbo = metrics["elbo"]
+            return True
+        return False
+
+    def checkpoint(self, name: str) -> None:
+        save_checkpoint(self.ckpt_dir / name, model=self.model.state_dict(),
+                        optimizer=self.optimizer.state_dict(), epoch=self.epoch, global_step=self.global_step,
+                        best_val_elbo=self.best_val_elbo, rng=rng_state(), **self.config)
