@@ -22,12 +22,12 @@ class RunLogger:
             for tag, v in values.items():
                 self.writer.add_scalar(tag, v, step)
 
-    def image(self, tag: str, img: Tensor, step: int, png: bool = True) -> None:
-        """img: (3, H, W) in [0, 1]; also saved as <run dir>/<tag>.png."""
+    def image(self, tag: str, img: Tensor, step: int, png: str | None = None) -> None:
+        """img: (3, H, W) in [0, 1]; also saved as <run dir>/<png> when a file name is given."""
         if self.writer:
             self.writer.add_image(tag, img, step)
         if png:
-            save_image(img, self.run_dir / f"{tag}.png")
+            save_image(img, self.run_dir / png)
 
     def hparams(self, hparams: dict, metric_tags: list[str]) -> None:
         """Declare the run's hyper-parameters and which scalar tags are its metrics (HParams plugin).

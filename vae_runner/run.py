@@ -147,7 +147,7 @@ def final_metrics(model, objective, data, cfg, logger, step: int) -> dict[str, f
         values = evaluate_split(model, objective, getattr(data, split_name), cfg.trainer.eval_batch_size, cfg.seed)
         metrics.update({f"{split_name}/{k}": v for k, v in values.items()})
     logger.scalars({k: v for k, v in metrics.items() if k.startswith("test/")}, step)
-    log_pictures(model, data, logger, cfg.logger.n_images, step, cfg.seed)
+    log_pictures(model, data, logger, cfg.logger.n_images, step, cfg.seed, prefix="test/")  # the evaluated model
     return metrics
 
 

@@ -1,0 +1,160 @@
+"""End-to-end through `train`/`evaluate` on real composed configs: every option of every group trains a few steps,
+the run-directory contract (TensorBoard tags, metrics.json, PNGs, checkpoints), resume == uninterrupted, eval mode,
+and clear errors for bad values and bad checkpoints."""
+import json
+import pickle
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator as PluginEventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from conftest import dataset_overrides, make_cfg, options
+from vae_runner import run
+from vae_runner.checkpoint import KEYS, load_checkpoint
+from vae_runner.errors import UserError
+from vae_runner.trainer import Trainer
+
+GROUPS = ["dataset", "architecture", "prior", "likelihood", "objective", "trainer", "logger", "experiment"]
+CASES = [(g, o) for g in GROUPS for o in options(g)]
+
+
+@pytest.mark.parametrize("group,option", CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_every_option_composes_and_trains(group, option, data_root, tmp_path, no_threads):
+    overrides = dataset_overrides(option, data_root) if group == "dataset" else [f"{group}={option}"]
+    if group == "experiment" and option == "synthetic_2d":
+        overrides += ["dataset.n_train=200", "dataset.n_val=50", "dataset.n_test=50"]
+    cfg = make_cfg(*overrides)
+    metrics = run.train(cfg, tmp_path, overrides)
+    for k in ("test/elbo", "test/recon", "test/kl", "val/elbo"):
+        assert torch.isfinite(torch.tensor(metrics[k])), k
+    assert metrics["test/elbo"] == pytest.approx(metrics["test/recon"] - metrics["test/kl"])
+    assert (tmp_path / "samples.png").is_file() and (tmp_path / "checkpoints" / "best.pt").is_file()
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10", "image_folder"])
+def test_conv_on_every_image_shape(dataset, data_root, tmp_path, no_threads):
+    cfg = make_cfg(*dataset_overrides(dataset, data_root), "architecture=conv", "architecture.base_channels=4",
+                   "architecture.fc_hidden=16")
+    assert torch.isfinite(torch.tensor(run.train(cfg, tmp_path)["test/elbo"]))
+
+
+def test_run_directory_contract(tmp_path, no_threads):
+    cfg = make_cfg("trainer.epochs=2", "trainer.log_every=1", "beta=2")
+    metrics = run.train(cfg, tmp_path)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == pytest.approx(metrics)
+    for k in ("test/elbo", "test/recon", "test/kl", "val/elbo"):
+        assert isinstance(on_disk[k], float)
+    assert on_disk["test/loss"] == pytest.approx(-on_disk["test/recon"] + 2 * on_disk["test/kl"])
+    for png in ("samples.png", "reconstructions.png"):
+        assert (tmp_path / png).stat().st_size > 0
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(tmp_path / "checkpoints" / name, weights_only=True)
+        assert set(KEYS) <= set(state) and state["config"]["beta"] == 2.0
+    ea = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0, "scalars": 0, "images": 0})
+    ea.Reload()
+    tags = ea.Tags()
+    for split in ("train", "val", "test"):
+        for term in ("elbo", "recon", "kl", "loss"):
+            assert f"{split}/{term}" in tags["scalars"], f"{split}/{term}"
+    assert {"samples", "reconstructions", "test/samples", "test/reconstructions"} <= set(tags["images"])
+    assert len(ea.Images("samples")) == 2  # one per validation
+    assert ea.Scalars("test/elbo")[-1].value == pytest.approx(metrics["test/elbo"], rel=1e-5)
+    hp = PluginEventAccumulator(str(tmp_path))
+    hp.Reload()
+    content = hp.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(content)
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["beta"].number_value == 2.0 and start.hparams["prior"].string_value == "GaussianPrior"
+    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in experiment.metric_infos} >= {"test/elbo", "val/elbo"}
+    assert list(tmp_path.glob("*/events.out.tfevents*")) == []  # HParams written into the run's own folder
+
+
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch, no_threads):
+    overrides = ["trainer.epochs=4", "trainer.limit_batches=3", "trainer.log_every=2"]
+    full = run.train(make_cfg(*overrides), tmp_path / "full")
+
+    real_epoch = Trainer.train_epoch
+
+    def crash_in_epoch_3(self):
+        if self.epoch == 2:
+            raise KeyboardInterrupt  # interrupted after epoch 2's checkpoint
+        real_epoch(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", crash_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run.train(make_cfg(*overrides), tmp_path / "cut")
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["epoch"] == 2
+    monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
+    resumed = run.train(make_cfg(f"resume={tmp_path / 'cut'}"), tmp_path / "ignored", [f"resume={tmp_path / 'cut'}"])
+    for k in ("test/elbo", "test/recon", "test/kl", "val/elbo", "steps", "best_epoch"):
+        assert resumed[k] == full[k], k  # bit for bit on CPU
+    assert not (tmp_path / "ignored").exists()  # training went on in the original run directory
+
+
+def test_resume_can_extend_training_but_not_change_the_model(tmp_path, no_threads):
+    run.train(make_cfg(), tmp_path / "a")
+    more = run.train(make_cfg(f"resume={tmp_path / 'a'}", "trainer.epochs=2"), tmp_path / "x",
+                     [f"resume={tmp_path / 'a'}", "trainer.epochs=2"])
+    assert more["epochs"] == 2
+    with pytest.raises(UserError, match="latent_dim"):
+        run.train(make_cfg(f"resume={tmp_path / 'a'}", "latent_dim=3"), tmp_path / "x",
+                  [f"resume={tmp_path / 'a'}", "latent_dim=3"])
+
+
+def test_eval_mode_reproduces_the_test_metrics(tmp_path, no_threads):
+    trained = run.train(make_cfg("architecture.hidden=[32]", "latent_dim=4"), tmp_path / "train")
+    ckpt = tmp_path / "train" / "checkpoints" / "best.pt"
+    evaluated = run.evaluate(make_cfg("mode=eval", f"ckpt={ckpt}"), tmp_path / "eval", ["mode=eval", f"ckpt={ckpt}"])
+    for k in ("test/elbo", "test/recon", "test/kl", "val/elbo"):
+        assert evaluated[k] == pytest.approx(trained[k], rel=1e-6), k
+    assert (tmp_path / "eval" / "metrics.json").is_file() and (tmp_path / "eval" / "samples.png").is_file()
+    with pytest.raises(UserError, match="prior") as err:
+        run.evaluate(make_cfg("mode=eval", f"ckpt={ckpt}", "prior._target_=my_pkg.MyPrior"), tmp_path / "e2",
+                     ["mode=eval", f"ckpt={ckpt}", "prior._target_=my_pkg.MyPrior"])
+    assert "checkpoint" in str(err.value)
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("beta=-1", "beta=-1.0"), ("latent_dim=0", "latent_dim=0"), ("trainer.lr=0", "trainer.lr=0.0"),
+    ("trainer.batch_size=0", "trainer.batch_size=0"), ("beta=nan", "beta=nan"), ("trainer.epochs=0", "epochs"),
+    ("mode=eval", "ckpt="),
+])
+def test_bad_values_fail_before_any_data_is_read(override, fragment, tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "load_data", lambda *a: pytest.fail("data was read"))
+    with pytest.raises(UserError, match="Invalid configuration") as err:
+        run.run(make_cfg(override), tmp_path)
+    assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize("override,error", [("beta=abc", ConfigCompositionException),
+                                            ("trainer.device=gpu", ConfigCompositionException),
+                                            ("latent_dim=1.5", ConfigCompositionException),
+                                            ("prior=nope", MissingConfigException)])
+def test_wrong_types_and_unknown_options_fail_at_compose_time(override, error):
+    with pytest.raises(error):
+        make_cfg(override)
+
+
+def test_bad_checkpoints_get_clear_messages(tmp_path, no_threads):
+    run.train(make_cfg(), tmp_path / "r")
+    good = (tmp_path / "r" / "checkpoints" / "last.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    (tmp_path / "pickled.pt").write_bytes(b"")
+    torch.save({"evil": pickle.loads(pickle.dumps(UserError("x")))}, tmp_path / "pickled.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    for name, fragment in (("truncated.pt", "truncated or corrupt"), ("text.pt", "truncated or corrupt"),
+                           ("other.pt", "not a vae-run checkpoint"), ("pickled.pt", "weights_only=True"),
+                           ("missing.pt", "Checkpoint not found")):
+        with pytest.raises(UserError, match=fragment):
+            run.evaluate(make_cfg("mode=eval", f"ckpt={tmp_path / name}"), tmp_path / "e")
+
+
+def test_bernoulli_on_real_valued_data_is_refused(tmp_path):
+    with pytest.raises(UserError, match="likelihood=gaussian"):
+        run.train(make_cfg("dataset=synthetic"), tmp_path)
