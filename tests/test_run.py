@@ -113,10 +113,18 @@ def test_eval_mode_reproduces_the_test_metrics(tmp_path, no_threads):
     for k in ("test/elbo", "test/recon", "test/kl", "val/elbo"):
         assert evaluated[k] == pytest.approx(trained[k], rel=1e-6), k
     assert (tmp_path / "eval" / "metrics.json").is_file() and (tmp_path / "eval" / "samples.png").is_file()
-    with pytest.raises(UserError, match="prior") as err:
-        run.evaluate(make_cfg("mode=eval", f"ckpt={ckpt}", "prior._target_=my_pkg.MyPrior"), tmp_path / "e2",
-                     ["mode=eval", f"ckpt={ckpt}", "prior._target_=my_pkg.MyPrior"])
-    assert "checkpoint" in str(err.value)
+    with pytest.raises(UserError, match="differs from the requested one in: likelihood") as err:
+        run.evaluate(make_cfg("mode=eval", f"ckpt={ckpt}", "likelihood=mse"), tmp_path / "e2",
+                     ["mode=eval", f"ckpt={ckpt}", "likelihood=mse"])
+    assert "Bernoulli" in str(err.value) and "MSE" in str(err.value)
+
+
+def test_a_users_own_prior_plugs_in_by_target(tmp_path, no_threads):
+    cfg = make_cfg("prior._target_=plugin_prior.WidePrior")
+    metrics = run.train(cfg, tmp_path)
+    assert torch.isfinite(torch.tensor(metrics["test/kl"]))
+    with pytest.raises(UserError, match="cannot be imported"):
+        run.run(make_cfg("prior._target_=my_pkg.NoSuchPrior"), tmp_path / "x")
 
 
 @pytest.mark.parametrize("override,fragment", [

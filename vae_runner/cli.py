@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from vae_runner.checkpoint import run_dir_of
@@ -39,9 +40,25 @@ def task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     try:
         return run.run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
-    except UserError as err:
-        print(f"vae-run: error: {err}", file=sys.stderr)
+    except Exception as err:
+        message = user_message(err)
+        if message is None:
+            raise
+        print(f"vae-run: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def user_message(err: BaseException) -> str | None:
+    """The paragraph to show for bad input: a UserError anywhere in the exception chain (instantiate wraps what a
+    `_target_` raises), or Hydra's own message when a `_target_` cannot be located or called; None for bugs."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, UserError):
+            return str(seen)
+        seen = seen.__cause__
+    if isinstance(err, InstantiationException):
+        return f"{err}\nCheck the _target_ and its arguments in the config (or the override that set them)."
+    return None
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ message that names the override to fix.
 """
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -246,9 +247,35 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
 ]
 
 
+# Every component built with `_target_`; each must be importable before any data is read.
+TARGETS = ("dataset", "architecture.encoder", "architecture.decoder", "prior", "likelihood", "objective")
+
+
+def importable(path: str) -> bool:
+    """Whether `pkg.module.Name` names an importable object (what instantiate will look up)."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[i:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
 def validate(cfg: DictConfig) -> None:
     """Reject meaningless values before any data is read; one message lists every problem."""
     problems = []
+    for path in TARGETS:
+        target = OmegaConf.select(cfg, f"{path}._target_", default=None)
+        if isinstance(target, str) and not importable(target):
+            problems.append(f"{path}._target_={target!r} (cannot be imported: use one of the {path.split('.')[0]}= "
+                            f"options or the import path of your own class, on PYTHONPATH)")
     for path, ok, want in CHECKS:
         node = OmegaConf.select(cfg, path, default="__absent__")
         if isinstance(node, str) and node == "__absent__":

@@ -87,7 +87,7 @@ def _load(cls, to_tensors, root: str, download: bool, val_size: int, split_seed:
         where += [str(d) for d in system_dirs]
         hint = " or install Debian's dataset-fashion-mnist package" if system_dirs else ""
         raise UserError(f"{cls.__name__} was not found offline; looked in: {', '.join(where)}. Turn on downloading "
-                        f"with dataset.download=true, point dataset.root=<folder> at a copy in torchvision's "
+                        f"with dataset.download=true, or point dataset.root=<folder> at a copy in torchvision's "
                         f"layout{hint}.")
     if not 0 < val_size < len(xtr):
         raise UserError(f"dataset.val_size={val_size} must be between 1 and the {len(xtr)} training images - 1.")

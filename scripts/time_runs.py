@@ -1,0 +1,54 @@
+"""Wall-clock timings of whole `vae-run` invocations, as a researcher runs them.
+
+    python scripts/time_runs.py --repeats 3                                  # `vae-run` with no arguments
+    python scripts/time_runs.py --repeats 3 -- dataset=fashion_mnist trainer.epochs=1
+
+Each repeat runs in a fresh temporary working directory; the script prints, per repeat, the process wall time and
+the training time the run itself recorded (metrics.json: train_time_s, which excludes start-up, data loading and
+the final evaluation), then the medians, and writes them as JSON with --json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the result here")
+    parser.add_argument("overrides", nargs="*", help="vae-run overrides (after --)")
+    args = parser.parse_args()
+    exe = shutil.which("vae-run") or str(Path(sys.executable).parent / "vae-run")
+    rows = []
+    for i in range(args.repeats):
+        with tempfile.TemporaryDirectory() as cwd:
+            t0 = time.perf_counter()
+            done = subprocess.run([exe, *args.overrides, "logger.progress_bar=false"], cwd=cwd, capture_output=True,
+                                  text=True)
+            wall = time.perf_counter() - t0
+            if done.returncode != 0:
+                sys.exit(f"vae-run failed:\n{done.stderr}")
+            (metrics_file,) = Path(cwd).glob("outputs/**/metrics.json")
+            metrics = json.loads(metrics_file.read_text())
+        rows.append({"wall_s": round(wall, 2), "train_time_s": metrics["train_time_s"], "epochs": metrics["epochs"],
+                     "steps": metrics["steps"], "test/elbo": round(metrics["test/elbo"], 3)})
+        print(f"repeat {i + 1}: {rows[-1]}")
+    result = {"command": " ".join(["vae-run", *args.overrides]), "machine": platform.processor() or platform.machine(),
+              "repeats": rows, "median_wall_s": statistics.median(r["wall_s"] for r in rows),
+              "median_train_time_s": statistics.median(r["train_time_s"] for r in rows)}
+    print(json.dumps({k: v for k, v in result.items() if k != "repeats"}, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""`vae-run` as a subprocess, as a researcher runs it: one run, a multirun sweep, resume, eval, and bad input that
+must end in one clear message and a non-zero exit, never a traceback."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+VAE_RUN = shutil.which("vae-run") or str(Path(sys.executable).parent / "vae-run")
+FAST = ["trainer.epochs=2", "trainer.limit_batches=2", "trainer.device=cpu", "trainer.num_threads=1",
+        "logger.progress_bar=false", "logger.n_images=4"]
+
+
+def vae_run(*args, cwd) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", OMP_NUM_THREADS="1")
+    return subprocess.run([VAE_RUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("outputs/**/metrics.json"))
+
+
+def test_one_run_then_resume_then_eval(tmp_path):
+    done = vae_run(*FAST, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = run_dirs(tmp_path)
+    assert {"metrics.json", "samples.png", "reconstructions.png", "checkpoints"} <= {p.name for p in run_dir.iterdir()}
+    first = json.loads((run_dir / "metrics.json").read_text())
+
+    more = vae_run(f"resume={run_dir}", "trainer.epochs=3", cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    assert run_dirs(tmp_path) == [run_dir]  # it went on in the same run directory
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3 > first["epochs"]
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and list((run_dir / ".hydra").glob("resume-*"))
+
+    ev = vae_run("mode=eval", f"ckpt={run_dir / 'checkpoints' / 'best.pt'}", "logger.progress_bar=false",
+                 cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    evaluated = [d for d in run_dirs(tmp_path) if d != run_dir]
+    assert len(evaluated) == 1 and "test/elbo" in json.loads((evaluated[0] / "metrics.json").read_text())
+
+
+def test_multirun_sweep_makes_one_run_per_value(tmp_path):
+    done = vae_run("-m", "beta=1,4", *FAST, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    dirs = run_dirs(tmp_path)
+    assert len(dirs) == 2 and all("multirun" in str(d) for d in dirs)
+    betas = sorted(OmegaConf.load(d / ".hydra" / "config.yaml").beta for d in dirs)
+    assert betas == [1.0, 4.0]
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["beta=-1"], "beta=-1.0 (must be a finite number >= 0)"),
+    (["latent_dim=0"], "latent_dim=0"),
+    (["beta=abc"], "beta=abc"),
+    (["prior=nope"], "Could not find 'prior/nope'"),
+    (["dataset=mnist", "dataset.root=/nonexistent/data"], "dataset.download=true"),
+    (["mode=eval", "ckpt=/nonexistent/best.pt"], "Checkpoint not found"),
+    (["resume=/nonexistent/run"], "Checkpoint not found"),
+])
+def test_bad_input_is_one_clear_message(args, fragment, tmp_path):
+    done = vae_run(*args, "logger.progress_bar=false", cwd=tmp_path)
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert fragment in out, out
+    assert "Traceback" not in out, out
+    assert run_dirs(tmp_path) == []
