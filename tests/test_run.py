@@ -166,3 +166,17 @@ def test_bad_checkpoints_get_clear_messages(tmp_path, no_threads):
 def test_bernoulli_on_real_valued_data_is_refused(tmp_path):
     with pytest.raises(UserError, match="likelihood=gaussian"):
         run.train(make_cfg("dataset=synthetic"), tmp_path)
+
+
+def test_eval_may_point_at_data_elsewhere_but_not_at_other_data(data_root, tmp_path, no_threads):
+    import shutil
+    base = dataset_overrides("mnist", data_root)
+    run.train(make_cfg(*base), tmp_path / "train")
+    ckpt = tmp_path / "train" / "checkpoints" / "best.pt"
+    moved = tmp_path / "moved"
+    shutil.copytree(data_root / "MNIST", moved / "MNIST")
+    args = ["mode=eval", f"ckpt={ckpt}", "dataset=mnist", f"dataset.root={moved}"]
+    assert torch.isfinite(torch.tensor(run.evaluate(make_cfg(*args), tmp_path / "e1", args)["test/elbo"]))
+    args = ["mode=eval", f"ckpt={ckpt}", "dataset=digits"]
+    with pytest.raises(UserError, match="differs from the requested one in: dataset"):
+        run.evaluate(make_cfg(*args), tmp_path / "e2", args)

@@ -87,6 +87,14 @@ def _plain(v):
     return v.value if isinstance(v, Enum) else v
 
 
+def _model_part(key: str, value):
+    """A config value with the data-location keys (LOCATION_KEYS) left out: what must match a checkpoint."""
+    value = _plain(value)
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if f"{key}.{k}" not in LOCATION_KEYS}
+    return value
+
+
 def override_keys(overrides: Sequence[str]) -> list[str]:
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     return [k for k in keys if k != "hydra" and not k.startswith("hydra.") and not k.startswith("hydra/")]
@@ -105,9 +113,9 @@ def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purp
             continue
         new = OmegaConf.select(current, key, default=None)
         if key.split(".")[0] in MODEL_KEYS and key not in LOCATION_KEYS:
-            old = OmegaConf.select(merged, key, default=None)
-            if _plain(old) != _plain(new):
-                clashes.append(f"{key} (checkpoint: {_plain(old)!r}, requested: {_plain(new)!r})")
+            old, requested = _model_part(key, OmegaConf.select(merged, key, default=None)), _model_part(key, new)
+            if old != requested:
+                clashes.append(f"{key} (checkpoint: {old!r}, requested: {requested!r})")
         else:
             OmegaConf.update(merged, key, new, merge=False)
     if clashes:
