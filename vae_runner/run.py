@@ -88,11 +88,22 @@ def _plain(v):
 
 
 def _model_part(key: str, value):
-    """A config value with the data-location keys (LOCATION_KEYS) left out: what must match a checkpoint."""
+    """What of an override must match the checkpoint: for a group choice (`prior=mog`) the `_target_`s it builds,
+    for a single key (`latent_dim=8`, `prior.n_components=5`) its value."""
     value = _plain(value)
-    if isinstance(value, dict):
-        value = {k: v for k, v in value.items() if f"{key}.{k}" not in LOCATION_KEYS}
-    return value
+    if "." in key or not isinstance(value, dict):
+        return value
+    targets = []
+
+    def walk(node):
+        for k, v in node.items():
+            if k == "_target_":
+                targets.append(v)
+            elif isinstance(v, dict):
+                walk(v)
+
+    walk(value)
+    return targets
 
 
 def override_keys(overrides: Sequence[str]) -> list[str]:
