@@ -51,10 +51,10 @@ def scatter(points: dict[str, Tensor], title: str) -> Tensor:
 
 @torch.no_grad()
 def sample_picture(model, data, n: int) -> Tensor:
-    samples = model.sample(n)
     if data.is_image:
-        return image_grid(samples)
-    return scatter({"test data": data.test.floats()[: 10 * n], "samples": samples}, "samples from the prior")
+        return image_grid(model.sample(n))
+    samples = model.sample(max(n, 500))  # a point cloud needs more than a grid's worth to show its shape
+    return scatter({"test data": data.test.floats()[:2000], "samples": samples}, "samples from the prior")
 
 
 @torch.no_grad()
