@@ -108,6 +108,40 @@ class PriorConfig:
 
 
 @dataclass
+class MoGPriorConfig(PriorConfig):
+    n_components: int = 10
+    init_spread: float = 1.0
+    init_logvar: float = 0.0
+
+
+@dataclass
+class VampPriorConfig(PriorConfig):
+    n_components: int = 500
+    init: str = "data"  # data (random training images) | noise
+
+
+@dataclass
+class GTMPriorConfig(PriorConfig):
+    grid_dim: int = 2
+    grid_size: int = 10
+    hidden: List[int] = field(default_factory=lambda: [64])
+    init_logvar: float = -1.0
+
+
+@dataclass
+class GTMVampPriorConfig(PriorConfig):
+    grid_dim: int = 2
+    grid_size: int = 10
+    hidden: List[int] = field(default_factory=lambda: [64])
+
+
+@dataclass
+class FlowPriorConfig(PriorConfig):
+    depth: int = 4
+    width: int = 64
+
+
+@dataclass
 class LikelihoodConfig:
     _target_: str = MISSING
 
@@ -171,7 +205,8 @@ SCHEMAS = {
     "dataset": {"digits": DigitsConfig, "torchvision": TorchvisionConfig, "image_folder": ImageFolderConfig,
                 "synthetic": SyntheticConfig},
     "architecture": {"mlp": MLPArchConfig, "conv": ConvArchConfig},
-    "prior": {"prior": PriorConfig},
+    "prior": {"prior": PriorConfig, "mog": MoGPriorConfig, "vamp": VampPriorConfig, "gtm": GTMPriorConfig,
+              "gtm_vamp": GTMVampPriorConfig, "flow": FlowPriorConfig},
     "likelihood": {"likelihood": LikelihoodConfig, "mse": MSELikelihoodConfig, "gaussian": GaussianLikelihoodConfig},
     "objective": {"objective": ObjectiveConfig},
 }
@@ -241,6 +276,15 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("architecture.base_channels", _pos_int, "an integer >= 1"),
     ("architecture.max_channels", _pos_int, "an integer >= 1"),
     ("architecture.fc_hidden", _pos_int, "an integer >= 1"),
+    ("prior.n_components", _pos_int, "an integer >= 1"),
+    ("prior.init_spread", _finite_nonneg, "a finite number >= 0"),
+    ("prior.init_logvar", math.isfinite, "a finite number"),
+    ("prior.init", lambda v: v in ("data", "noise"), "data or noise"),
+    ("prior.grid_dim", lambda v: v in (1, 2), "1 or 2"),
+    ("prior.grid_size", _pos_int, "an integer >= 1"),
+    ("prior.hidden", _pos_list, "a non-empty list of integers >= 1"),
+    ("prior.depth", _pos_int, "an integer >= 1"),
+    ("prior.width", _pos_int, "an integer >= 1"),
     ("likelihood.sigma", _finite_pos, "a finite number > 0"),
     ("likelihood.init_sigma", _finite_pos, "a finite number > 0"),
     ("likelihood.min_sigma", _finite_pos, "a finite number > 0"),

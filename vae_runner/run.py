@@ -6,6 +6,7 @@ The run directory contract: TensorBoard events, `metrics.json`, `samples.png`, `
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -25,7 +26,8 @@ from vae_runner.errors import UserError
 from vae_runner.evaluate import evaluate_split
 from vae_runner.logging import RunLogger
 from vae_runner.model.vae import VAE
-from vae_runner.trainer import Trainer, log_pictures
+from vae_runner.trainer import Trainer
+from vae_runner.viz import log_pictures
 
 log = logging.getLogger("vae_runner")
 
@@ -71,11 +73,16 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     return prepare(data, binarize, device)
 
 
-def build_model(cfg: DictConfig, shape: tuple[int, ...], device: torch.device) -> VAE:
-    arch, d = cfg.architecture, cfg.latent_dim
-    model = VAE(encoder=instantiate(arch.encoder, input_shape=shape, latent_dim=d),
+def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
+    arch, d, shape = cfg.architecture, cfg.latent_dim, data.shape
+    encoder = instantiate(arch.encoder, input_shape=shape, latent_dim=d)
+    # A prior gets the encoder and the data when its constructor asks for them by name (see priors/base.py).
+    wanted = inspect.signature(get_class(cfg.prior._target_)).parameters
+    extras = {k: v for k, v in (("encoder", encoder), ("data", data)) if k in wanted}
+    model = VAE(encoder=encoder,
                 decoder=instantiate(arch.decoder, output_shape=shape, latent_dim=d),
-                prior=instantiate(cfg.prior, latent_dim=d),
+                # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
+                prior=instantiate(cfg.prior, _partial_=True)(latent_dim=d, **extras),
                 likelihood=instantiate(cfg.likelihood, data_shape=shape))
     return model.to(device)
 
@@ -199,7 +206,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     run_dir.mkdir(parents=True, exist_ok=True)
     device = setup(cfg)
     data = load_data(cfg, device)
-    model = build_model(cfg, data.shape, device)
+    model = build_model(cfg, data, device)
     objective = instantiate(cfg.objective)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr)
     config = {"config": _plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
@@ -242,7 +249,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
     run_dir.mkdir(parents=True, exist_ok=True)
     device = setup(cfg)
     data = load_data(cfg, device)
-    model = build_model(cfg, data.shape, device)
+    model = build_model(cfg, data, device)
     _load_weights(model, state, path)
     model.eval()
     logger = RunLogger(run_dir, cfg.logger.tensorboard)

@@ -12,22 +12,7 @@ from vae_runner.checkpoint import rng_state, save_checkpoint
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
 from vae_runner.evaluate import evaluate_split
-from vae_runner.viz import recon_picture, sample_picture
-
-
-def log_pictures(model, data, logger, n_images: int, step: int, seed: int, prefix: str = "") -> None:
-    """`samples` (from the model's own prior) and `reconstructions` (test inputs above them), drawn with a forked,
-    fixed-seed RNG: the same z every time, and the training RNG stream is left alone. TensorBoard tags get
-    `prefix`; the PNGs in the run directory are always samples.png and reconstructions.png (the latest)."""
-    was_training = model.training
-    model.eval()
-    devices = [data.test.x.device] if data.test.x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        logger.image(prefix + "samples", sample_picture(model, data, n_images), step, "samples.png")
-        logger.image(prefix + "reconstructions", recon_picture(model, data, max(1, n_images // 2)), step,
-                     "reconstructions.png")
-    model.train(was_training)
+from vae_runner.viz import log_pictures
 
 
 class Trainer:

@@ -1,5 +1,6 @@
-"""Pictures as (3, H, W) float tensors in [0, 1]: image grids, inputs above reconstructions, and 2-D scatter plots
-for point data (the synthetic dataset)."""
+"""Pictures as (3, H, W) float tensors in [0, 1]: samples, inputs above reconstructions, what the prior learnt
+(component means, pseudo-inputs, the GTM manifold), and for 2 latent dimensions the prior's density under the
+encoded test points (the hole-problem picture); 2-D point data is drawn as scatter plots."""
 from __future__ import annotations
 
 import io
@@ -29,24 +30,55 @@ def recon_grid(inputs: Tensor, recons: Tensor, nrow: int = 8) -> Tensor:
     return image_grid(torch.cat(rows), nrow=nrow)
 
 
-def scatter(points: dict[str, Tensor], title: str) -> Tensor:
-    """2-D point clouds (name -> (N, 2)) drawn with matplotlib, as an image tensor."""
+def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+
+def _figure_tensor(fig) -> Tensor:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    _pyplot().close(fig)
+    img = np.asarray(Image.open(buf).convert("RGB"))  # (H, W, 3) uint8
+    return torch.from_numpy(img.copy()).permute(2, 0, 1).float() / 255.0
+
+
+def scatter(points: dict[str, Tensor], title: str) -> Tensor:
+    """2-D point clouds (name -> (N, 2)) drawn with matplotlib, as an image tensor."""
+    fig, ax = _pyplot().subplots(figsize=(4.5, 4.5), dpi=100)
     for (name, p), colour in zip(points.items(), ("0.7", "tab:red", "tab:blue")):
         p = p.detach().float().cpu().numpy()
         ax.scatter(p[:, 0], p[:, 1], s=4, alpha=0.6, c=colour, label=name)
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(loc="upper right", markerscale=3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    img = np.asarray(Image.open(buf).convert("RGB"))  # (H, W, 3) uint8
-    return torch.from_numpy(img.copy()).permute(2, 0, 1).float() / 255.0
+    return _figure_tensor(fig)
+
+
+@torch.no_grad()
+def latent_density_picture(model, data, n_points: int = 2000, resolution: int = 160) -> Tensor:
+    """For latent_dim = 2: the prior's density as a heat map, the encoded test points (posterior means, coloured by
+    label) on top. Where the prior is bright and no point lies is a hole."""
+    x = data.test.floats(slice(0, n_points))
+    mu = model.posterior(x).mean  # (N, 2)
+    lo = torch.minimum(mu.min(0).values, torch.full((2,), -3.0, device=mu.device))
+    hi = torch.maximum(mu.max(0).values, torch.full((2,), 3.0, device=mu.device))
+    lo, hi = lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
+    axes = [torch.linspace(lo[i].item(), hi[i].item(), resolution, device=mu.device) for i in range(2)]
+    gy, gx = torch.meshgrid(axes[1], axes[0], indexing="ij")
+    pts = torch.stack([gx.flatten(), gy.flatten()], 1)  # (R*R, 2)
+    logp = torch.cat([model.prior.log_prob(c) for c in pts.split(4096)]).view(resolution, resolution)
+    fig, ax = _pyplot().subplots(figsize=(5, 4.5), dpi=100)
+    im = ax.imshow(logp.exp().cpu().numpy(), origin="lower", cmap="magma", aspect="auto",
+                   extent=[lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()])
+    fig.colorbar(im, ax=ax, label="p(z)")
+    labels = data.test.y[:n_points].cpu().numpy() if data.test.y is not None else "tab:cyan"
+    mu = mu.cpu().numpy()
+    ax.scatter(mu[:, 0], mu[:, 1], s=3, c=labels, cmap="tab10", alpha=0.7, linewidths=0)
+    ax.set_title(f"prior density and encoded test points ({type(model.prior).__name__})")
+    return _figure_tensor(fig)
 
 
 @torch.no_grad()
@@ -64,3 +96,33 @@ def recon_picture(model, data, n: int) -> Tensor:
     if data.is_image:
         return recon_grid(x, recons)
     return scatter({"inputs": x, "reconstructions": recons}, "test points and their reconstructions")
+
+
+@torch.no_grad()
+def prior_pictures(model, data) -> dict[str, Tensor]:
+    """The prior's own pictures (`Prior.picture_batches`), and the latent density map when latent_dim = 2."""
+    pictures = {}
+    for name, (x, nrow) in model.prior.picture_batches(lambda z: model.decode(z).mean).items():
+        pictures[name] = image_grid(x, nrow=nrow) if data.is_image else \
+            scatter({"test data": data.test.floats()[:2000], name: x}, name.replace("_", " "))
+    if model.prior.latent_dim == 2:
+        pictures["latent_density"] = latent_density_picture(model, data)
+    return pictures
+
+
+def log_pictures(model, data, logger, n_images: int, step: int, seed: int, prefix: str = "") -> None:
+    """`samples` (from the model's own prior), `reconstructions` (test inputs above them) and the prior's pictures,
+    drawn with a forked, fixed-seed RNG: the same z every time, and the training RNG stream is left alone.
+    TensorBoard tags get `prefix` (prior pictures go under `prior/`); the PNGs in the run directory are named after
+    the picture and always hold the latest."""
+    was_training = model.training
+    model.eval()
+    devices = [data.test.x.device] if data.test.x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        logger.image(prefix + "samples", sample_picture(model, data, n_images), step, "samples.png")
+        logger.image(prefix + "reconstructions", recon_picture(model, data, max(1, n_images // 2)), step,
+                     "reconstructions.png")
+        for name, img in prior_pictures(model, data).items():
+            logger.image(f"{prefix or 'prior/'}{name}", img, step, f"{name}.png")
+    model.train(was_training)

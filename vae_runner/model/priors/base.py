@@ -1,9 +1,13 @@
 """The prior contract every `prior=` option implements; the VAE and the objective see nothing else.
 
+- constructor: receives `latent_dim=`, plus, when it names them as parameters, the VAE's `encoder=` (VampPrior)
+  and the prepared `data=` (a `DataSplits`: shape, value range, training images for initialisation).
 - `log_prob(z)`: (B, D) -> (B,) log p(z) in nats, summed over latent dimensions.
 - `sample(n)`: (n, D) draws from the prior (on the prior's device).
 - `analytic_kl(q)`: KL(q(z|x) || p(z)) per example (B,) in closed form, or None when there is none; the objective
   then uses the Monte-Carlo estimate log q(z|x) - log p(z) at the sampled z.
+- `picture_batches(decode)`: optional pictures that show what the prior learnt, as name -> (images (N, *shape),
+  images per row); `decode` maps latents to images. Logged as `prior/<name>` and `<name>.png`.
 """
 from __future__ import annotations
 
@@ -24,3 +28,6 @@ class Prior(nn.Module):
 
     def analytic_kl(self, q: td.Distribution) -> Tensor | None:
         return None
+
+    def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:
+        return {}

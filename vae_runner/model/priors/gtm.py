@@ -1,0 +1,69 @@
+"""Generative-topographic-mapping priors (Bishop et al. 1998, as a VAE prior in Tomczak's "Deep Generative
+Modeling", ch. 4): a fixed grid of K = grid_size^grid_dim points in [-1, 1]^grid_dim mapped by a small network.
+
+- `GTMPrior`: the network gives the component means in latent space; learnable per-component log-variances;
+  uniform weights.
+- `GTMVampPrior`: the network gives pseudo-inputs in data space, encoded by the model's encoder (a VampPrior whose
+  pseudo-inputs lie on a low-dimensional manifold).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from vae_runner.model.encoders import mlp
+from vae_runner.model.priors.mixture import MixturePrior
+
+
+def grid(grid_dim: int, grid_size: int) -> Tensor:
+    """(grid_size^grid_dim, grid_dim) points, row-major, evenly spaced in [-1, 1]."""
+    ticks = torch.linspace(-1, 1, grid_size)
+    return torch.cartesian_prod(*[ticks] * grid_dim).reshape(-1, grid_dim)
+
+
+class GTMPrior(MixturePrior):
+    def __init__(self, latent_dim: int, grid_dim: int = 2, grid_size: int = 10, hidden: list[int] = (64,),
+                 init_logvar: float = -1.0):
+        super().__init__(latent_dim)
+        self.grid_size = grid_size
+        self.register_buffer("grid", grid(grid_dim, grid_size))  # (K, grid_dim), fixed
+        self.net = mlp([grid_dim, *hidden, latent_dim])
+        self.logvars = nn.Parameter(torch.full((grid_size ** grid_dim, latent_dim), float(init_logvar)))
+
+    def mixture_params(self):
+        return self.net(self.grid), self.logvars, None  # means (K, D)
+
+    def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:
+        """The decoded grid in grid order: the learnt manifold (a row per grid line for a 2-D grid)."""
+        means = self.net(self.grid)
+        if means.shape[0] > 400:  # keep the picture readable: an evenly spaced subset
+            means = means[torch.linspace(0, means.shape[0] - 1, 400).long()]
+        return {"manifold": (decode(means), self.grid_size if self.grid.shape[1] == 2 else
+                             int(math.sqrt(means.shape[0])) or 1)}
+
+
+class GTMVampPrior(MixturePrior):
+    def __init__(self, latent_dim: int, encoder: nn.Module, data, grid_dim: int = 2, grid_size: int = 10,
+                 hidden: list[int] = (64,)):
+        super().__init__(latent_dim)
+        self.grid_size = grid_size
+        self.shape, self.squash = data.shape, data.in_unit_range
+        self.register_buffer("grid", grid(grid_dim, grid_size))  # (K, grid_dim)
+        self.net = mlp([grid_dim, *hidden, math.prod(data.shape)])
+        object.__setattr__(self, "encoder", encoder)  # the VAE's own, not registered twice
+
+    def pseudo_inputs(self) -> Tensor:
+        u = self.net(self.grid).view(-1, *self.shape)  # (K, *shape)
+        return torch.sigmoid(u) if self.squash else u
+
+    def mixture_params(self):
+        means, logvars = self.encoder(self.pseudo_inputs())
+        return means, logvars, None
+
+    def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:
+        u = self.pseudo_inputs()
+        if u.shape[0] > 400:
+            u = u[torch.linspace(0, u.shape[0] - 1, 400).long()]
+        return {"pseudo_inputs": (u, self.grid_size if self.grid.shape[1] == 2 else int(math.sqrt(len(u))) or 1)}

@@ -1,0 +1,44 @@
+"""VampPrior (Tomczak & Welling 2018): p(z) = (1/K) sum_k q(z | u_k), with K learnable pseudo-inputs u_k in data
+space encoded by the model's own encoder. Pseudo-inputs start as random training images (`init: data`) or noise
+(`init: noise`) and stay in the data range ([0, 1] images: u = sigmoid(raw))."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from vae_runner.model.priors.mixture import MixturePrior
+
+EPS = 1e-3  # keeps the logit of a 0/1 training pixel finite
+
+
+class PseudoInputs(nn.Module):
+    """K points in data space: sigmoid-squashed for [0, 1] data, unconstrained for real-valued data."""
+
+    def __init__(self, data, n: int, init: str = "data"):
+        super().__init__()
+        self.squash = data.in_unit_range
+        if init == "data":
+            x = data.train.floats(torch.randint(len(data.train), (n,), device=data.train.x.device)).cpu()
+        else:
+            ref = data.train.floats(slice(0, 1000)).cpu()
+            x = ref.mean(0) + ref.std(0).clamp_min(0.05) * torch.randn(n, *data.shape)
+        raw = torch.logit(x.clamp(0, 1), eps=EPS) if self.squash else x
+        self.raw = nn.Parameter(raw)  # (K, *shape)
+
+    def forward(self) -> Tensor:
+        return torch.sigmoid(self.raw) if self.squash else self.raw
+
+
+class VampPrior(MixturePrior):
+    def __init__(self, latent_dim: int, encoder: nn.Module, data, n_components: int = 500, init: str = "data"):
+        super().__init__(latent_dim)
+        self.pseudo_inputs = PseudoInputs(data, n_components, init)
+        # The encoder belongs to the VAE; held without registering it, so it is not saved twice.
+        object.__setattr__(self, "encoder", encoder)
+
+    def mixture_params(self):
+        means, logvars = self.encoder(self.pseudo_inputs())  # (K, D) each
+        return means, logvars, None
+
+    def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:
+        return {"pseudo_inputs": (self.pseudo_inputs()[:64], 8)}
