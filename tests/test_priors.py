@@ -190,3 +190,14 @@ def test_prior_pictures_and_the_latent_density_map(name, pictures, tmp_path, no_
     ea = EventAccumulator(str(tmp_path))
     ea.Reload()
     assert {f"prior/{p}" for p in pictures + ["latent_density"]} <= set(ea.Tags()["images"])
+
+
+def test_fast_mixture_log_prob_is_exact_where_float32_expansion_is_not():
+    """Small variances far from the origin: the expanded quadratic form must still match the direct formula."""
+    from vae_runner.model.priors.mixture import mixture_log_prob
+    torch.manual_seed(0)
+    means = 20 + torch.randn(7, 4)
+    logvars = torch.full((7, 4), -9.0)  # std ~ 0.011
+    z = means[torch.randint(7, (30,))] + 0.01 * torch.randn(30, 4)
+    direct = reference_mixture_log_prob(z.double(), means.double(), logvars.double(), None).float()
+    torch.testing.assert_close(mixture_log_prob(z, means, logvars), direct, atol=1e-4, rtol=1e-5)

@@ -10,6 +10,7 @@ import inspect
 import json
 import logging
 import os
+import statistics
 import time
 from enum import Enum
 from pathlib import Path
@@ -233,6 +234,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         logger.close()
     metrics.update({"best_epoch": best["epoch"], "epochs": trainer.epoch, "steps": trainer.global_step,
                     "train_time_s": round(train_time, 3)})
+    if trainer.epoch_times:
+        metrics["epoch_time_s"] = round(statistics.median(trainer.epoch_times), 3)
     write_metrics(run_dir, metrics)
     log.info("test ELBO %.3f nats (recon %.3f, KL %.3f); val ELBO %.3f; %s", metrics["test/elbo"],
              metrics["test/recon"], metrics["test/kl"], metrics["val/elbo"], run_dir / "metrics.json")

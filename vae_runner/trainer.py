@@ -3,6 +3,7 @@ validation every `eval_every` epochs with pictures, and `last.pt` / `best.pt` ch
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -25,6 +26,7 @@ class Trainer:
         self.batches = TrainBatches(data.train, cfg.batch_size, dynamic=data.binarize == "dynamic",
                                     limit=cfg.limit_batches)
         self.epoch, self.global_step, self.best_val_elbo = 0, 0, -math.inf
+        self.epoch_times: list[float] = []  # seconds of training per epoch (no validation), this session
 
     def load_state(self, state: dict) -> None:
         self.epoch, self.global_step, self.best_val_elbo = state["epoch"], state["global_step"], state["best_val_elbo"]
@@ -32,7 +34,9 @@ class Trainer:
     def fit(self) -> None:
         self.model.train()
         while self.epoch < self.cfg.epochs:
+            t0 = time.perf_counter()
             self.train_epoch()
+            self.epoch_times.append(time.perf_counter() - t0)  # train_epoch ends with a host sync (log_window)
             self.epoch += 1
             is_best = False
             if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
