@@ -69,3 +69,13 @@ def test_bad_input_is_one_clear_message(args, fragment, tmp_path):
     assert fragment in out, out
     assert "Traceback" not in out, out
     assert run_dirs(tmp_path) == []
+
+
+def test_every_prior_from_the_cli_in_one_sweep(tmp_path):
+    priors = ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
+    done = vae_run("-m", f"prior={','.join(priors)}", "latent_dim=2", *FAST, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    dirs = run_dirs(tmp_path)
+    assert sorted(OmegaConf.load(d / ".hydra" / "config.yaml").prior._target_.rsplit(".", 1)[-1] for d in dirs) == \
+        sorted(["GaussianPrior", "MoGPrior", "VampPrior", "GTMPrior", "GTMVampPrior", "FlowPrior"])
+    assert all((d / "latent_density.png").is_file() for d in dirs)
