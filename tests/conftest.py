@@ -17,7 +17,8 @@ from vae_runner.config import register_configs
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # A few CPU steps and no progress bar: what "shrunk" means in every test.
 SHRINK = ["trainer.epochs=1", "trainer.limit_batches=2", "trainer.device=cpu", "trainer.eval_batch_size=256",
-          "logger.progress_bar=false", "logger.n_images=4"]
+          "logger.progress_bar=false", "logger.n_images=4", "evaluation.iw_samples=8", "evaluation.surgery_points=50",
+          "evaluation.probe_train_points=200", "evaluation.triplets=200"]
 
 register_configs()
 register_resolvers()

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 VAE_RUN = shutil.which("vae-run") or str(Path(sys.executable).parent / "vae-run")
 FAST = ["trainer.epochs=2", "trainer.limit_batches=2", "trainer.device=cpu", "trainer.num_threads=1",
-        "logger.progress_bar=false", "logger.n_images=4"]
+        "logger.progress_bar=false", "logger.n_images=4", "evaluation.iw_samples=16", "evaluation.probe_train_points=200"]
 
 
 def vae_run(*args, cwd) -> subprocess.CompletedProcess:
@@ -38,7 +38,7 @@ def test_one_run_then_resume_then_eval(tmp_path):
     assert (run_dir / ".hydra" / "config.yaml").is_file() and list((run_dir / ".hydra").glob("resume-*"))
 
     ev = vae_run("mode=eval", f"ckpt={run_dir / 'checkpoints' / 'best.pt'}", "logger.progress_bar=false",
-                 cwd=tmp_path)
+                 "evaluation.iw_samples=16", cwd=tmp_path)
     assert ev.returncode == 0, ev.stderr
     evaluated = [d for d in run_dirs(tmp_path) if d != run_dir]
     assert len(evaluated) == 1 and "test/elbo" in json.loads((evaluated[0] / "metrics.json").read_text())

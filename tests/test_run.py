@@ -45,11 +45,17 @@ def test_run_directory_contract(tmp_path, no_threads):
     cfg = make_cfg("trainer.epochs=2", "trainer.log_every=1", "beta=2")
     metrics = run.train(cfg, tmp_path)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
-    assert on_disk == pytest.approx(metrics)
+    assert on_disk == json.loads(json.dumps(metrics))
     for k in ("test/elbo", "test/recon", "test/kl", "val/elbo"):
         assert isinstance(on_disk[k], float)
     assert on_disk["test/loss"] == pytest.approx(-on_disk["test/recon"] + 2 * on_disk["test/kl"])
-    for png in ("samples.png", "reconstructions.png"):
+    for key in ("test/log_likelihood", "test/log_likelihood_stderr", "test/active_units", "test/active_dims",
+                "test/kl_per_dim", "test/avg_kl", "test/mutual_information", "test/marginal_kl",
+                "test/linear_probe_accuracy", "test/triplet_accuracy", "epoch_time_s"):
+        assert key in on_disk, key
+    assert len(on_disk["test/kl_per_dim"]) == 16 and on_disk["test/active_units"] == len(on_disk["test/active_dims"])
+    for png in ("samples.png", "reconstructions.png", "traversals.png", "interpolations.png", "latent_scatter.png",
+                "kl_per_dim.png"):
         assert (tmp_path / png).stat().st_size > 0
     for name in ("last.pt", "best.pt"):
         state = torch.load(tmp_path / "checkpoints" / name, weights_only=True)
@@ -60,7 +66,9 @@ def test_run_directory_contract(tmp_path, no_threads):
     for split in ("train", "val", "test"):
         for term in ("elbo", "recon", "kl", "loss"):
             assert f"{split}/{term}" in tags["scalars"], f"{split}/{term}"
-    assert {"samples", "reconstructions", "test/samples", "test/reconstructions"} <= set(tags["images"])
+    assert {"samples", "reconstructions", "test/samples", "test/reconstructions", "test/traversals",
+            "test/interpolations", "test/latent_scatter", "test/kl_per_dim"} <= set(tags["images"])
+    assert {"test/log_likelihood", "test/active_units", "test/triplet_accuracy"} <= set(tags["scalars"])
     assert len(ea.Images("samples")) == 2  # one per validation
     assert ea.Scalars("test/elbo")[-1].value == pytest.approx(metrics["test/elbo"], rel=1e-5)
     hp = PluginEventAccumulator(str(tmp_path))

@@ -178,6 +178,24 @@ class TrainerConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    iw_samples: int = 1000  # K for the importance-sampled test log-likelihood (papers: 5000)
+    chunk_rows: int = 10000  # memory bound: (image, sample) rows per decoder forward
+    precision: str = "fp32"  # fp32 | bf16 (the decoder's matrix products in bfloat16, for speed)
+    test_limit: Optional[int] = None  # log-likelihood on the first N test images only (null: all)
+    active_threshold: float = 0.01  # active unit: Cov_x(E_q[z_d]) above this
+    kl_samples: int = 16  # Monte-Carlo draws per example for the KL per dimension
+    surgery_points: int = 1000  # M held-out test points whose posteriors form the aggregate q(z)
+    surgery_samples: int = 8  # draws per point for the ELBO-surgery estimates
+    probe_train_points: int = 10000  # training examples for the linear probe
+    triplets: int = 10000  # fixed random test triplets
+    traversal_dims: int = 10
+    traversal_steps: int = 9
+    interpolations: int = 8
+    interpolation_steps: int = 10
+
+
+@dataclass
 class LoggerConfig:
     tensorboard: bool = True
     n_images: int = 64  # samples / reconstructions per picture
@@ -192,6 +210,7 @@ class VAEConfig:
     likelihood: Any = MISSING
     objective: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     beta: float = 1.0
     latent_dim: int = 16
@@ -260,6 +279,20 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.limit_batches", _opt_pos_int, "null or an integer >= 1"),
     ("trainer.num_threads", _opt_pos_int, "null or an integer >= 1"),
     ("logger.n_images", _pos_int, "an integer >= 1"),
+    ("evaluation.iw_samples", _pos_int, "an integer >= 1"),
+    ("evaluation.chunk_rows", _pos_int, "an integer >= 1"),
+    ("evaluation.precision", lambda v: v in ("fp32", "bf16"), "fp32 or bf16"),
+    ("evaluation.test_limit", _opt_pos_int, "null or an integer >= 1"),
+    ("evaluation.active_threshold", _finite_nonneg, "a finite number >= 0"),
+    ("evaluation.kl_samples", _pos_int, "an integer >= 1"),
+    ("evaluation.surgery_points", lambda v: v >= 2, "an integer >= 2"),
+    ("evaluation.surgery_samples", _pos_int, "an integer >= 1"),
+    ("evaluation.probe_train_points", lambda v: v >= 2, "an integer >= 2"),
+    ("evaluation.triplets", _pos_int, "an integer >= 1"),
+    ("evaluation.traversal_dims", _pos_int, "an integer >= 1"),
+    ("evaluation.traversal_steps", lambda v: v >= 2, "an integer >= 2"),
+    ("evaluation.interpolations", _pos_int, "an integer >= 1"),
+    ("evaluation.interpolation_steps", lambda v: v >= 2, "an integer >= 2"),
     ("dataset.val_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.test_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.val_size", _pos_int, "an integer >= 1"),

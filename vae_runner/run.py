@@ -24,11 +24,10 @@ from vae_runner.checkpoint import load_checkpoint, resolve_checkpoint, run_dir_o
 from vae_runner.config import Mode, VAEConfig, validate
 from vae_runner.data import DataSplits, prepare
 from vae_runner.errors import UserError
-from vae_runner.evaluate import evaluate_split
 from vae_runner.logging import RunLogger
 from vae_runner.model.vae import VAE
 from vae_runner.trainer import Trainer
-from vae_runner.viz import log_pictures
+from vae_runner.report import METRIC_TAGS, final_report
 
 log = logging.getLogger("vae_runner")
 
@@ -36,7 +35,6 @@ log = logging.getLogger("vae_runner")
 MODEL_KEYS = ("dataset", "architecture", "prior", "likelihood", "latent_dim")
 # ... except where the data lives on this machine.
 LOCATION_KEYS = ("dataset.root", "dataset.download", "dataset.system_dirs")
-METRIC_TAGS = ["test/elbo", "test/recon", "test/kl", "test/loss", "val/elbo"]
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -168,16 +166,6 @@ def hparams_of(cfg: DictConfig) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- results
-def final_metrics(model, objective, data, cfg, logger, step: int) -> dict[str, float]:
-    metrics = {}
-    for split_name in ("val", "test"):
-        values = evaluate_split(model, objective, getattr(data, split_name), cfg.trainer.eval_batch_size, cfg.seed)
-        metrics.update({f"{split_name}/{k}": v for k, v in values.items()})
-    logger.scalars({k: v for k, v in metrics.items() if k.startswith("test/")}, step)
-    log_pictures(model, data, logger, cfg.logger.n_images, step, cfg.seed, prefix="test/")  # the evaluated model
-    return metrics
-
-
 def write_metrics(run_dir: Path, metrics: dict) -> None:
     tmp = run_dir / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -229,7 +217,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         best_path = run_dir / "checkpoints" / "best.pt"
         best = load_checkpoint(best_path, map_location=device)
         _load_weights(model, best, best_path)
-        metrics = final_metrics(model, objective, data, cfg, logger, trainer.global_step)
+        metrics = final_report(model, objective, data, cfg, logger, trainer.global_step)
     finally:
         logger.close()
     metrics.update({"best_epoch": best["epoch"], "epochs": trainer.epoch, "steps": trainer.global_step,
@@ -237,8 +225,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     if trainer.epoch_times:
         metrics["epoch_time_s"] = round(statistics.median(trainer.epoch_times), 3)
     write_metrics(run_dir, metrics)
-    log.info("test ELBO %.3f nats (recon %.3f, KL %.3f); val ELBO %.3f; %s", metrics["test/elbo"],
-             metrics["test/recon"], metrics["test/kl"], metrics["val/elbo"], run_dir / "metrics.json")
+    log.info("test ELBO %.3f nats (recon %.3f, KL %.3f), log-likelihood %.3f +- %.3f (K=%d); val ELBO %.3f; %s",
+             metrics["test/elbo"], metrics["test/recon"], metrics["test/kl"], metrics["test/log_likelihood"],
+             metrics["test/log_likelihood_stderr"], metrics["test/iw_samples"], metrics["val/elbo"],
+             run_dir / "metrics.json")
     return metrics
 
 
@@ -258,7 +248,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
     logger = RunLogger(run_dir, cfg.logger.tensorboard)
     logger.hparams(hparams_of(cfg), METRIC_TAGS)
     try:
-        metrics = final_metrics(model, instantiate(cfg.objective), data, cfg, logger, state["global_step"])
+        metrics = final_report(model, instantiate(cfg.objective), data, cfg, logger, state["global_step"])
     finally:
         logger.close()
     metrics.update({"checkpoint": str(path), "epochs": state["epoch"], "steps": state["global_step"]})

@@ -1,6 +1,7 @@
 """Pictures as (3, H, W) float tensors in [0, 1]: samples, inputs above reconstructions, what the prior learnt
-(component means, pseudo-inputs, the GTM manifold), and for 2 latent dimensions the prior's density under the
-encoded test points (the hole-problem picture); 2-D point data is drawn as scatter plots."""
+(component means, pseudo-inputs, the GTM manifold), for 2 latent dimensions the prior's density under the
+encoded test points (the hole-problem picture), latent traversals and interpolations, a 2-D scatter of the posterior
+means (PCA beyond 2 dimensions) and the KL per latent dimension; 2-D point data is drawn as scatter plots."""
 from __future__ import annotations
 
 import io
@@ -126,3 +127,60 @@ def log_pictures(model, data, logger, n_images: int, step: int, seed: int, prefi
         for name, img in prior_pictures(model, data).items():
             logger.image(f"{prefix or 'prior/'}{name}", img, step, f"{name}.png")
     model.train(was_training)
+
+
+@torch.no_grad()
+def traversal_picture(model, mu: Tensor, dims: list[int], steps: int = 9) -> Tensor:
+    """A row per latent dimension (in the given order): the first test image's posterior mean with that dimension
+    swept across the 2nd-98th percentile of its posterior means (+-3 for a dimension that does not vary)."""
+    base = mu[0]
+    rows = []
+    for d in dims:
+        lo, hi = torch.quantile(mu[:, d], torch.tensor([0.02, 0.98], device=mu.device)).tolist()
+        if hi - lo < 1e-3:
+            lo, hi = -3.0, 3.0
+        z = base.repeat(steps, 1)  # (steps, D)
+        z[:, d] = torch.linspace(lo, hi, steps, device=mu.device)
+        rows.append(z)
+    return image_grid(model.decode(torch.cat(rows)).mean, nrow=steps)
+
+
+@torch.no_grad()
+def interpolation_picture(model, x: Tensor, mu: Tensor, pairs: int = 8, steps: int = 10) -> Tensor:
+    """A row per pair of test images: image a, decoded points on the line between their posterior means, image b."""
+    pairs = min(pairs, len(x) // 2)
+    t = torch.linspace(0, 1, steps, device=mu.device)[:, None]  # (steps, 1)
+    rows = []
+    for i in range(pairs):
+        a, b = 2 * i, 2 * i + 1
+        decoded = model.decode((1 - t) * mu[a] + t * mu[b]).mean  # (steps, *shape)
+        rows.append(torch.cat([x[a:a + 1], decoded, x[b:b + 1]]))
+    return image_grid(torch.cat(rows), nrow=steps + 2)
+
+
+def latent_scatter_picture(mu: Tensor, y: Tensor | None) -> Tensor:
+    """Posterior means in 2-D (the first two principal components when latent_dim > 2), coloured by label."""
+    mu = mu.detach().float().cpu()
+    title = "posterior means"
+    if mu.shape[1] > 2:
+        centred = mu - mu.mean(0)
+        _, svals, v = torch.linalg.svd(centred, full_matrices=False)
+        mu = centred @ v[:2].T
+        share = (svals[:2] ** 2).sum() / (svals ** 2).sum()
+        title += f" (PCA: {100 * share:.0f}% of the variance)"
+    fig, ax = _pyplot().subplots(figsize=(5, 4.5), dpi=100)
+    points = ax.scatter(mu[:, 0], mu[:, 1], s=3, c=None if y is None else y.cpu().numpy(), cmap="tab10",
+                        alpha=0.7, linewidths=0)
+    if y is not None:
+        fig.colorbar(points, ax=ax, label="label")
+    ax.set_title(title)
+    return _figure_tensor(fig)
+
+
+def bar_picture(values: Tensor, title: str, ylabel: str) -> Tensor:
+    fig, ax = _pyplot().subplots(figsize=(max(4.0, 0.25 * len(values) + 1), 3.2), dpi=100)
+    ax.bar(range(len(values)), values.detach().cpu().numpy())
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return _figure_tensor(fig)

@@ -60,7 +60,8 @@ def carve(n: int, n_val: int, n_test: int, seed: int) -> tuple[Tensor, Tensor, T
     return perm[n_val + n_test:], perm[:n_val], perm[n_val:n_val + n_test]
 
 
-def _binarize_once(split: Split, seed: int) -> Split:
+def binarize_once(split: Split, seed: int) -> Split:
+    """x ~ Bernoulli(pixels), drawn once from a generator seeded with `seed`."""
     g = torch.Generator(device=split.x.device).manual_seed(seed)
     return Split(torch.bernoulli(split.floats(), generator=g), split.y)
 
@@ -73,9 +74,9 @@ def prepare(data: DataSplits, binarize: str, device: torch.device) -> DataSplits
     """
     train, val, test = (s.to(device) for s in (data.train, data.val, data.test))
     if binarize in ("static", "dynamic"):
-        val, test = _binarize_once(val, EVAL_BINARIZE_SEED), _binarize_once(test, EVAL_BINARIZE_SEED + 1)
+        val, test = binarize_once(val, EVAL_BINARIZE_SEED), binarize_once(test, EVAL_BINARIZE_SEED + 1)
     if binarize == "static":
-        train = _binarize_once(train, EVAL_BINARIZE_SEED + 2)
+        train = binarize_once(train, EVAL_BINARIZE_SEED + 2)
     return DataSplits(train, val, test, data.in_unit_range, binarize)
 
 

@@ -6,6 +6,10 @@
 - `sample(n)`: (n, D) draws from the prior (on the prior's device).
 - `analytic_kl(q)`: KL(q(z|x) || p(z)) per example (B,) in closed form, or None when there is none; the objective
   then uses the Monte-Carlo estimate log q(z|x) - log p(z) at the sampled z.
+- `log_prob_fn()`: `log_prob` with the prior's parameters (VampPrior pseudo-input encodings, GTM means, ...)
+  computed once, for evaluation loops under `torch.no_grad`; by default `log_prob` itself.
+- `marginal_log_prob(z)`: (B, D) -> (B, D) log p(z_d) of each dimension's marginal, or None where it has no closed
+  form (the flow); used for the KL per latent dimension.
 - `picture_batches(decode)`: optional pictures that show what the prior learnt, as name -> (images (N, *shape),
   images per row); `decode` maps latents to images. Logged as `prior/<name>` and `<name>.png`.
 """
@@ -27,6 +31,12 @@ class Prior(nn.Module):
         raise NotImplementedError
 
     def analytic_kl(self, q: td.Distribution) -> Tensor | None:
+        return None
+
+    def log_prob_fn(self):
+        return self.log_prob
+
+    def marginal_log_prob(self, z: Tensor) -> Tensor | None:
         return None
 
     def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:

@@ -23,5 +23,8 @@ class GaussianPrior(Prior):
     def sample(self, n: int) -> Tensor:
         return self.distribution().sample((n,))  # (n, D)
 
+    def marginal_log_prob(self, z: Tensor) -> Tensor:
+        return td.Normal(self.loc, self.scale).log_prob(z)  # (B, D)
+
     def analytic_kl(self, q: td.Distribution) -> Tensor:
         return td.kl_divergence(q, self.distribution())  # (B,)

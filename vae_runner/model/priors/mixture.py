@@ -54,5 +54,18 @@ class MixturePrior(Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         return mixture_log_prob(z, *self.mixture_params())  # (B,)
 
+    def log_prob_fn(self):
+        params = self.mixture_params()  # e.g. the VampPrior's K encoder passes, done once
+        return lambda z: mixture_log_prob(z, *params)
+
+    def marginal_log_prob(self, z: Tensor) -> Tensor:
+        """Dimension d's marginal is the 1-D mixture with the same weights: log-sum-exp over components per
+        dimension (right for a marginal; summing these over d would *not* give log p(z))."""
+        means, logvars, logits = self.mixture_params()
+        log_w = torch.log_softmax(logits, 0) if logits is not None else torch.full(
+            (means.shape[0],), -math.log(means.shape[0]), device=z.device, dtype=z.dtype)
+        comp = td.Normal(means, torch.exp(0.5 * logvars)).log_prob(z[:, None, :])  # (B, K, D)
+        return torch.logsumexp(comp + log_w[:, None], dim=1)  # (B, D)
+
     def sample(self, n: int) -> Tensor:
         return self.distribution().sample((n,))  # (n, D)

@@ -1,0 +1,109 @@
+"""Why a model is good or poor, beyond its ELBO: posterior collapse and hole diagnostics, and representation
+quality. Every function takes the posterior means/log-variances of a split (one encoder pass, `encode_split`).
+
+- active units (Burda et al. 2016): dimension d is active when Cov_x(E_q[z_d]) > threshold (0.01);
+- KL per latent dimension: E_x KL(q(z_d|x) || p(z_d)) against the prior's marginal of d (closed form for the
+  Gaussian prior, Monte Carlo for mixtures; none for the flow, whose marginals have no closed form);
+- ELBO surgery (Hoffman & Johnson 2016): E_x KL(q(z|x) || p(z)) = I_q(x; z) + KL(q(z) || p(z)) with q(z) the
+  aggregate posterior, estimated on a held-out subset of M points where q(z) is the uniform mixture of their M
+  posteriors (so the I_q estimate is at most log M);
+- linear probe: logistic regression on training posterior means, accuracy on the test means;
+- triplet accuracy (TVAE, Ishfaq et al. 2018): over fixed random test triplets (anchor and positive of one class,
+  negative of another), how often the anchor is closer to the positive than to the negative in mean space.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.distributions as td
+from torch import Tensor
+
+from vae_runner.data import Split, eval_batches
+from vae_runner.evaluate import seeded
+from vae_runner.model.priors.mixture import mixture_log_prob
+
+TRIPLET_SEED = 0  # the same triplets for every run
+
+
+@torch.no_grad()
+def encode_split(model, split: Split, batch_size: int = 1000, limit: int | None = None) -> tuple[Tensor, Tensor]:
+    """Posterior means and log-variances (N, D) of the first `limit` examples (all by default)."""
+    mus, logvars = [], []
+    n = len(split) if limit is None else min(limit, len(split))
+    for x, _ in eval_batches(Split(split.x[:n]), batch_size):
+        mu, logvar = model.encoder(x)
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
+
+
+def active_units(mu: Tensor, threshold: float = 0.01) -> tuple[Tensor, list[int]]:
+    """Per-dimension activity Cov_x(E_q[z_d]) (D,) and the active dimensions, most active first."""
+    activity = mu.var(0)  # (D,) unbiased variance over examples
+    order = torch.argsort(activity, descending=True)
+    return activity, [int(d) for d in order if activity[d] > threshold]
+
+
+@torch.no_grad()
+def kl_per_dim(prior, mu: Tensor, logvar: Tensor, samples: int = 16, seed: int = 0) -> Tensor | None:
+    """E_x E_q[log q(z_d|x) - log p(z_d)] per dimension (D,) by Monte Carlo (`samples` draws per example), or None
+    when the prior has no closed-form marginals. For a factorised prior these sum to the average KL."""
+    q = td.Normal(mu, torch.exp(0.5 * logvar))
+    with seeded(mu.device, seed):
+        z = q.sample((samples,))  # (S, N, D)
+    marg = [prior.marginal_log_prob(c) for c in z.flatten(0, 1).split(4096)]
+    if marg[0] is None:
+        return None
+    return (q.log_prob(z) - torch.cat(marg).view_as(z)).mean((0, 1))  # (D,)
+
+
+@torch.no_grad()
+def elbo_surgery(prior, mu: Tensor, logvar: Tensor, samples: int = 8, seed: int = 0) -> dict[str, float]:
+    """Average KL, I_q(x; z) and KL(q(z) || p(z)) on the given M posteriors (one estimator, the same z draws, so
+    avg_kl = mutual_information + marginal_kl holds exactly; the Gaussian prior's avg_kl is also in closed form)."""
+    m = mu.shape[0]
+    q = td.Normal(mu, torch.exp(0.5 * logvar))
+    with seeded(mu.device, seed):
+        z = q.sample((samples,))  # (S, M, D)
+    flat = z.flatten(0, 1)  # (S*M, D)
+    log_q_cond = q.log_prob(z).sum(-1).flatten()  # (S*M,) log q(z | its own x)
+    log_p = torch.cat([prior.log_prob(c) for c in flat.split(4096)])
+    log_q_agg = torch.cat([mixture_log_prob(c, mu, logvar) for c in flat.split(1024)])  # uniform over the M
+    avg_kl, mi, marg = ((log_q_cond - log_p).mean().item(), (log_q_cond - log_q_agg).mean().item(),
+                        (log_q_agg - log_p).mean().item())
+    return {"avg_kl": avg_kl, "mutual_information": mi, "marginal_kl": marg, "points": m, "samples": samples,
+            "mutual_information_bound": math.log(m)}
+
+
+def linear_probe_accuracy(train_mu: Tensor, train_y: Tensor, test_mu: Tensor, test_y: Tensor) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    clf.fit(train_mu.cpu().double().numpy(), train_y.cpu().numpy())
+    return float(clf.score(test_mu.cpu().double().numpy(), test_y.cpu().numpy()))
+
+
+def fixed_triplets(y: Tensor, n: int, seed: int = TRIPLET_SEED) -> Tensor:
+    """(n, 3) indices (anchor, positive, negative): anchor and positive of one class (distinct), negative not."""
+    rng = np.random.default_rng(seed)
+    labels = y.cpu().numpy()
+    by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+    classes = [c for c, idx in by_class.items() if len(idx) >= 2]
+    if not classes or len(by_class) < 2:
+        return torch.empty(0, 3, dtype=torch.long)
+    others = {c: np.flatnonzero(labels != c) for c in classes}
+    out = np.empty((n, 3), dtype=np.int64)
+    for i in range(n):
+        c = classes[rng.integers(len(classes))]
+        out[i, :2] = rng.choice(by_class[c], 2, replace=False)
+        out[i, 2] = others[c][rng.integers(len(others[c]))]
+    return torch.from_numpy(out)
+
+
+def triplet_accuracy(mu: Tensor, triplets: Tensor) -> float:
+    a, p, n = mu[triplets[:, 0]], mu[triplets[:, 1]], mu[triplets[:, 2]]
+    return ((a - p).norm(dim=1) < (a - n).norm(dim=1)).double().mean().item()
