@@ -116,7 +116,7 @@ def main() -> None:
     device = setup(cfg)
     data = load_data(cfg, device)
     model = build_model(cfg, data, device)
-    from vae_runner.objectives import ELBO
+    from vae_runner.objectives import Objective
     opt = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr)
 
     class NoLog:
@@ -126,7 +126,7 @@ def main() -> None:
 
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
-        Trainer(model, ELBO(), opt, data, cfg.trainer, NoLog(), Path(tmp), {"config": {}},
+        Trainer(model, Objective(), opt, data, cfg.trainer, NoLog(), Path(tmp), {"config": {}},
                 progress_bar=False).fit()
     model.eval()
     subset = Split(data.test.x[: args.images])

@@ -18,7 +18,7 @@ from vae_runner.model.likelihoods import MSE, Bernoulli
 from vae_runner.model.priors.gaussian import GaussianPrior
 from vae_runner.model.priors.mog import MoGPrior
 from vae_runner.model.vae import VAE
-from vae_runner.objectives import ELBO
+from vae_runner.objectives import Objective
 
 
 def trained_digits_model(prior=None, steps=300, d=4):
@@ -30,7 +30,7 @@ def trained_digits_model(prior=None, steps=300, d=4):
     for _ in range(steps):
         x = torch.bernoulli(data.train.floats(torch.randint(len(data.train), (128,))))
         opt.zero_grad()
-        ELBO()(model, x)["loss"].mean().backward()
+        Objective()(model, x)["loss"].mean().backward()
         opt.step()
     return model, data
 
@@ -42,7 +42,7 @@ def digits_model():
 
 def test_iwae_is_above_the_elbo_and_grows_with_k(digits_model):
     model, data = digits_model
-    elbo = evaluate_split(model, ELBO(), data.test, 1000)["elbo"]
+    elbo = evaluate_split(model, Objective(), data.test, 1000)["elbo"]
     ll = {k: log_likelihood(model, data.test, k=k, seed=1).mean().item() for k in (1, 10, 100, 1000)}
     assert ll[1] == pytest.approx(elbo, abs=0.3)  # K = 1 is the (single-sample) ELBO
     assert ll[10] > elbo and ll[10] <= ll[100] + 0.01 <= ll[1000] + 0.02
@@ -105,7 +105,7 @@ def test_log_likelihood_matches_the_analytic_value_of_a_linear_gaussian_model():
               MSE((p_dim,), sigma))
     est = log_likelihood(off, split, k=5000)
     assert (est - exact).abs().mean().item() < 0.02
-    elbo = evaluate_split(off, ELBO(), split, 100)["elbo"]
+    elbo = evaluate_split(off, Objective(), split, 100)["elbo"]
     assert elbo < est.mean().item() - 0.01
 
 
@@ -173,7 +173,7 @@ def test_log_likelihood_for_every_prior_and_likelihood(prior_name, likelihood):
     model = VAE(encoder, MLPDecoder(SHAPE, 2, [8]), prior, lik)
     split = tiny_data().test
     ll = log_likelihood(model, split, k=50)
-    elbo = evaluate_split(model, ELBO(), split, 100)["elbo"]
+    elbo = evaluate_split(model, Objective(), split, 100)["elbo"]
     assert torch.isfinite(ll).all() and ll.mean().item() > elbo
 
 

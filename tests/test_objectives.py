@@ -9,7 +9,7 @@ from torch import nn
 from vae_runner.model.likelihoods import MSE, Bernoulli, Gaussian
 from vae_runner.model.priors.gaussian import GaussianPrior
 from vae_runner.model.vae import VAE
-from vae_runner.objectives import ELBO
+from vae_runner.objectives import Objective
 
 
 def diag_gaussian(mu, logvar):
@@ -93,7 +93,7 @@ def test_elbo_terms_by_hand_on_a_tiny_model():
     for prior, closed in ((GaussianPrior(2), True), (MCOnlyPrior(2), False)):
         model = VAE(FixedEncoder(mu, logvar), decoder, prior, Bernoulli((3,)))
         torch.manual_seed(1)
-        terms = ELBO(beta=4.0)(model, x)
+        terms = Objective(beta=4.0)(model, x)
         torch.manual_seed(1)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(1, 2)  # the same reparameterised draw
         p = torch.sigmoid(z @ w.T)
@@ -114,6 +114,6 @@ def test_monte_carlo_kl_is_unbiased_for_the_closed_form():
     mu, logvar = torch.randn(1, 3).expand(20_000, 3), torch.randn(1, 3).expand(20_000, 3)
     x = torch.zeros(20_000, 3)
     decoder = nn.Linear(3, 3)
-    closed = ELBO()(VAE(FixedEncoder(mu, logvar), decoder, GaussianPrior(3), Bernoulli((3,))), x)["kl"]
-    mc = ELBO()(VAE(FixedEncoder(mu, logvar), decoder, MCOnlyPrior(3), Bernoulli((3,))), x)["kl"]
+    closed = Objective()(VAE(FixedEncoder(mu, logvar), decoder, GaussianPrior(3), Bernoulli((3,))), x)["kl"]
+    mc = Objective()(VAE(FixedEncoder(mu, logvar), decoder, MCOnlyPrior(3), Bernoulli((3,))), x)["kl"]
     assert abs(mc.mean() - closed.mean()) < 4 * mc.std() / math.sqrt(len(mc))

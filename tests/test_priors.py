@@ -20,7 +20,7 @@ from vae_runner.model.priors.mixture import MixturePrior
 from vae_runner.model.priors.mog import MoGPrior
 from vae_runner.model.priors.vamp import VampPrior
 from vae_runner.model.vae import VAE
-from vae_runner.objectives import ELBO
+from vae_runner.objectives import Objective
 
 SHAPE = (1, 4, 4)
 PRIORS = ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
@@ -156,7 +156,7 @@ def test_gradients_reach_every_prior_parameter(name):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(2):  # the second step: the flow's zero-initialised output layers have moved by then
         opt.zero_grad()
-        ELBO()(model, x)["loss"].mean().backward()
+        Objective()(model, x)["loss"].mean().backward()
         opt.step()
     for pname, p in prior.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, pname

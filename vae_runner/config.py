@@ -161,6 +161,13 @@ class GaussianLikelihoodConfig(LikelihoodConfig):
 class ObjectiveConfig:
     _target_: str = MISSING
     beta: float = II("beta")
+    k: int = 1  # importance samples: 1 = the ELBO, > 1 = the IWAE bound
+    warmup_epochs: float = 0.0  # KL weight ramps from warmup_start to beta over this many epochs ...
+    warmup_steps: int = 0  # ... or steps (not both)
+    warmup_start: float = 0.0
+    free_bits: float = 0.0  # per-dimension KL floor lambda, nats
+    triplet_weight: float = 0.0  # TVAE triplet loss weight (labelled data)
+    triplet_margin: float = 1.0
 
 
 # ------------------------------------------------------------------------------------- trainer / logger
@@ -318,6 +325,13 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("prior.hidden", _pos_list, "a non-empty list of integers >= 1"),
     ("prior.depth", _pos_int, "an integer >= 1"),
     ("prior.width", _pos_int, "an integer >= 1"),
+    ("objective.k", _pos_int, "an integer >= 1"),
+    ("objective.warmup_epochs", _finite_nonneg, "a finite number >= 0"),
+    ("objective.warmup_steps", lambda v: v >= 0, "an integer >= 0"),
+    ("objective.warmup_start", _finite_nonneg, "a finite number >= 0"),
+    ("objective.free_bits", _finite_nonneg, "a finite number >= 0"),
+    ("objective.triplet_weight", _finite_nonneg, "a finite number >= 0"),
+    ("objective.triplet_margin", _finite_nonneg, "a finite number >= 0"),
     ("likelihood.sigma", _finite_pos, "a finite number > 0"),
     ("likelihood.init_sigma", _finite_pos, "a finite number > 0"),
     ("likelihood.min_sigma", _finite_pos, "a finite number > 0"),
@@ -367,6 +381,9 @@ def validate(cfg: DictConfig) -> None:
     mode = OmegaConf.select(cfg, "mode")
     if mode == Mode.eval and not cfg.get("ckpt"):
         problems.append("mode=eval needs a checkpoint: add ckpt=<run dir>/checkpoints/best.pt")
+    if OmegaConf.select(cfg, "objective.warmup_epochs", default=0) and \
+            OmegaConf.select(cfg, "objective.warmup_steps", default=0):
+        problems.append("objective.warmup_epochs and objective.warmup_steps are both set: use one of them")
     if cfg.get("ckpt") and cfg.get("resume"):
         problems.append("give either ckpt= (mode=eval) or resume= (continue training), not both")
     if problems:

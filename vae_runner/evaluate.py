@@ -29,8 +29,8 @@ def evaluate_split(model, objective, split: Split, batch_size: int, seed: int = 
     model.eval()
     sums = None
     with seeded(split.x.device, seed):
-        for x, _ in eval_batches(split, batch_size):
-            terms = objective(model, x)
+        for x, y in eval_batches(split, batch_size):
+            terms = objective(model, x, y)
             batch = torch.stack([t.sum() for t in terms.values()])  # (T,), summed on device
             sums = batch if sums is None else sums + batch
     model.train(was_training)

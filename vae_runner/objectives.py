@@ -1,24 +1,123 @@
-"""Objectives: the model and a batch in, named per-example terms out (each (B,), in nats).
+"""The objective: the model and a batch in, named per-example terms out (each (B,), in nats).
 
-`elbo` is the true ELBO (beta = 1), `recon` = E_q log p(x|z) (one sample), `kl` = KL(q(z|x) || p(z)) (closed form
-when the prior offers one, else the single-sample Monte-Carlo estimate), and `loss` is what is optimised.
+Reported terms are always the true ELBO's (beta = 1): `elbo`, `recon` = E_q log p(x|z) (one sample), `kl` =
+KL(q(z|x) || p(z)) (closed form when the prior offers one, else the single-sample Monte-Carlo estimate). `loss` is
+what is optimised, and every remedy for posterior collapse is a parameter of this one objective, composing with the
+others and with every prior and likelihood:
+
+- beta (Higgins et al. 2017): loss = -(recon - beta * kl);
+- KL warm-up (Bowman et al. 2016; Sønderby et al. 2016): the KL weight ramps linearly from `warmup_start` to beta
+  over `warmup_epochs` epochs or `warmup_steps` steps (evaluation uses beta);
+- free bits (Kingma et al. 2016): a latent dimension whose batch-average KL is below `free_bits` contributes
+  `free_bits` nats instead;
+- IWAE (Burda et al. 2016): with k > 1 the loss is minus the importance-weighted bound
+  log (1/k) sum_j p(x|z_j) p(z_j)^beta' / q(z_j|x)^beta' (beta' the current KL weight); k = 1 is the ELBO exactly;
+- triplet loss (TVAE, Ishfaq et al. 2018): on labelled data, `triplet_weight` * max(0, ||mu_a - mu_p|| -
+  ||mu_a - mu_n|| + `triplet_margin`) over triplets drawn from the batch (anchor and positive of one class,
+  negative of another), reported as `triplet`.
 """
 from __future__ import annotations
 
+import math
+
+import torch
+import torch.distributions as td
+import torch.nn.functional as F
 from torch import Tensor
 
+from vae_runner.errors import UserError
 
-class ELBO:
-    """The beta-ELBO (Higgins et al. 2017): loss = -(recon - beta * kl); beta = 1 is Kingma & Welling (2014) eq. 3."""
 
-    def __init__(self, beta: float = 1.0):
-        self.beta = float(beta)
+def warmup_weight(beta: float, start: float, epochs: float, steps: int, epoch: float, step: int) -> float:
+    """The KL weight after `epoch` (fractional) epochs / `step` steps: linear from `start` to `beta`."""
+    if epochs > 0:
+        return start + (beta - start) * min(1.0, epoch / epochs)
+    if steps > 0:
+        return start + (beta - start) * min(1.0, step / steps)
+    return beta
 
-    def __call__(self, model, x: Tensor) -> dict[str, Tensor]:
+
+def kl_per_dim(model, q: td.Independent, z: Tensor) -> Tensor | None:
+    """(B, D) per-dimension KL terms: closed form for a factorised prior that has one, else the single-sample
+    log q(z_d|x) - log p(z_d) with the prior's marginals; None when the prior has no marginals (the flow)."""
+    closed = model.prior.analytic_kl_per_dim(q.base_dist)
+    if closed is not None:
+        return closed
+    marginal = model.prior.marginal_log_prob(z)
+    return None if marginal is None else q.base_dist.log_prob(z) - marginal
+
+
+def triplet_loss(mu: Tensor, y: Tensor, margin: float) -> Tensor:
+    """(B,) hinge per anchor over one random (positive, negative) pair per anchor from the batch; 0 for anchors
+    without a positive or a negative."""
+    same = y[:, None] == y[None, :]  # (B, B)
+    eye = torch.eye(len(y), dtype=torch.bool, device=y.device)
+    pos_mask, neg_mask = (same & ~eye).float(), (~same).float()
+    valid = (pos_mask.sum(1) > 0) & (neg_mask.sum(1) > 0)  # (B,)
+    pos = torch.multinomial(pos_mask + ~valid[:, None], 1).squeeze(1)  # rows without candidates draw anything
+    neg = torch.multinomial(neg_mask + ~valid[:, None], 1).squeeze(1)
+    d_pos, d_neg = (mu - mu[pos]).norm(dim=1), (mu - mu[neg]).norm(dim=1)
+    return F.relu(d_pos - d_neg + margin) * valid
+
+
+class Objective:
+    def __init__(self, beta: float = 1.0, k: int = 1, warmup_epochs: float = 0.0, warmup_steps: int = 0,
+                 warmup_start: float = 0.0, free_bits: float = 0.0, triplet_weight: float = 0.0,
+                 triplet_margin: float = 1.0):
+        self.beta, self.k = float(beta), int(k)
+        self.warmup = (float(warmup_start), float(warmup_epochs), int(warmup_steps))
+        self.free_bits, self.triplet_weight, self.triplet_margin = float(free_bits), float(triplet_weight), \
+            float(triplet_margin)
+
+    def kl_weight(self, progress: tuple[float, int] | None) -> float:
+        """beta, or its warm-up value at progress = (epoch, step) during training."""
+        if progress is None:
+            return self.beta
+        start, epochs, steps = self.warmup
+        return warmup_weight(self.beta, start, epochs, steps, *progress)
+
+    def scalars(self, progress: tuple[float, int]) -> dict[str, float]:
+        """Training scalars that are not per-example terms (logged as train/<name>)."""
+        return {"beta": self.kl_weight(progress)}
+
+    def __call__(self, model, x: Tensor, y: Tensor | None = None,
+                 progress: tuple[float, int] | None = None) -> dict[str, Tensor]:
+        weight = self.kl_weight(progress)
         q = model.posterior(x)
-        z = q.rsample()  # (B, D), reparameterised
-        recon = model.decode(z).log_prob(x)  # (B,)
+        z = q.rsample((self.k,))  # (k, B, D), reparameterised
+        log_px = model.decode(z.flatten(0, 1)).log_prob(x.repeat(self.k, *[1] * (x.dim() - 1))).view(self.k, -1)
+        recon = log_px[0]  # (B,) the reported terms use the first sample
         kl = model.prior.analytic_kl(q)
+        log_ratio = None  # log q(z|x) - log p(z) for every sample, when needed
+        if kl is None or self.k > 1:
+            log_ratio = q.log_prob(z) - model.prior.log_prob(z.flatten(0, 1)).view(self.k, -1)  # (k, B)
         if kl is None:
-            kl = q.log_prob(z) - model.prior.log_prob(z)  # (B,) Monte-Carlo KL at the same z
-        return {"elbo": recon - kl, "recon": recon, "kl": kl, "loss": -(recon - self.beta * kl)}
+            kl = log_ratio[0]
+        terms = {"elbo": recon - kl, "recon": recon, "kl": kl}
+        if self.k == 1:
+            kl_term = kl + self._free_bits_penalty(model, q, z[0])
+            loss = -(recon - weight * kl_term)
+        else:
+            log_w = log_px - weight * log_ratio  # (k, B)
+            bound = torch.logsumexp(log_w, dim=0) - math.log(self.k)
+            terms["iwae"] = torch.logsumexp(log_px - log_ratio, dim=0) - math.log(self.k)
+            loss = -(bound - weight * self._free_bits_penalty(model, q, z[0]))
+        if self.triplet_weight > 0:
+            if y is None:
+                raise UserError("objective.triplet_weight > 0 needs a labelled dataset (digits, mnist, "
+                                "fashion_mnist, cifar10, image_folder or synthetic); set objective.triplet_weight=0.")
+            terms["triplet"] = triplet_loss(q.base_dist.loc, y, self.triplet_margin)
+            loss = loss + self.triplet_weight * terms["triplet"]
+        terms["loss"] = loss
+        return terms
+
+    def _free_bits_penalty(self, model, q: td.Independent, z: Tensor) -> Tensor | float:
+        """sum_d max(0, lambda - batch-average KL_d): added to the KL, it makes each dimension below the floor count
+        as lambda (exactly, for a factorised prior). Priors without marginals get the floor on the total KL."""
+        if self.free_bits <= 0:
+            return 0.0
+        per_dim = kl_per_dim(model, q, z)
+        if per_dim is None:
+            total = (q.log_prob(z) - model.prior.log_prob(z)).mean()
+            return F.relu(self.free_bits * z.shape[-1] - total)
+        return F.relu(self.free_bits - per_dim.mean(0)).sum()

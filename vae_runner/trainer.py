@@ -49,8 +49,9 @@ class Trainer:
         bar = tqdm(self.batches, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
                    disable=not self.progress_bar, dynamic_ncols=True)
         window, n = None, 0  # running sums of the terms, kept on the device between host syncs
-        for x, _ in bar:
-            terms = self.objective(self.model, x)
+        for i, (x, y) in enumerate(bar):
+            progress = (self.epoch + i / len(self.batches), self.global_step)  # (epoch, step) for warm-up
+            terms = self.objective(self.model, x, y, progress=progress)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].mean().backward()
             self.optimizer.step()
@@ -58,13 +59,13 @@ class Trainer:
             means = torch.stack([t.detach().mean() for t in terms.values()])  # (T,)
             window, n = (means if window is None else window + means), n + 1
             if self.global_step % self.cfg.log_every == 0:
-                bar.set_postfix(loss=f"{self.log_window(terms.keys(), window, n)['train/loss']:.2f}")
+                bar.set_postfix(loss=f"{self.log_window(terms.keys(), window, n, progress)['train/loss']:.2f}")
                 window, n = None, 0
         if n:
-            self.log_window(terms.keys(), window, n)
+            self.log_window(terms.keys(), window, n, progress)
         bar.close()
 
-    def log_window(self, names, window, n) -> dict[str, float]:
+    def log_window(self, names, window, n, progress) -> dict[str, float]:
         values = {f"train/{k}": v / n for k, v in zip(names, window.tolist())}  # one host sync per window
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
@@ -72,6 +73,7 @@ class Trainer:
                             f"(epoch {self.epoch + 1}). Usual causes: a learning rate too high (trainer.lr), a "
                             f"likelihood sigma too small, or data outside the likelihood's range. The last good "
                             f"checkpoint is {self.ckpt_dir / 'last.pt'}.")
+        values.update({f"train/{k}": v for k, v in self.objective.scalars(progress).items()})
         self.logger.scalars(values, self.global_step)
         return values
 

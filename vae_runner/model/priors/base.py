@@ -6,6 +6,8 @@
 - `sample(n)`: (n, D) draws from the prior (on the prior's device).
 - `analytic_kl(q)`: KL(q(z|x) || p(z)) per example (B,) in closed form, or None when there is none; the objective
   then uses the Monte-Carlo estimate log q(z|x) - log p(z) at the sampled z.
+- `analytic_kl_per_dim(q_base)`: for a factorised prior with a closed form, the (B, D) per-dimension KL of the
+  posterior's base Normal; None otherwise (free bits then uses `marginal_log_prob`).
 - `log_prob_fn()`: `log_prob` with the prior's parameters (VampPrior pseudo-input encodings, GTM means, ...)
   computed once, for evaluation loops under `torch.no_grad`; by default `log_prob` itself.
 - `marginal_log_prob(z)`: (B, D) -> (B, D) log p(z_d) of each dimension's marginal, or None where it has no closed
@@ -31,6 +33,9 @@ class Prior(nn.Module):
         raise NotImplementedError
 
     def analytic_kl(self, q: td.Distribution) -> Tensor | None:
+        return None
+
+    def analytic_kl_per_dim(self, q_base: td.Normal) -> Tensor | None:
         return None
 
     def log_prob_fn(self):

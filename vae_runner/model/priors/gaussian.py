@@ -26,5 +26,8 @@ class GaussianPrior(Prior):
     def marginal_log_prob(self, z: Tensor) -> Tensor:
         return td.Normal(self.loc, self.scale).log_prob(z)  # (B, D)
 
+    def analytic_kl_per_dim(self, q_base: td.Normal) -> Tensor:
+        return td.kl_divergence(q_base, td.Normal(self.loc, self.scale))  # (B, D)
+
     def analytic_kl(self, q: td.Distribution) -> Tensor:
         return td.kl_divergence(q, self.distribution())  # (B,)
