@@ -8,8 +8,9 @@ import torch
 import torch.distributions as td
 from torch import nn
 
+from test_priors import LIKELIHOODS, PRIORS, tiny_data, tiny_vae
 from vae_runner import diagnostics as dx
-from vae_runner.data import DataSplits, Split, prepare
+from vae_runner.data import Split, prepare
 from vae_runner.data.digits import load_digits
 from vae_runner.evaluate import evaluate_split, log_likelihood
 from vae_runner.model.decoders import MLPDecoder
@@ -163,14 +164,10 @@ def test_triplets_and_probe_on_known_geometry():
     assert dx.linear_probe_accuracy(separated, y, separated, y) == 1.0
 
 
-@pytest.mark.parametrize("prior_name", ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow"])
-@pytest.mark.parametrize("likelihood", ["bernoulli", "mse", "gaussian"])
+@pytest.mark.parametrize("prior_name", PRIORS)
+@pytest.mark.parametrize("likelihood", LIKELIHOODS)
 def test_log_likelihood_for_every_prior_and_likelihood(prior_name, likelihood):
-    from test_priors import make_prior, tiny_data, SHAPE
-    from vae_runner.model.likelihoods import Gaussian
-    prior, encoder = make_prior(prior_name, 2)
-    lik = {"bernoulli": Bernoulli(SHAPE), "mse": MSE(SHAPE, 0.3), "gaussian": Gaussian(SHAPE, 0.3)}[likelihood]
-    model = VAE(encoder, MLPDecoder(SHAPE, 2, [8]), prior, lik)
+    model = tiny_vae(prior_name, likelihood)
     split = tiny_data().test
     ll = log_likelihood(model, split, k=50)
     elbo = evaluate_split(model, Objective(), split, 100)["elbo"]

@@ -49,6 +49,17 @@ def make_prior(name: str, d: int, seed: int = 0):
     return prior, encoder
 
 
+LIKELIHOODS = ["bernoulli", "mse", "gaussian"]
+
+
+def tiny_vae(prior_name: str, likelihood: str, d: int = 2) -> VAE:
+    """A small VAE on SHAPE data with the named prior (random parameters) and likelihood."""
+    from vae_runner.model.likelihoods import MSE, Gaussian
+    prior, encoder = make_prior(prior_name, d)
+    lik = {"bernoulli": Bernoulli(SHAPE), "mse": MSE(SHAPE, 0.3), "gaussian": Gaussian(SHAPE, 0.3)}[likelihood]
+    return VAE(encoder, MLPDecoder(SHAPE, d, [8]), prior, lik)
+
+
 def reference_mixture_log_prob(z, means, logvars, logits):
     """log sum_k w_k prod_d N(z_d; mu_kd, var_kd), written out: per-component sums over d, then log-sum-exp."""
     log_w = torch.log_softmax(logits, 0) if logits is not None else torch.full((means.shape[0],), -math.log(len(means)))
