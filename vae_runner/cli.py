@@ -3,12 +3,14 @@ config to `run.run`, and returns the validation ELBO so Hydra sweepers can optim
 is printed as one paragraph with exit status 2, never as a traceback."""
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,10 +36,26 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("vae_hydra_subdir", _hydra_subdir, replace=True)
 
 
+class RunFailed(Exception):
+    """A sweep job that stopped on bad input: the sweep records it as failed and goes on with the other jobs."""
+
+
+def shared_cpu_threads(hc) -> int | None:
+    """Torch threads per run when Hydra's joblib launcher runs several runs at once on this machine's cores."""
+    launcher = str(hc.launcher.get("_target_", ""))
+    if "joblib" not in launcher.lower():
+        return None
+    n_jobs = hc.launcher.get("n_jobs") or -1
+    cores = os.cpu_count() or 1
+    return 1 if n_jobs < 0 else max(1, cores // n_jobs)
+
+
 def task(cfg: DictConfig) -> float:
     from vae_runner import run  # heavy imports (torch) after Hydra has parsed the command line
 
     hc = HydraConfig.get()
+    if cfg.trainer.num_threads is None and (threads := shared_cpu_threads(hc)):
+        cfg.trainer.num_threads = threads
     try:
         return run.run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
     except Exception as err:
@@ -45,6 +63,8 @@ def task(cfg: DictConfig) -> float:
         if message is None:
             raise
         print(f"vae-run: error: {message}", file=sys.stderr)
+        if hc.mode == RunMode.MULTIRUN:
+            raise RunFailed(message) from None
         sys.exit(2)
 
 
@@ -61,9 +81,12 @@ def user_message(err: BaseException) -> str | None:
     return None
 
 
+# At import, so that launcher worker processes (joblib, submitit) that unpickle `task` have them too.
+register_configs()
+register_resolvers()
+
+
 def main() -> None:
-    register_configs()
-    register_resolvers()
     hydra.main(config_path="pkg://vae_runner.configs", config_name="train", version_base="1.3")(task)()
 
 

@@ -180,6 +180,7 @@ class TrainerConfig:
     eval_every: int = 1  # validate (and write images, best.pt) every N epochs
     log_every: int = 50  # steps between host syncs for the running train metrics
     limit_batches: Optional[int] = None  # cap on training steps per epoch (smoke tests, debugging)
+    early_stopping: Optional[int] = None  # stop after this many epochs without a better validation ELBO
     device: Device = Device.auto
     num_threads: Optional[int] = None  # torch intra-op threads; null keeps torch's default
 
@@ -223,6 +224,7 @@ class VAEConfig:
     latent_dim: int = 16
     seed: int = 0
     mode: Mode = Mode.train
+    optimized_metric: str = "val/elbo"  # what the task returns to Hydra sweepers (Optuna)
     ckpt: Optional[str] = None  # mode=eval: the checkpoint to evaluate
     resume: Optional[str] = None  # a run directory or checkpoint to continue
 
@@ -285,6 +287,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.log_every", _pos_int, "an integer >= 1"),
     ("trainer.limit_batches", _opt_pos_int, "null or an integer >= 1"),
     ("trainer.num_threads", _opt_pos_int, "null or an integer >= 1"),
+    ("trainer.early_stopping", _opt_pos_int, "null or an integer >= 1"),
     ("logger.n_images", _pos_int, "an integer >= 1"),
     ("evaluation.iw_samples", _pos_int, "an integer >= 1"),
     ("evaluation.chunk_rows", _pos_int, "an integer >= 1"),

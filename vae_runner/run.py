@@ -144,6 +144,31 @@ def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purp
     return merged
 
 
+# Keys that say where and how a run executes, not what it computes: they may differ when a run is taken up again.
+EXECUTION_KEYS = ("mode", "ckpt", "resume", "optimized_metric", "logger", "trainer.device", "trainer.num_threads",
+                  "trainer.epochs", "evaluation") + LOCATION_KEYS
+
+
+def same_run_or_refuse(cfg: DictConfig, state: dict, run_dir: Path) -> None:
+    """A run directory holding a checkpoint is taken up again only by the same run (same config but for
+    EXECUTION_KEYS); anything else would overwrite it."""
+    def flat(node, prefix=""):
+        out = {}
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if any(key == e or key.startswith(e + ".") for e in EXECUTION_KEYS):
+                continue
+            out.update(flat(v, key + ".") if isinstance(v, dict) else {key: v})
+        return out
+
+    old, new = flat(state["config"]), flat(_plain(cfg))
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if differ:
+        raise UserError(f"{run_dir} already holds a different run (its config differs in: {', '.join(differ[:8])}). "
+                        f"Nothing was changed there. Give this run its own directory (hydra.run.dir=... or "
+                        f"hydra.sweep.dir=...), or continue that run with resume={run_dir}.")
+
+
 def hparams_of(cfg: DictConfig) -> dict:
     """The run's hyper-parameters as flat key -> int/float/str/bool (HParams plugin)."""
     flat = {}
@@ -259,7 +284,27 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
 
 
 def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
-    """Dispatch on `mode`; return the validation ELBO (what Hydra sweepers optimise)."""
+    """Dispatch on `mode`; return `optimized_metric` (what Hydra sweepers optimise).
+
+    A training run whose directory already holds results is not run again: a finished one (metrics.json) is
+    skipped, an interrupted one (checkpoints/last.pt) resumes. That is how a re-launched sweep, or a Slurm job
+    requeued after preemption, picks up where it stopped."""
     validate(cfg)
-    metrics = (evaluate if _plain(cfg.mode) == Mode.eval.value else train)(cfg, run_dir, overrides)
-    return metrics["val/elbo"]
+    existing = run_dir / "checkpoints" / "last.pt"
+    if _plain(cfg.mode) == Mode.train.value and not cfg.resume and existing.is_file():
+        same_run_or_refuse(cfg, load_checkpoint(existing), run_dir)
+    if _plain(cfg.mode) == Mode.eval.value:
+        metrics = evaluate(cfg, run_dir, overrides)
+    elif not cfg.resume and (run_dir / "metrics.json").is_file():
+        log.info("%s has finished already (metrics.json); skipped", run_dir)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    else:
+        if not cfg.resume and existing.is_file():
+            log.info("%s holds an interrupted run; resuming it", run_dir)
+            cfg = cfg.copy()
+            cfg.resume = str(run_dir)
+        metrics = train(cfg, run_dir, overrides)
+    if cfg.optimized_metric not in metrics:
+        raise UserError(f"optimized_metric={cfg.optimized_metric!r} is not among this run's metrics; use one of: "
+                        f"{', '.join(k for k, v in metrics.items() if isinstance(v, (int, float)))}.")
+    return metrics[cfg.optimized_metric]

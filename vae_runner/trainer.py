@@ -2,6 +2,7 @@
 validation every `eval_every` epochs with pictures, and `last.pt` / `best.pt` checkpoints after each epoch."""
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -25,15 +26,16 @@ class Trainer:
         self.eval_seed, self.n_images, self.progress_bar = eval_seed, n_images, progress_bar
         self.batches = TrainBatches(data.train, cfg.batch_size, dynamic=data.binarize == "dynamic",
                                     limit=cfg.limit_batches)
-        self.epoch, self.global_step, self.best_val_elbo = 0, 0, -math.inf
+        self.epoch, self.global_step, self.best_val_elbo, self.best_epoch = 0, 0, -math.inf, 0
         self.epoch_times: list[float] = []  # seconds of training per epoch (no validation), this session
 
     def load_state(self, state: dict) -> None:
         self.epoch, self.global_step, self.best_val_elbo = state["epoch"], state["global_step"], state["best_val_elbo"]
+        self.best_epoch = state.get("best_epoch", self.epoch)
 
     def fit(self) -> None:
         self.model.train()
-        while self.epoch < self.cfg.epochs:
+        while self.epoch < self.cfg.epochs and not self.patience_exhausted():
             t0 = time.perf_counter()
             self.train_epoch()
             self.epoch_times.append(time.perf_counter() - t0)  # train_epoch ends with a host sync (log_window)
@@ -44,6 +46,12 @@ class Trainer:
             self.checkpoint("last.pt")
             if is_best:
                 self.checkpoint("best.pt")
+            if self.patience_exhausted():
+                logging.getLogger("vae_runner").info("early stopping after epoch %d: no better validation ELBO "
+                                                     "for %d epochs", self.epoch, self.cfg.early_stopping)
+
+    def patience_exhausted(self) -> bool:
+        return bool(self.cfg.early_stopping) and self.epoch - self.best_epoch >= self.cfg.early_stopping
 
     def train_epoch(self) -> None:
         bar = tqdm(self.batches, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
@@ -88,11 +96,11 @@ class Trainer:
         log_pictures(self.model, self.data, self.logger, self.n_images, self.global_step, self.eval_seed)
         self.logger.flush()
         if metrics["elbo"] > self.best_val_elbo:
-            self.best_val_elbo = metrics["elbo"]
+            self.best_val_elbo, self.best_epoch = metrics["elbo"], self.epoch
             return True
         return False
 
     def checkpoint(self, name: str) -> None:
         save_checkpoint(self.ckpt_dir / name, model=self.model.state_dict(),
                         optimizer=self.optimizer.state_dict(), epoch=self.epoch, global_step=self.global_step,
-                        best_val_elbo=self.best_val_elbo, rng=rng_state(), **self.config)
+                        best_val_elbo=self.best_val_elbo, best_epoch=self.best_epoch, rng=rng_state(), **self.config)

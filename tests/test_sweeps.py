@@ -1,0 +1,141 @@
+"""Sweeps through Hydra's launchers and sweepers, as a researcher runs them: a 2-run joblib sweep, a 2-run
+submitit_local sweep, Optuna trials (a failed trial does not abort the study), sweep resume, `vae-report`, and
+TensorBoard serving a sweep's runs, scalars and hyper-parameters over HTTP."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_cli import FAST, vae_run
+from vae_runner import sweep_report
+
+BIN = Path(sys.executable).parent
+
+
+def run_dirs(sweep: Path) -> list[Path]:
+    """The sweep's finished runs (job sub-directories with metrics.json), in job order."""
+    return sorted((p.parent for p in sweep.glob("*/metrics.json")), key=lambda d: int(d.name))
+
+
+def test_joblib_sweep_runs_two_at_a_time_with_one_thread_each(tmp_path):
+    fast = [o for o in FAST if not o.startswith("trainer.num_threads")]
+    done = vae_run("-m", "beta=1,4", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *fast,
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    dirs = run_dirs(tmp_path / "sweep")
+    assert len(dirs) == 2
+    for d in dirs:
+        config = torch.load(d / "checkpoints" / "last.pt", weights_only=True)["config"]
+        assert config["trainer"]["num_threads"] == max(1, (os.cpu_count() or 1) // 2)
+
+
+def test_submitit_local_sweep(tmp_path):
+    done = vae_run("-m", "beta=1,4", "hydra/launcher=submitit_local", *FAST, f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(run_dirs(tmp_path / "sweep")) == 2
+
+
+def test_optuna_trials_and_a_failed_trial_does_not_abort_the_study(tmp_path):
+    sweep = tmp_path / "optuna"
+    done = vae_run("-m", "hparams_search=digits_optuna", "hydra.sweeper.n_trials=4", "beta=choice(-1.0,1.0)",
+                   "hydra.sweeper.max_failure_rate=1.0", *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = (sweep / "optimization_results.yaml").read_text()
+    assert "best_params" in result and "best_value" in result
+    trials = [d for d in sweep.iterdir() if d.is_dir() and d.name.isdigit()]
+    finished = [d for d in trials if (d / "metrics.json").is_file()]
+    assert len(trials) == 4 and 0 < len(finished) < 4  # beta = -1 trials failed, the others ran
+    assert "beta=-1.0 (must be a finite number >= 0)" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_sweep_resume_skips_finished_runs_and_resumes_interrupted_ones(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "beta=1,4", *FAST, f"hydra.sweep.dir={sweep}"]
+    assert vae_run(*args, cwd=tmp_path).returncode == 0
+    finished, interrupted = run_dirs(sweep)
+    (interrupted / "metrics.json").unlink()  # as if killed after its last checkpoint
+    stamp = (finished / "metrics.json").stat().st_mtime_ns
+    again = vae_run(*args[:-2], "trainer.epochs=3", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (finished / "metrics.json").stat().st_mtime_ns == stamp  # skipped, untouched
+    assert "finished already" in again.stdout + again.stderr
+    resumed = json.loads((interrupted / "metrics.json").read_text())
+    assert resumed["epochs"] == 3  # went on from epoch 2
+
+    other = vae_run(*args[:-2], "latent_dim=3", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert other.returncode != 0 and "already holds a different run" in other.stdout + other.stderr
+    assert (finished / "metrics.json").stat().st_mtime_ns == stamp  # never overwritten
+
+
+def test_vae_report_on_a_sweep(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    assert vae_run("-m", "beta=1,4", "prior=gaussian,mog", *FAST, f"hydra.sweep.dir={sweep}",
+                   cwd=tmp_path).returncode == 0
+    (run_dirs(sweep)[-1] / "metrics.json").unlink()  # a partly finished sweep
+    assert sweep_report.main([str(sweep), "--x", "beta", "--group", "prior"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 runs (3 finished)" in printed and "unfinished (has checkpoint)" in printed
+    md = (sweep / "report.md").read_text()
+    assert md.startswith("| run | beta | prior |") and "test/elbo" in md
+    rows = (sweep / "report.csv").read_text().splitlines()
+    assert len(rows) == 5 and rows[0].startswith("run,beta,prior")
+    assert (sweep / "report_test_log_likelihood_vs_beta.png").stat().st_size > 1000
+    out = subprocess.run([str(BIN / "vae-report"), str(tmp_path / "empty")], capture_output=True, text=True)
+    assert out.returncode == 2 and "not a directory" in out.stderr and "Traceback" not in out.stderr
+    (tmp_path / "empty").mkdir()
+    out = subprocess.run([str(BIN / "vae-report"), str(tmp_path / "empty")], capture_output=True, text=True)
+    assert out.returncode == 2 and "no vae-run runs" in out.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, body: dict | None = None):
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    assert vae_run("-m", "beta=1,4", *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path).returncode == 0
+    port = _free_port()
+    server = subprocess.Popen([str(BIN / "tensorboard"), "--logdir", str(sweep), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        tags, deadline = {}, time.time() + 90
+        while time.time() < deadline and len(tags) < 2:  # the server starts, then loads the event files
+            try:
+                tags = _get(f"{base}/data/plugin/scalars/tags")
+            except OSError:
+                pass
+            time.sleep(1)
+        assert set(tags) == {"0", "1"}
+        for run in tags.values():
+            assert {"train/elbo", "val/elbo", "test/elbo", "test/log_likelihood", "train/beta"} <= set(run)
+        groups = _get(f"{base}/data/plugin/hparams/session_groups", {
+            "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
+                                                      "STATUS_RUNNING"],
+            "colParams": [], "startIndex": 0, "sliceSize": 100})["sessionGroups"]
+        assert sorted(g["name"] for g in groups) == ["0", "1"]
+        assert sorted(g["hparams"]["beta"] for g in groups) == [1.0, 4.0]
+        assert all(g["hparams"]["prior"] == "GaussianPrior" for g in groups)
+    finally:
+        server.terminate()  # stopped by its PID
+        server.wait(timeout=30)
+    assert server.returncode is not None

@@ -1,0 +1,150 @@
+"""`vae-report <sweep or outputs dir>`: one table of every run's overrides and final metrics (printed, and written as
+report.md and report.csv), and a plot of a metric against a swept parameter, one line per value of another.
+
+Works on a partly finished sweep: a run without metrics.json is listed as unfinished (with the last epoch of its
+checkpoint when it has one). It reads only the run directories' files, never the models.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+DEFAULT_METRICS = ["test/elbo", "test/log_likelihood", "test/kl", "test/active_units", "val/elbo"]
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories under root: those with Hydra's .hydra/overrides.yaml or a metrics.json."""
+    found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {p.parent for p in root.rglob("metrics.json")}
+    return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
+
+
+def read_run(run_dir: Path, root: Path) -> dict:
+    row: dict = {"run": str(run_dir.relative_to(root)) or "."}
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if overrides_file.is_file():
+        for item in yaml.safe_load(overrides_file.read_text()) or []:
+            key, _, value = str(item).partition("=")
+            if not key.startswith("hydra"):
+                row[key.lstrip("+~")] = value
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        row["status"] = "finished"
+        row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    else:
+        row["status"] = "unfinished" + (" (has checkpoint)" if (run_dir / "checkpoints" / "last.pt").is_file() else "")
+    return row
+
+
+def fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.6g}"
+    return "" if v is None else str(v)
+
+
+def table(rows: list[dict], columns: list[str]) -> tuple[str, str]:
+    """(aligned text, Markdown)."""
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    text = "\n".join(["  ".join(c.ljust(w) for c, w in zip(columns, widths))] +
+                     ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells])
+    md = "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] +
+                   ["| " + " | ".join(row) + " |" for row in cells])
+    return text, md
+
+
+def _number(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+def plot(rows: list[dict], metric: str, x: str, group: str | None, path: Path) -> bool:
+    """metric against x, a line per value of group; False when no finished run has both."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if isinstance(r.get(metric), (int, float)) and x in r]
+    if not points:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    groups = sorted({str(r.get(group, "")) for r in points}) if group else [""]
+    numeric = all(isinstance(_number(r[x]), float) for r in points)
+    for g in groups:
+        sel = [r for r in points if not group or str(r.get(group, "")) == g]
+        sel.sort(key=lambda r: _number(r[x]) if numeric else str(r[x]))
+        xs = [_number(r[x]) if numeric else str(r[x]) for r in sel]
+        ax.plot(xs, [r[metric] for r in sel], marker="o", label=f"{group}={g}" if group else None)
+    ax.set_xlabel(x)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs {x}")
+    if group:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vae-report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", type=Path, help="a sweep directory (outputs/multirun/<date>/<time>) or outputs/")
+    parser.add_argument("--metric", default=None, help="metric to plot (default: test/log_likelihood or test/elbo)")
+    parser.add_argument("--x", default=None, help="swept parameter on the x axis (default: the first that varies)")
+    parser.add_argument("--group", default=None, help="one line per value of this parameter (default: the second "
+                                                      "that varies)")
+    parser.add_argument("--out", type=Path, default=None, help="where report.md/.csv/.png go (default: path)")
+    args = parser.parse_args(argv)
+
+    root = args.path.expanduser()
+    if not root.is_dir():
+        print(f"vae-report: error: {root} is not a directory. Pass a sweep directory "
+              f"(outputs/multirun/<date>/<time>) or the outputs/ folder.", file=sys.stderr)
+        return 2
+    runs = find_runs(root)
+    if not runs:
+        print(f"vae-report: error: no vae-run runs under {root} (a run directory holds .hydra/overrides.yaml or "
+              f"metrics.json). Pass a sweep directory (outputs/multirun/<date>/<time>) or outputs/.", file=sys.stderr)
+        return 2
+    rows = [read_run(r, root) for r in runs]
+    params = [k for k in dict.fromkeys(k for r in rows for k in r) if "/" not in k and k not in
+              ("run", "status", "best_epoch", "epochs", "steps", "train_time_s", "epoch_time_s")]
+    varying = [p for p in params if len({str(r.get(p)) for r in rows}) > 1]
+    metrics = [m for m in DEFAULT_METRICS if any(m in r for r in rows)]
+    if args.metric and args.metric not in metrics:
+        metrics.append(args.metric)
+    columns = ["run"] + params + ["status"] + metrics
+    text, md = table(rows, columns)
+    print(text)
+    out = (args.out or root).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(md + "\n")
+    all_columns = columns + sorted({k for r in rows for k in r} - set(columns))
+    with open(out / "report.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=all_columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    finished = sum(r["status"] == "finished" for r in rows)
+    print(f"\n{len(rows)} runs ({finished} finished); wrote {out / 'report.md'} and {out / 'report.csv'}")
+    metric = args.metric or next((m for m in ("test/log_likelihood", "test/elbo") if m in metrics), None)
+    x = args.x or (varying[0] if varying else None)
+    group = args.group or next((p for p in varying if p != x), None)
+    if metric and x:
+        name = f"report_{metric.replace('/', '_')}_vs_{x.replace('/', '_')}.png"
+        if plot(rows, metric, x, group, out / name):
+            print(f"plot: {out / name}")
+        else:
+            print(f"no finished run has both {metric} and {x}; no plot")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
