@@ -3,7 +3,6 @@ submitit_local sweep, Optuna trials (a failed trial does not abort the study), s
 TensorBoard serving a sweep's runs, scalars and hyper-parameters over HTTP."""
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 import torch
 
 from test_cli import FAST, vae_run

@@ -58,14 +58,6 @@ def resolve_checkpoint(path: str | os.PathLike, default_name: str = "last.pt") -
     return p
 
 
-def run_dir_of(path: str | os.PathLike) -> Path:
-    """The run directory a checkpoint (or run directory) belongs to."""
-    p = Path(os.path.expanduser(str(path)))
-    if p.is_file():
-        return p.parent.parent if p.parent.name == "checkpoints" else p.parent
-    return p
-
-
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)

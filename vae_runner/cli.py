@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from vae_runner.checkpoint import run_dir_of
+from vae_runner.rundir import run_dir_of
 from vae_runner.config import register_configs
 from vae_runner.errors import UserError
 

@@ -20,7 +20,8 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from vae_runner.checkpoint import load_checkpoint, resolve_checkpoint, run_dir_of, set_rng_state
+from vae_runner.checkpoint import load_checkpoint, resolve_checkpoint, set_rng_state
+from vae_runner.rundir import run_dir_of
 from vae_runner.config import Mode, VAEConfig, validate
 from vae_runner.data import DataSplits, prepare
 from vae_runner.errors import UserError
