@@ -56,8 +56,13 @@ def task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     if cfg.trainer.num_threads is None and (threads := shared_cpu_threads(hc)):
         cfg.trainer.num_threads = threads
+    from vae_runner.trainer import Interrupted
+
     try:
         return run.run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
+    except Interrupted as stop:
+        print(f"vae-run: {stop}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
     except Exception as err:
         message = user_message(err)
         if message is None:

@@ -181,6 +181,7 @@ class TrainerConfig:
     log_every: int = 50  # steps between host syncs for the running train metrics
     limit_batches: Optional[int] = None  # cap on training steps per epoch (smoke tests, debugging)
     early_stopping: Optional[int] = None  # stop after this many epochs without a better validation ELBO
+    grad_clip: Optional[float] = None  # clip the gradient's global norm to this
     device: Device = Device.auto
     num_threads: Optional[int] = None  # torch intra-op threads; null keeps torch's default
 
@@ -270,14 +271,23 @@ def _fraction(v) -> bool:
     return math.isfinite(v) and 0 < v < 1
 
 
-def _pos_list(v) -> bool:
-    return len(v) > 0 and all(int(x) >= 1 for x in v)
+# Upper bounds on sizes, so that a typo (latent_dim=1000000) is a message, not an out-of-memory crash.
+MAX_WIDTH = 65536
+MAX_COMPONENTS = 100000
+
+
+def _width(v) -> bool:
+    return 1 <= v <= MAX_WIDTH
+
+
+def _width_list(v) -> bool:
+    return len(v) > 0 and all(1 <= int(x) <= MAX_WIDTH for x in v)
 
 
 # (config path, predicate, what a valid value is). Paths absent from a config (another option) are skipped.
 CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("beta", _finite_nonneg, "a finite number >= 0"),
-    ("latent_dim", _pos_int, "an integer >= 1"),
+    ("latent_dim", lambda v: 1 <= v <= MAX_WIDTH, f"an integer in [1, {MAX_WIDTH}]"),
     ("seed", lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)"),
     ("trainer.epochs", _pos_int, "an integer >= 1"),
     ("trainer.batch_size", _pos_int, "an integer >= 1"),
@@ -288,8 +298,9 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.limit_batches", _opt_pos_int, "null or an integer >= 1"),
     ("trainer.num_threads", _opt_pos_int, "null or an integer >= 1"),
     ("trainer.early_stopping", _opt_pos_int, "null or an integer >= 1"),
+    ("trainer.grad_clip", lambda v: v is None or _finite_pos(v), "null or a finite number > 0"),
     ("logger.n_images", _pos_int, "an integer >= 1"),
-    ("evaluation.iw_samples", _pos_int, "an integer >= 1"),
+    ("evaluation.iw_samples", lambda v: 1 <= v <= 10**6, "an integer in [1, 10^6]"),
     ("evaluation.chunk_rows", _pos_int, "an integer >= 1"),
     ("evaluation.precision", lambda v: v in ("fp32", "bf16"), "fp32 or bf16"),
     ("evaluation.test_limit", _opt_pos_int, "null or an integer >= 1"),
@@ -306,29 +317,30 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("dataset.val_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.test_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.val_size", _pos_int, "an integer >= 1"),
-    ("dataset.image_size", lambda v: len(v) in (1, 2) and _pos_list(v), "[size] or [height, width], each >= 1"),
+    ("dataset.image_size", lambda v: len(v) in (1, 2) and all(1 <= int(x) <= 4096 for x in v),
+     "[size] or [height, width], each in [1, 4096]"),
     ("dataset.channels", lambda v: v in (1, 3), "1 or 3"),
-    ("dataset.n_modes", _pos_int, "an integer >= 1"),
+    ("dataset.n_modes", lambda v: 1 <= v <= 10000, "an integer in [1, 10000]"),
     ("dataset.std", _finite_pos, "a finite number > 0"),
     ("dataset.radius", _finite_pos, "a finite number > 0"),
     ("dataset.shape", lambda v: v in ("ring", "grid"), "ring or grid"),
-    ("dataset.n_train", _pos_int, "an integer >= 1"),
-    ("dataset.n_val", _pos_int, "an integer >= 1"),
-    ("dataset.n_test", _pos_int, "an integer >= 1"),
-    ("architecture.hidden", _pos_list, "a non-empty list of integers >= 1"),
-    ("architecture.base_channels", _pos_int, "an integer >= 1"),
-    ("architecture.max_channels", _pos_int, "an integer >= 1"),
-    ("architecture.fc_hidden", _pos_int, "an integer >= 1"),
-    ("prior.n_components", _pos_int, "an integer >= 1"),
+    ("dataset.n_train", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
+    ("dataset.n_val", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
+    ("dataset.n_test", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
+    ("architecture.hidden", _width_list, f"a non-empty list of integers in [1, {MAX_WIDTH}]"),
+    ("architecture.base_channels", _width, f"an integer in [1, {MAX_WIDTH}]"),
+    ("architecture.max_channels", _width, f"an integer in [1, {MAX_WIDTH}]"),
+    ("architecture.fc_hidden", _width, f"an integer in [1, {MAX_WIDTH}]"),
+    ("prior.n_components", lambda v: 1 <= v <= MAX_COMPONENTS, f"an integer in [1, {MAX_COMPONENTS}]"),
     ("prior.init_spread", _finite_nonneg, "a finite number >= 0"),
     ("prior.init_logvar", math.isfinite, "a finite number"),
     ("prior.init", lambda v: v in ("data", "noise"), "data or noise"),
     ("prior.grid_dim", lambda v: v in (1, 2), "1 or 2"),
-    ("prior.grid_size", _pos_int, "an integer >= 1"),
-    ("prior.hidden", _pos_list, "a non-empty list of integers >= 1"),
-    ("prior.depth", _pos_int, "an integer >= 1"),
-    ("prior.width", _pos_int, "an integer >= 1"),
-    ("objective.k", _pos_int, "an integer >= 1"),
+    ("prior.grid_size", lambda v: 1 <= v <= 1000, "an integer in [1, 1000]"),
+    ("prior.hidden", _width_list, f"a non-empty list of integers in [1, {MAX_WIDTH}]"),
+    ("prior.depth", lambda v: 1 <= v <= 64, "an integer in [1, 64]"),
+    ("prior.width", _width, f"an integer in [1, {MAX_WIDTH}]"),
+    ("objective.k", lambda v: 1 <= v <= 5000, "an integer in [1, 5000]"),
     ("objective.warmup_epochs", _finite_nonneg, "a finite number >= 0"),
     ("objective.warmup_steps", lambda v: v >= 0, "an integer >= 0"),
     ("objective.warmup_start", _finite_nonneg, "a finite number >= 0"),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -58,7 +59,7 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     binary_likelihood = getattr(get_class(cfg.likelihood._target_), "binary", False)
     if binarize == "auto":
         binarize = "dynamic" if binary_likelihood else "none"
-    data = instantiate(spec)
+    data = build(spec)
     if binary_likelihood and not data.in_unit_range:
         raise UserError(f"dataset={name} holds real-valued data but likelihood=bernoulli needs values in [0, 1]. Use "
                         f"likelihood=gaussian or likelihood=mse (or experiment=synthetic_2d for the 2-D demo).")
@@ -73,17 +74,31 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     return prepare(data, binarize, device)
 
 
+def build(node, *args, **kwargs):
+    """hydra.utils.instantiate, with a UserError raised by the component passed on as itself (instantiate wraps
+    everything a `_target_` raises in an InstantiationException)."""
+    try:
+        return instantiate(node, *args, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
+
+
 def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
     arch, d, shape = cfg.architecture, cfg.latent_dim, data.shape
-    encoder = instantiate(arch.encoder, input_shape=shape, latent_dim=d)
+    encoder = build(arch.encoder, input_shape=shape, latent_dim=d)
     # A prior gets the encoder and the data when its constructor asks for them by name (see priors/base.py).
     wanted = inspect.signature(get_class(cfg.prior._target_)).parameters
     extras = {k: v for k, v in (("encoder", encoder), ("data", data)) if k in wanted}
     model = VAE(encoder=encoder,
-                decoder=instantiate(arch.decoder, output_shape=shape, latent_dim=d),
+                decoder=build(arch.decoder, output_shape=shape, latent_dim=d),
                 # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
-                prior=instantiate(cfg.prior, _partial_=True)(latent_dim=d, **extras),
-                likelihood=instantiate(cfg.likelihood, data_shape=shape))
+                prior=build(cfg.prior, _partial_=True)(latent_dim=d, **extras),
+                likelihood=build(cfg.likelihood, data_shape=shape))
     return model.to(device)
 
 
@@ -219,6 +234,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         log.info("resuming %s from epoch %d", run_dir, state["epoch"])
     validate(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (run_dir / "checkpoints").glob("*.tmp"):  # half-written by a process that was killed
+        stale.unlink()
     device = setup(cfg)
     data = load_data(cfg, device)
     model = build_model(cfg, data, device)

@@ -1,9 +1,17 @@
 """The training loop: Adam over index batches, running metrics read from the device every `log_every` steps,
-validation every `eval_every` epochs with pictures, and `last.pt` / `best.pt` checkpoints after each epoch."""
+validation every `eval_every` epochs with pictures, and `last.pt` / `best.pt` checkpoints after each epoch.
+
+Faults: a loss term or the gradient norm that goes non-finite is caught on the device (no per-step sync) and stops
+the run at the next sync with the step and the term, before any checkpoint is written from the bad state. SIGINT
+and SIGTERM finish the current step, write `last.pt` (with the position inside the epoch, so the resumed run is the
+uninterrupted one, bit for bit on CPU) and stop with `Interrupted`.
+"""
 from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +24,22 @@ from vae_runner.errors import UserError
 from vae_runner.evaluate import evaluate_split
 from vae_runner.viz import log_pictures
 
+CAUSES = ("Usual causes: a learning rate too high (lower trainer.lr or set trainer.grad_clip), a likelihood sigma "
+          "too small (likelihood.sigma / likelihood.min_sigma), or data outside the likelihood's range.")
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM: the run stopped after writing a checkpoint it can resume from."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+
+def grad_norm(params) -> torch.Tensor:
+    norms = [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
 
 class Trainer:
     def __init__(self, model, objective, optimizer, data, cfg, logger, run_dir: Path, config: dict,  # config: saved in checkpoints
@@ -26,14 +50,35 @@ class Trainer:
         self.eval_seed, self.n_images, self.progress_bar = eval_seed, n_images, progress_bar
         self.batches = TrainBatches(data.train, cfg.batch_size, dynamic=data.binarize == "dynamic",
                                     limit=cfg.limit_batches)
+        self.params = [p for p in model.parameters() if p.requires_grad]
         self.epoch, self.global_step, self.best_val_elbo, self.best_epoch = 0, 0, -math.inf, 0
+        self.perm, self.batch_index = None, 0  # the current epoch's order and position in it
         self.epoch_times: list[float] = []  # seconds of training per epoch (no validation), this session
+        self.stop_signal: int | None = None
 
     def load_state(self, state: dict) -> None:
         self.epoch, self.global_step, self.best_val_elbo = state["epoch"], state["global_step"], state["best_val_elbo"]
         self.best_epoch = state.get("best_epoch", self.epoch)
+        self.perm, self.batch_index = state.get("perm"), state.get("batch_index", 0)
+        if self.perm is not None:
+            self.perm = self.perm.to(self.data.train.x.device)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.stop_signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.stop_signal = signum
 
     def fit(self) -> None:
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._fit()
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+
+    def _fit(self) -> None:
         self.model.train()
         while self.epoch < self.cfg.epochs and not self.patience_exhausted():
             t0 = time.perf_counter()
@@ -54,44 +99,79 @@ class Trainer:
         return bool(self.cfg.early_stopping) and self.epoch - self.best_epoch >= self.cfg.early_stopping
 
     def train_epoch(self) -> None:
-        bar = tqdm(self.batches, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
-                   disable=not self.progress_bar, dynamic_ncols=True)
-        window, n = None, 0  # running sums of the terms, kept on the device between host syncs
-        for i, (x, y) in enumerate(bar):
-            progress = (self.epoch + i / len(self.batches), self.global_step)  # (epoch, step) for warm-up
+        if self.perm is None:
+            self.perm, self.batch_index = self.batches.permutation(), 0
+        batches = self.batches.iterate(self.perm, start=self.batch_index)
+        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False, initial=self.batch_index,
+                   total=len(self.batches), disable=not self.progress_bar, dynamic_ncols=True)
+        window, n, names = None, 0, None  # running sums of the terms, kept on the device between host syncs
+        first_bad = None  # (T,) step at which each term first went non-finite, -1 if never (on the device)
+        for x, y in bar:
+            progress = (self.epoch + self.batch_index / len(self.batches), self.global_step)  # for warm-up
             terms = self.objective(self.model, x, y, progress=progress)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].mean().backward()
+            if self.cfg.grad_clip:
+                norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+            else:
+                norm = grad_norm(self.params)
             self.optimizer.step()
             self.global_step += 1
-            means = torch.stack([t.detach().mean() for t in terms.values()])  # (T,)
+            self.batch_index += 1
+            names = list(terms) + ["grad_norm"]
+            means = torch.cat([torch.stack([t.detach().mean() for t in terms.values()]), norm.detach()[None]])
+            bad = ~torch.isfinite(means)  # (T,)
+            first_bad = torch.where(bad, self.global_step, -1) if first_bad is None else \
+                torch.where((first_bad < 0) & bad, self.global_step, first_bad)
             window, n = (means if window is None else window + means), n + 1
             if self.global_step % self.cfg.log_every == 0:
-                bar.set_postfix(loss=f"{self.log_window(terms.keys(), window, n, progress)['train/loss']:.2f}")
+                bar.set_postfix(loss=f"{self.log_window(names, window, n, first_bad, progress)['train/loss']:.2f}")
                 window, n = None, 0
+            if self.stop_signal is not None:
+                self.interrupt(names, window, n, first_bad, progress)
         if n:
-            self.log_window(terms.keys(), window, n, progress)
+            self.log_window(names, window, n, first_bad, progress)
         bar.close()
+        self.perm, self.batch_index = None, 0
 
-    def log_window(self, names, window, n, progress) -> dict[str, float]:
+    def interrupt(self, names, window, n, first_bad, progress) -> None:
+        """After the step that followed a signal: check, checkpoint, stop."""
+        if n:
+            self.log_window(names, window, n, first_bad, progress)
+        self.checkpoint("last.pt")
+        self.logger.flush()
+        name = signal.Signals(self.stop_signal).name
+        run_dir = self.ckpt_dir.parent
+        raise Interrupted(self.stop_signal, f"Stopped by {name} after step {self.global_step} (epoch "
+                                            f"{self.epoch + 1}, batch {self.batch_index}); the checkpoint "
+                                            f"{self.ckpt_dir / 'last.pt'} holds it. Continue with: "
+                                            f"vae-run resume={run_dir}")
+
+    def log_window(self, names, window, n, first_bad, progress) -> dict[str, float]:
         values = {f"train/{k}": v / n for k, v in zip(names, window.tolist())}  # one host sync per window
-        bad = [k for k, v in values.items() if not math.isfinite(v)]
-        if bad:
-            raise UserError(f"Training diverged: {', '.join(bad)} became non-finite by step {self.global_step} "
-                            f"(epoch {self.epoch + 1}). Usual causes: a learning rate too high (trainer.lr), a "
-                            f"likelihood sigma too small, or data outside the likelihood's range. The last good "
-                            f"checkpoint is {self.ckpt_dir / 'last.pt'}.")
+        steps = first_bad.tolist()
+        if any(s >= 0 for s in steps):
+            step = min(s for s in steps if s >= 0)
+            culprits = [k for k, s in zip(names, steps) if s == step]
+            raise UserError(f"Training diverged at step {step} (epoch {self.epoch + 1}): {', '.join(culprits)} "
+                            f"became non-finite (NaN or inf). {CAUSES} Nothing was saved from the diverged state: "
+                            f"{self.last_good()}")
         values.update({f"train/{k}": v for k, v in self.objective.scalars(progress).items()})
         self.logger.scalars(values, self.global_step)
         return values
+
+    def last_good(self) -> str:
+        last = self.ckpt_dir / "last.pt"
+        if last.is_file():
+            return f"the last good checkpoint is {last} (resume={self.ckpt_dir.parent} continues from it)."
+        return "no checkpoint had been written yet (it diverged in the first epoch)."
 
     def validate(self) -> bool:
         metrics = evaluate_split(self.model, self.objective, self.data.val, self.cfg.eval_batch_size,
                                  self.eval_seed)
         if not math.isfinite(metrics["elbo"]):
             raise UserError(f"The validation ELBO is {metrics['elbo']} after epoch {self.epoch}: the model "
-                            f"diverged. Lower trainer.lr or check the likelihood settings; the last good "
-                            f"checkpoint is {self.ckpt_dir / 'last.pt'}.")
+                            f"diverged. {CAUSES} {self.last_good()}")
         self.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, self.global_step)
         log_pictures(self.model, self.data, self.logger, self.n_images, self.global_step, self.eval_seed)
         self.logger.flush()
@@ -103,4 +183,5 @@ class Trainer:
     def checkpoint(self, name: str) -> None:
         save_checkpoint(self.ckpt_dir / name, model=self.model.state_dict(),
                         optimizer=self.optimizer.state_dict(), epoch=self.epoch, global_step=self.global_step,
-                        best_val_elbo=self.best_val_elbo, best_epoch=self.best_epoch, rng=rng_state(), **self.config)
+                        best_val_elbo=self.best_val_elbo, best_epoch=self.best_epoch, rng=rng_state(),
+                        perm=self.perm, batch_index=self.batch_index, **self.config)

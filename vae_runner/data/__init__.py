@@ -91,9 +91,15 @@ class TrainBatches:
     def __len__(self) -> int:
         return self.n_batches
 
+    def permutation(self) -> Tensor:
+        return torch.randperm(len(self.split), device=self.split.x.device)
+
     def __iter__(self) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
-        perm = torch.randperm(len(self.split), device=self.split.x.device)
-        for i in range(self.n_batches):
+        return self.iterate(self.permutation())
+
+    def iterate(self, perm: Tensor, start: int = 0) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
+        """The batches of one epoch in the order `perm`, from batch `start` on (a resumed epoch)."""
+        for i in range(start, self.n_batches):
             idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.split.floats(idx)  # (B, *shape)
             if self.dynamic:

@@ -1,0 +1,241 @@
+"""Faults and bad input, by injection: non-finite losses and gradients, gradient clipping, SIGINT/SIGTERM sent to a
+real `vae-run`, kill -9 at random moments (checkpoint writes included), config fuzzing with hypothesis, and writes
+outside the run directory. Nothing may be lost and every failure must be one clear message."""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import make_cfg
+from test_cli import VAE_RUN
+from vae_runner import run
+from vae_runner.checkpoint import load_checkpoint
+from vae_runner.errors import UserError
+from vae_runner.objectives import Objective
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+# Many short epochs: most of the time goes to validation and checkpoint writes, where kills and signals must be safe.
+SHORT = ["dataset=digits", "trainer.limit_batches=3", "trainer.num_threads=1", "trainer.device=cpu",
+         "logger.progress_bar=false", "logger.n_images=4", "evaluation.iw_samples=16",
+         "evaluation.probe_train_points=200"]
+
+
+def start(*args, cwd) -> subprocess.Popen:
+    return subprocess.Popen([VAE_RUN, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(*args, cwd) -> dict:
+    done = subprocess.run([VAE_RUN, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------------ non-finite values
+def test_a_nan_loss_stops_with_the_step_and_the_term_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real = Objective.__call__
+    calls = {"n": 0}
+
+    def poisoned(self, model, x, y=None, progress=None):
+        terms = real(self, model, x, y, progress)
+        if progress is not None:  # training steps only
+            calls["n"] += 1
+            if calls["n"] == 5:
+                terms["kl"] = terms["kl"] * float("nan")
+                terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(Objective, "__call__", poisoned)
+    with pytest.raises(UserError) as err:
+        run.train(make_cfg("trainer.epochs=4", "trainer.limit_batches=2"), tmp_path)
+    msg = str(err.value)
+    assert "step 5" in msg and "kl, loss" in msg and "learning rate" in msg and "last.pt" in msg
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["epoch"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values())
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_nan_gradient_is_named(tmp_path, monkeypatch):
+    real_backward = torch.Tensor.backward
+    calls = {"n": 0}
+
+    def backward(self, *a, **k):
+        real_backward(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            next(p for p in run_model["m"].parameters()).grad.fill_(float("inf"))
+
+    run_model = {}
+    real_build = run.build_model
+    monkeypatch.setattr(run, "build_model", lambda *a: run_model.setdefault("m", real_build(*a)))
+    monkeypatch.setattr(torch.Tensor, "backward", backward)
+    with pytest.raises(UserError, match=r"step 3 \(epoch 2\): grad_norm became non-finite"):
+        run.train(make_cfg("trainer.epochs=3", "trainer.limit_batches=2"), tmp_path)
+
+
+def test_diverging_learning_rate_from_the_cli(tmp_path):
+    done = subprocess.run([VAE_RUN, "trainer.lr=1e30", *SHORT, "trainer.epochs=3"], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Training diverged at step" in done.stderr and "Traceback" not in done.stdout + done.stderr
+
+
+def test_grad_clip_bounds_the_update(tmp_path, monkeypatch):
+    seen = []
+    real_step = torch.optim.Adam.step
+
+    def step(self, *a, **k):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        seen.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    run.train(make_cfg("trainer.grad_clip=0.5", "trainer.limit_batches=4"), tmp_path)
+    assert seen and max(seen) <= 0.5 + 1e-4
+
+
+# -------------------------------------------------------------------------------------------- signals
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_checkpoints_and_resume_equals_the_uninterrupted_run(sig, tmp_path):
+    args = [*SHORT, "trainer.epochs=40", "seed=3"]
+    finish(*args, "hydra.run.dir=full", cwd=tmp_path)
+    proc = start(*args, "hydra.run.dir=cut", cwd=tmp_path)
+    wait_for(tmp_path / "cut" / "checkpoints" / "last.pt")
+    time.sleep(random.uniform(0.2, 1.0))
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert "Continue with: vae-run resume=" in err and "Traceback" not in out + err
+    state = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert 0 < state["global_step"] < 120
+    finish(f"resume={tmp_path / 'cut'}", cwd=tmp_path)
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    for key in ("test/elbo", "test/recon", "test/kl", "val/elbo", "test/log_likelihood", "steps", "best_epoch"):
+        assert resumed[key] == full[key], key  # bit for bit
+
+
+# -------------------------------------------------------------------------------------------- kill -9
+def kill_repeatedly(tmp_path: Path, kills: int, seed: int) -> list[float]:
+    """Start (then resume) a run and SIGKILL it at random moments; after every kill the last checkpoint must load."""
+    rng = random.Random(seed)
+    args = [*SHORT, "trainer.epochs=60", "seed=1"]
+    run_dir = tmp_path / "killed"
+    moments = []
+    for i in range(kills):
+        ckpt = run_dir / "checkpoints" / "last.pt"
+        proc = start(*(args + ["hydra.run.dir=killed"] if i == 0 or not ckpt.exists() else
+                       [f"resume={run_dir}"]), cwd=tmp_path)
+        if not ckpt.exists():
+            wait_for(ckpt)
+        moments.append(rng.uniform(0.0, 2.5))
+        time.sleep(moments[-1])
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        state = load_checkpoint(ckpt)  # never corrupt
+        assert state["epoch"] <= 60
+    return moments
+
+
+@pytest.mark.parametrize("kills", [pytest.param(4, id="4-kills"),
+                                   pytest.param(25, id="25-kills", marks=pytest.mark.slow)])
+def test_kill_9_never_corrupts_the_checkpoint_and_resume_finishes_the_run(kills, tmp_path):
+    kill_repeatedly(tmp_path, kills, seed=kills)
+    finish(f"resume={tmp_path / 'killed'}", cwd=tmp_path)
+    finish(*SHORT, "trainer.epochs=60", "seed=1", "hydra.run.dir=clean", cwd=tmp_path)
+    killed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    clean = json.loads((tmp_path / "clean" / "metrics.json").read_text())
+    assert killed["epochs"] == 60 and killed["test/elbo"] == clean["test/elbo"]
+    assert not list((tmp_path / "killed" / "checkpoints").glob("*.tmp"))
+
+
+# ------------------------------------------------------------------------------------------ fuzzing
+NUMERIC = ["beta", "latent_dim", "seed", "trainer.lr", "trainer.batch_size", "trainer.eval_batch_size",
+           "trainer.eval_every", "trainer.log_every", "trainer.grad_clip", "trainer.early_stopping",
+           "objective.k", "objective.free_bits", "objective.warmup_epochs", "objective.triplet_weight",
+           "likelihood.sigma", "prior.n_components", "evaluation.iw_samples", "evaluation.chunk_rows",
+           "evaluation.active_threshold", "architecture.hidden", "dataset.val_fraction", "logger.n_images"]
+BAD_VALUES = ["-1", "0", "-0.5", "1e12", "1000000000", "nan", "inf", "-inf", "abc", "''", "[1,2]", "null", "true"]
+GOOD_VALUES = ["1", "2", "0.5", "3"]
+CHOICES = {"dataset": ["digits", "synthetic"], "architecture": ["mlp", "conv"],
+           "prior": ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow", "nope"],
+           "likelihood": ["bernoulli", "mse", "gaussian"], "objective": ["elbo", "iwae"]}
+FUZZ_SHRINK = ["trainer.epochs=1", "trainer.limit_batches=2", "trainer.device=cpu", "logger.progress_bar=false",
+               "logger.tensorboard=false", "evaluation.iw_samples=4", "evaluation.surgery_points=20",
+               "evaluation.probe_train_points=50", "evaluation.triplets=20", "dataset.n_train=100",
+               "dataset.n_val=20", "dataset.n_test=20"]
+
+overrides_strategy = st.tuples(
+    st.fixed_dictionaries({g: st.sampled_from(opts) for g, opts in CHOICES.items()}),
+    st.lists(st.tuples(st.sampled_from(NUMERIC), st.sampled_from(BAD_VALUES + GOOD_VALUES)), max_size=3,
+             unique_by=lambda t: t[0]))
+TRIED = {"cases": 0, "trained": 0, "refused": 0}
+
+
+def fuzz_one(choices: dict, numeric: list, tmp_path: Path) -> None:
+    """Compose the fuzzed overrides (plus a shrink that leaves the fuzzed keys alone) and run them: the run must
+    train, or stop with Hydra's composition message or one UserError paragraph; anything else fails the test."""
+    fuzzed = [f"{g}={o}" for g, o in choices.items()] + [f"{k}={v}" for k, v in numeric]
+    shrink = [o for o in FUZZ_SHRINK if o.split("=")[0] not in dict(numeric)
+              and (not o.startswith("dataset.n_") or choices["dataset"] == "synthetic")]
+    TRIED["cases"] += 1
+    try:
+        cfg = make_cfg(*fuzzed, *shrink, shrink=False)
+    except (ConfigCompositionException, MissingConfigException):
+        TRIED["refused"] += 1  # Hydra's own message, printed without a traceback by the CLI
+        return
+    try:
+        assert isinstance(run.run(cfg, tmp_path / f"case{TRIED['cases']}", fuzzed), float)
+        TRIED["trained"] += 1
+    except UserError as err:
+        assert str(err) and "\n\n" not in str(err) and "Traceback" not in str(err)
+        TRIED["refused"] += 1
+
+
+@settings(max_examples=int(os.environ.get("VAE_FUZZ_EXAMPLES", 20)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=overrides_strategy)
+def test_config_fuzzing_trains_or_refuses_clearly(case, tmp_path, no_threads):
+    fuzz_one(*case, tmp_path)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=overrides_strategy)
+def test_config_fuzzing_large_budget(case, tmp_path, no_threads):
+    fuzz_one(*case, tmp_path)
+
+
+def test_report_fuzz_count():
+    print(f"\nfuzzing: {TRIED}")
+
+
+# -------------------------------------------------------------------------------- writes and overwrites
+def test_a_run_writes_only_inside_its_run_directory(tmp_path):
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    env = dict(ENV, HOME=str(home), MPLCONFIGDIR=str(tmp_path / "mpl"))
+    done = subprocess.run([VAE_RUN, *SHORT, "trainer.epochs=2"], cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = [p for p in cwd.rglob("*") if p.is_file()]
+    (run_dir,) = {p.parent for p in cwd.rglob("metrics.json")}
+    assert all(run_dir in p.parents for p in written)
+    assert [p for p in home.rglob("*") if p.is_file()] == []
