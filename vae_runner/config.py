@@ -121,18 +121,15 @@ class VampPriorConfig(PriorConfig):
 
 
 @dataclass
-class GTMPriorConfig(PriorConfig):
-    grid_dim: int = 2
-    grid_size: int = 10
-    hidden: List[int] = field(default_factory=lambda: [64])
-    init_logvar: float = -1.0
-
-
-@dataclass
 class GTMVampPriorConfig(PriorConfig):
     grid_dim: int = 2
     grid_size: int = 10
     hidden: List[int] = field(default_factory=lambda: [64])
+
+
+@dataclass
+class GTMPriorConfig(GTMVampPriorConfig):  # the same grid and network, plus the components' variances
+    init_logvar: float = -1.0
 
 
 @dataclass

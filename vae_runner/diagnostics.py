@@ -69,7 +69,8 @@ def elbo_surgery(prior, mu: Tensor, logvar: Tensor, samples: int = 8, seed: int 
         z = q.sample((samples,))  # (S, M, D)
     flat = z.flatten(0, 1)  # (S*M, D)
     log_q_cond = q.log_prob(z).sum(-1).flatten()  # (S*M,) log q(z | its own x)
-    log_p = torch.cat([prior.log_prob(c) for c in flat.split(4096)])
+    log_prior = prior.log_prob_fn()  # the prior's parameters once, not per chunk
+    log_p = torch.cat([log_prior(c) for c in flat.split(4096)])
     log_q_agg = torch.cat([mixture_log_prob(c, mu, logvar) for c in flat.split(1024)])  # uniform over the M
     avg_kl, mi, marg = ((log_q_cond - log_p).mean().item(), (log_q_cond - log_q_agg).mean().item(),
                         (log_q_agg - log_p).mean().item())

@@ -109,23 +109,21 @@ def _plain(v):
     return v.value if isinstance(v, Enum) else v
 
 
+def flatten(node: dict, prefix: str = "") -> dict:
+    """A nested plain config as {dotted key: leaf value}."""
+    out = {}
+    for k, v in node.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def _model_part(key: str, value):
     """What of an override must match the checkpoint: for a group choice (`prior=mog`) the `_target_`s it builds,
     for a single key (`latent_dim=8`, `prior.n_components=5`) its value."""
     value = _plain(value)
     if "." in key or not isinstance(value, dict):
         return value
-    targets = []
-
-    def walk(node):
-        for k, v in node.items():
-            if k == "_target_":
-                targets.append(v)
-            elif isinstance(v, dict):
-                walk(v)
-
-    walk(value)
-    return targets
+    return [v for k, v in flatten(value).items() if k.rsplit(".", 1)[-1] == "_target_"]
 
 
 def override_keys(overrides: Sequence[str]) -> list[str]:
@@ -168,14 +166,9 @@ EXECUTION_KEYS = ("mode", "ckpt", "resume", "optimized_metric", "logger", "train
 def same_run_or_refuse(cfg: DictConfig, state: dict, run_dir: Path) -> None:
     """A run directory holding a checkpoint is taken up again only by the same run (same config but for
     EXECUTION_KEYS); anything else would overwrite it."""
-    def flat(node, prefix=""):
-        out = {}
-        for k, v in node.items():
-            key = f"{prefix}{k}"
-            if any(key == e or key.startswith(e + ".") for e in EXECUTION_KEYS):
-                continue
-            out.update(flat(v, key + ".") if isinstance(v, dict) else {key: v})
-        return out
+    def flat(node):
+        return {k: v for k, v in flatten(node).items()
+                if not any(k == e or k.startswith(e + ".") for e in EXECUTION_KEYS)}
 
     old, new = flat(state["config"]), flat(_plain(cfg))
     differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
@@ -187,23 +180,16 @@ def same_run_or_refuse(cfg: DictConfig, state: dict, run_dir: Path) -> None:
 
 def hparams_of(cfg: DictConfig) -> dict:
     """The run's hyper-parameters as flat key -> int/float/str/bool (HParams plugin)."""
-    flat = {}
-
-    def walk(node, prefix):
-        for k, v in node.items():
-            key = f"{prefix}{k}"
-            if isinstance(v, dict):
-                walk(v, key + ".")
-            elif k == "_target_":
-                flat[prefix.rstrip(".")] = str(v).rsplit(".", 1)[-1]
-            else:
-                flat[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
-
     plain = _plain(cfg)
     for k in ("mode", "ckpt", "resume", "logger"):
         plain.pop(k, None)
-    walk(plain, "")
-    return flat
+    hparams = {}
+    for key, v in flatten(plain).items():
+        if key.rsplit(".", 1)[-1] == "_target_":  # prior._target_ -> prior: the class name
+            hparams[key.rsplit(".", 1)[0]] = str(v).rsplit(".", 1)[-1]
+        else:
+            hparams[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return hparams
 
 
 # ---------------------------------------------------------------------------------------------- results

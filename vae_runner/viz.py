@@ -13,6 +13,8 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from vae_runner.evaluate import seeded
+
 
 def image_grid(x: Tensor, nrow: int = 8, min_side: int = 32) -> Tensor:
     """Images (N, C, H, W) in a grid; small images are enlarged (nearest neighbour) to at least `min_side` pixels."""
@@ -70,7 +72,8 @@ def latent_density_picture(model, data, n_points: int = 2000, resolution: int = 
     axes = [torch.linspace(lo[i].item(), hi[i].item(), resolution, device=mu.device) for i in range(2)]
     gy, gx = torch.meshgrid(axes[1], axes[0], indexing="ij")
     pts = torch.stack([gx.flatten(), gy.flatten()], 1)  # (R*R, 2)
-    logp = torch.cat([model.prior.log_prob(c) for c in pts.split(4096)]).view(resolution, resolution)
+    log_prior = model.prior.log_prob_fn()  # the prior's parameters once, not per chunk
+    logp = torch.cat([log_prior(c) for c in pts.split(4096)]).view(resolution, resolution)
     fig, ax = _pyplot().subplots(figsize=(5, 4.5), dpi=100)
     im = ax.imshow(logp.exp().cpu().numpy(), origin="lower", cmap="magma", aspect="auto",
                    extent=[lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()])
@@ -118,9 +121,7 @@ def log_pictures(model, data, logger, n_images: int, step: int, seed: int, prefi
     the picture and always hold the latest."""
     was_training = model.training
     model.eval()
-    devices = [data.test.x.device] if data.test.x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with seeded(data.test.x.device, seed):
         logger.image(prefix + "samples", sample_picture(model, data, n_images), step, "samples.png")
         logger.image(prefix + "reconstructions", recon_picture(model, data, max(1, n_images // 2)), step,
                      "reconstructions.png")
