@@ -13,6 +13,7 @@ import torch
 import torch.distributions as td
 
 from vae_runner.data import Split, eval_batches
+from vae_runner.model.vae import autocast
 
 
 @contextmanager
@@ -65,7 +66,7 @@ def log_likelihood(model, split: Split, k: int = 1000, chunk_rows: int = 10000, 
                 z = q.sample((s,))  # (s, n, D)
                 log_q = q.log_prob(z).sum(-1)  # (s, n)
                 log_p = log_prior(z.flatten(0, 1)).view(s, -1)  # (s, n)
-                with torch.autocast(split.x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                with autocast(split.x.device, precision):
                     params = model.decoder(z.flatten(0, 1)).float()  # (s*n, *shape)
                 log_px = model.likelihood(params.view(s, x.shape[0], *x.shape[1:])).log_prob(x)  # (s, n)
                 log_w.append(log_px + log_p - log_q)

@@ -85,7 +85,8 @@ class Objective:
         weight = self.kl_weight(progress)
         q = model.posterior(x)
         z = q.rsample((self.k,))  # (k, B, D), reparameterised
-        log_px = model.decode(z.flatten(0, 1)).log_prob(x.repeat(self.k, *[1] * (x.dim() - 1))).view(self.k, -1)
+        x_k = x if self.k == 1 else x.repeat(self.k, *[1] * (x.dim() - 1))  # (k*B, *shape)
+        log_px = model.decode(z.flatten(0, 1)).log_prob(x_k).view(self.k, -1)
         recon = log_px[0]  # (B,) the reported terms use the first sample
         kl = model.prior.analytic_kl(q)
         log_ratio = None  # log q(z|x) - log p(z) for every sample, when needed

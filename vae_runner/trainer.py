@@ -37,8 +37,8 @@ class Interrupted(Exception):
 
 
 def grad_norm(params) -> torch.Tensor:
-    norms = [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads, foreach=True) if grads else torch.zeros(())  # one kernel on CPU too
 
 
 class Trainer:
@@ -51,6 +51,9 @@ class Trainer:
         self.batches = TrainBatches(data.train, cfg.batch_size, dynamic=data.binarize == "dynamic",
                                     limit=cfg.limit_batches)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.device = data.train.x.device
+        # Read once: per-step reads of a DictConfig cost more than a small step's arithmetic.
+        self.precision, self.grad_clip, self.log_every = cfg.precision, cfg.grad_clip, cfg.log_every
         self.epoch, self.global_step, self.best_val_elbo, self.best_epoch = 0, 0, -math.inf, 0
         self.perm, self.batch_index = None, 0  # the current epoch's order and position in it
         self.epoch_times: list[float] = []  # seconds of training per epoch (no validation), this session
@@ -108,11 +111,12 @@ class Trainer:
         first_bad = None  # (T,) step at which each term first went non-finite, -1 if never (on the device)
         for x, y in bar:
             progress = (self.epoch + self.batch_index / len(self.batches), self.global_step)  # for warm-up
-            terms = self.objective(self.model, x, y, progress=progress)
+            with self.model.precision(self.precision):
+                terms = self.objective(self.model, x, y, progress=progress)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].mean().backward()
-            if self.cfg.grad_clip:
-                norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+            if self.grad_clip:
+                norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
             else:
                 norm = grad_norm(self.params)
             self.optimizer.step()
@@ -124,7 +128,7 @@ class Trainer:
             first_bad = torch.where(bad, self.global_step, -1) if first_bad is None else \
                 torch.where((first_bad < 0) & bad, self.global_step, first_bad)
             window, n = (means if window is None else window + means), n + 1
-            if self.global_step % self.cfg.log_every == 0:
+            if self.global_step % self.log_every == 0:
                 bar.set_postfix(loss=f"{self.log_window(names, window, n, first_bad, progress)['train/loss']:.2f}")
                 window, n = None, 0
             if self.stop_signal is not None:

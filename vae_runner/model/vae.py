@@ -1,24 +1,52 @@
-"""`VAE(encoder, decoder, prior, likelihood)`: composition only; the objective lives in objectives.py."""
+"""`VAE(encoder, decoder, prior, likelihood)`: composition only; the objective lives in objectives.py.
+
+Mixed precision: inside `with vae.precision("bf16")` the encoder and decoder run under bfloat16 autocast (their
+matrix products and convolutions in bf16); their outputs are cast back to float32 before they parameterise q(z|x)
+and p(x|z), so the likelihood, the prior, the KL and every reduction stay float32.
+"""
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 import torch.distributions as td
 from torch import Tensor, nn
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # name -> autocast dtype (None: no autocast)
+
+
+def autocast(device: torch.device, precision: str):
+    """torch.autocast for `precision` on `device`'s type (a no-op context for fp32)."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 class VAE(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module, likelihood: nn.Module):
         super().__init__()
         self.encoder, self.decoder, self.prior, self.likelihood = encoder, decoder, prior, likelihood
+        self.network_precision = "fp32"
+
+    @contextmanager
+    def precision(self, name: str):
+        """Within: the encoder and decoder compute in `name` (fp32 | bf16)."""
+        old, self.network_precision = self.network_precision, name
+        try:
+            yield
+        finally:
+            self.network_precision = old
 
     def posterior(self, x: Tensor) -> td.Independent:
         """q(z|x) = N(mu(x), diag(exp(logvar(x)))), with batch shape (B,) and event shape (D,)."""
-        mu, logvar = self.encoder(x)
-        return td.Independent(td.Normal(mu, torch.exp(0.5 * logvar)), 1)
+        with autocast(x.device, self.network_precision):
+            mu, logvar = self.encoder(x)
+        return td.Independent(td.Normal(mu.float(), torch.exp(0.5 * logvar.float())), 1)
 
     def decode(self, z: Tensor) -> td.Distribution:
         """p(x|z), batch shape (B,), event shape the data shape."""
-        return self.likelihood(self.decoder(z))
+        with autocast(z.device, self.network_precision):
+            params = self.decoder(z)
+        return self.likelihood(params.float())
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
