@@ -145,3 +145,19 @@ def test_bench_script_runs_every_implementation(tmp_path):
     assert result["log_likelihood"]["fp32"]["images_per_s"] > 0
     assert abs(result["log_likelihood"]["fp32"]["mean_nats"] - result["log_likelihood"]["bf16"]["mean_nats"]) < 1
     assert result["machine"]["torch"] == torch.__version__
+
+
+def test_conv_nets_run_channels_last_with_the_same_numbers():
+    cfg = make_cfg("dataset=digits", "architecture=conv")
+    data = run.load_data(cfg, torch.device("cpu"))
+    model = run.build_model(cfg, data, torch.device("cpu"))
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    x = data.test.floats(slice(0, 32))
+    torch.manual_seed(0)
+    nhwc = Objective()(model, x)
+    model.to(memory_format=torch.contiguous_format)
+    torch.manual_seed(0)
+    nchw = Objective()(model, x)
+    for key in nhwc:
+        assert torch.allclose(nhwc[key], nchw[key], rtol=1e-4, atol=1e-3), key

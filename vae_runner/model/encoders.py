@@ -57,5 +57,6 @@ class ConvEncoder(nn.Module):
         self.fc = mlp([c_in * h * w, fc_hidden, 2 * latent_dim])
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x = x.contiguous(memory_format=torch.channels_last)  # the layout of the weights (run.build_model)
         mu, logvar = self.fc(torch.relu(self.conv(x).flatten(1))).chunk(2, dim=-1)  # (B, D) each
         return mu, logvar
