@@ -161,3 +161,25 @@ def test_conv_nets_run_channels_last_with_the_same_numbers():
     nchw = Objective()(model, x)
     for key in nhwc:
         assert torch.allclose(nhwc[key], nchw[key], rtol=1e-4, atol=1e-3), key
+
+
+def test_training_reads_the_device_only_every_log_every_steps(tmp_path, monkeypatch):
+    """Host synchronisation points (item, tolist, bool, float, int, numpy) during a 40-step epoch with
+    log_every=20: only the two windows' reads, nothing per step (what keeps a GPU busy)."""
+    cfg = make_cfg("dataset=digits", "trainer.limit_batches=40", "trainer.batch_size=16", "trainer.log_every=20",
+                   "trainer.grad_clip=5")
+    trainer = run.make_trainer(cfg, tmp_path)
+    reads = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    trainer.train_epoch()
+    monkeypatch.undo()
+    trainer.logger.close()
+    assert trainer.global_step == 40
+    assert 2 <= len(reads) <= 4, reads  # two windows x (running sums, first-bad steps)
