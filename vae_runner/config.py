@@ -183,7 +183,7 @@ class TrainerConfig:
     num_threads: Optional[int] = None  # torch intra-op threads; null keeps torch's default
     precision: str = "fp32"  # fp32 | bf16: the encoder's and decoder's matrix products under bf16 autocast
     compile: bool = False  # torch.compile the encoder and decoder (falls back to eager, with a message)
-    flush_denormal: bool = True  # CPU: flush float32 subnormals to zero (Adam's decayed moments slow steps ~1.5x)
+    flush_denormal: bool = True  # CPU: flush float32 subnormals to zero (where they take a slow path, they slow steps)
 
 
 @dataclass
