@@ -1,5 +1,7 @@
 """The training loop: Adam over index batches, running metrics read from the device every `log_every` steps,
 validation every `eval_every` epochs with pictures, and `last.pt` / `best.pt` checkpoints after each epoch.
+The step runs the networks in `trainer.precision` (`VAE.precision`: bf16 autocast for the encoder and decoder only)
+and never waits for the device: loss terms, gradient norm and their non-finite checks stay there between reads.
 
 Faults: a loss term or the gradient norm that goes non-finite is caught on the device (no per-step sync) and stops
 the run at the next sync with the step and the term, before any checkpoint is written from the bad state. SIGINT
