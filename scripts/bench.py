@@ -36,7 +36,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,6 +44,7 @@ from hydra import compose, initialize_config_module  # noqa: E402
 from vae_runner.cli import register_resolvers  # noqa: E402
 from vae_runner.config import register_configs  # noqa: E402
 from vae_runner.evaluate import evaluate_split, log_likelihood, seeded  # noqa: E402
+from vae_runner.model.encoders import mlp  # noqa: E402  (a plain nn.Sequential of Linear and ReLU)
 from vae_runner.run import make_trainer  # noqa: E402
 
 RUNNER_VARIANTS = {"runner": [], "runner-bf16": ["trainer.precision=bf16"],
@@ -87,13 +87,6 @@ class Plain:
             sys.exit("the plain loop is written for architecture=mlp and likelihood=bernoulli")
         sizes = [math.prod(data.shape), *cfg.architecture.hidden]
         torch.manual_seed(seed)  # the runner's model is initialised from the same seed, in the same layer order
-
-        def mlp(dims):
-            layers = []
-            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-                layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(dims) - 2 else [])
-            return nn.Sequential(*layers)
-
         self.enc = mlp(sizes + [2 * cfg.latent_dim]).to(self.device)
         self.dec = mlp([cfg.latent_dim, *reversed(sizes)]).to(self.device)
         self.optimizer = torch.optim.Adam([*self.enc.parameters(), *self.dec.parameters()], lr=cfg.trainer.lr)

@@ -6,7 +6,7 @@ and p(x|z), so the likelihood, the prior, the KL and every reduction stay float3
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.distributions as td
@@ -16,9 +16,9 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # name -> autocast dtype (N
 
 
 def autocast(device: torch.device, precision: str):
-    """torch.autocast for `precision` on `device`'s type (a no-op context for fp32)."""
+    """torch.autocast for `precision` on `device`'s type (no context at all for fp32)."""
     dtype = PRECISIONS[precision]
-    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 class VAE(nn.Module):
