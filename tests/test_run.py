@@ -139,7 +139,8 @@ def test_a_users_own_prior_plugs_in_by_target(tmp_path, no_threads):
 @pytest.mark.parametrize("override,fragment", [
     ("beta=-1", "beta=-1.0"), ("latent_dim=0", "latent_dim=0"), ("trainer.lr=0", "trainer.lr=0.0"),
     ("trainer.batch_size=0", "trainer.batch_size=0"), ("beta=nan", "beta=nan"), ("trainer.epochs=0", "epochs"),
-    ("mode=eval", "ckpt="),
+    ("mode=eval", "ckpt="), ("trainer.precision=fp16", "trainer.precision='fp16' (must be fp32 or bf16)"),
+    ("evaluation.precision=fp16", "evaluation.precision='fp16' (must be fp32 or bf16)"),
 ])
 def test_bad_values_fail_before_any_data_is_read(override, fragment, tmp_path, monkeypatch):
     monkeypatch.setattr(run, "load_data", lambda *a: pytest.fail("data was read"))

@@ -271,6 +271,10 @@ def _fraction(v) -> bool:
     return math.isfinite(v) and 0 < v < 1
 
 
+def _precision(v) -> bool:
+    return v in ("fp32", "bf16")  # the names of vae_runner.model.vae.PRECISIONS (kept torch-free here)
+
+
 # Upper bounds on sizes, so that a typo (latent_dim=1000000) is a message, not an out-of-memory crash.
 MAX_WIDTH = 65536
 MAX_COMPONENTS = 100000
@@ -302,8 +306,8 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("logger.n_images", _pos_int, "an integer >= 1"),
     ("evaluation.iw_samples", lambda v: 1 <= v <= 10**6, "an integer in [1, 10^6]"),
     ("evaluation.chunk_rows", _pos_int, "an integer >= 1"),
-    ("trainer.precision", lambda v: v in ("fp32", "bf16"), "fp32 or bf16"),
-    ("evaluation.precision", lambda v: v in ("fp32", "bf16"), "fp32 or bf16"),
+    ("trainer.precision", _precision, "fp32 or bf16"),
+    ("evaluation.precision", _precision, "fp32 or bf16"),
     ("evaluation.test_limit", _opt_pos_int, "null or an integer >= 1"),
     ("evaluation.active_threshold", _finite_nonneg, "a finite number >= 0"),
     ("evaluation.kl_samples", _pos_int, "an integer >= 1"),

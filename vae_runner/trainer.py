@@ -118,7 +118,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].mean().backward()
             if self.grad_clip:
-                norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+                norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
             else:
                 norm = grad_norm(self.params)
             self.optimizer.step()
