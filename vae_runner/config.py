@@ -57,7 +57,7 @@ class TorchvisionConfig(DatasetConfig):
     root: str = "~/.cache/vae-runner/data"
     download: bool = False
     val_size: int = 10000
-    split_seed: int = 0
+    split_seed: Optional[int] = 0  # null: validation = the training file's last val_size images (reference code)
     # Extra folders searched for the raw IDX .gz files when `root` has none (Debian's dataset packages).
     system_dirs: List[str] = field(default_factory=list)
 
@@ -93,6 +93,15 @@ class MLPArchConfig:
 
 
 @dataclass
+class GatedMLPArchConfig:  # types only: the defaults live in configs/architecture/gated_mlp.yaml
+    hidden: List[int] = MISSING
+    logvar_clamp: Optional[List[float]] = MISSING
+    init: str = MISSING
+    encoder: Any = MISSING
+    decoder: Any = MISSING
+
+
+@dataclass
 class ConvArchConfig:
     base_channels: int = 32
     max_channels: int = 256
@@ -117,7 +126,9 @@ class MoGPriorConfig(PriorConfig):
 @dataclass
 class VampPriorConfig(PriorConfig):
     n_components: int = 500
-    init: str = "data"  # data (random training images) | noise
+    init: str = "data"  # data (random training images) | noise | reference
+    init_mean: float = 0.05  # init=reference: raw pseudo-pixels ~ N(init_mean, init_std), clipped to [0, 1]
+    init_std: float = 0.01
 
 
 @dataclass
@@ -162,9 +173,27 @@ class ObjectiveConfig:
     warmup_epochs: float = 0.0  # KL weight ramps from warmup_start to beta over this many epochs ...
     warmup_steps: int = 0  # ... or steps (not both)
     warmup_start: float = 0.0
+    warmup_per_epoch: bool = False  # the weight constant within an epoch: e / warmup_epochs in epoch e
     free_bits: float = 0.0  # per-dimension KL floor lambda, nats
     triplet_weight: float = 0.0  # TVAE triplet loss weight (labelled data)
     triplet_margin: float = 1.0
+
+
+@dataclass
+class OptimizerConfig:  # types only: the defaults live in configs/optimizer/*.yaml
+    _target_: str = MISSING
+    _partial_: bool = True
+    lr: float = MISSING
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    fused: bool = MISSING
+
+
+@dataclass
+class AdamNormGradConfig(AdamConfig):
+    norm_eps: float = MISSING
 
 
 # ------------------------------------------------------------------------------------- trainer / logger
@@ -177,7 +206,8 @@ class TrainerConfig:
     eval_every: int = 1  # validate (and write images, best.pt) every N epochs
     log_every: int = 50  # steps between host syncs for the running train metrics
     limit_batches: Optional[int] = None  # cap on training steps per epoch (smoke tests, debugging)
-    early_stopping: Optional[int] = None  # stop after this many epochs without a better validation ELBO
+    early_stopping: Optional[int] = None  # stop after this many epochs without a better validation ELBO, counted
+    # from the first epoch trained at the full KL weight (from the start without warm-up)
     grad_clip: Optional[float] = None  # clip the gradient's global norm to this
     device: Device = Device.auto
     num_threads: Optional[int] = None  # torch intra-op threads; null keeps torch's default
@@ -218,6 +248,7 @@ class VAEConfig:
     prior: Any = MISSING
     likelihood: Any = MISSING
     objective: Any = MISSING
+    optimizer: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -233,11 +264,12 @@ class VAEConfig:
 SCHEMAS = {
     "dataset": {"digits": DigitsConfig, "torchvision": TorchvisionConfig, "image_folder": ImageFolderConfig,
                 "synthetic": SyntheticConfig},
-    "architecture": {"mlp": MLPArchConfig, "conv": ConvArchConfig},
+    "architecture": {"mlp": MLPArchConfig, "gated_mlp": GatedMLPArchConfig, "conv": ConvArchConfig},
     "prior": {"prior": PriorConfig, "mog": MoGPriorConfig, "vamp": VampPriorConfig, "gtm": GTMPriorConfig,
               "gtm_vamp": GTMVampPriorConfig, "flow": FlowPriorConfig},
     "likelihood": {"likelihood": LikelihoodConfig, "mse": MSELikelihoodConfig, "gaussian": GaussianLikelihoodConfig},
     "objective": {"objective": ObjectiveConfig},
+    "optimizer": {"optimizer": OptimizerConfig, "adam": AdamConfig, "adam_normgrad": AdamNormGradConfig},
 }
 
 
@@ -297,6 +329,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.batch_size", _pos_int, "an integer >= 1"),
     ("trainer.eval_batch_size", _pos_int, "an integer >= 1"),
     ("trainer.lr", _finite_pos, "a finite number > 0"),
+    ("optimizer.norm_eps", _finite_pos, "a finite number > 0"),
     ("trainer.eval_every", _pos_int, "an integer >= 1"),
     ("trainer.log_every", _pos_int, "an integer >= 1"),
     ("trainer.limit_batches", _opt_pos_int, "null or an integer >= 1"),
@@ -333,13 +366,18 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("dataset.n_val", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
     ("dataset.n_test", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
     ("architecture.hidden", _width_list, f"a non-empty list of integers in [1, {MAX_WIDTH}]"),
+    ("architecture.logvar_clamp", lambda v: v is None or (len(v) == 2 and all(map(math.isfinite, v)) and v[0] < v[1]),
+     "null or [low, high] with low < high, e.g. [-6, 2]"),
+    ("architecture.init", lambda v: v in ("he", "torch"), "he or torch"),
     ("architecture.base_channels", _width, f"an integer in [1, {MAX_WIDTH}]"),
     ("architecture.max_channels", _width, f"an integer in [1, {MAX_WIDTH}]"),
     ("architecture.fc_hidden", _width, f"an integer in [1, {MAX_WIDTH}]"),
     ("prior.n_components", lambda v: 1 <= v <= MAX_COMPONENTS, f"an integer in [1, {MAX_COMPONENTS}]"),
     ("prior.init_spread", _finite_nonneg, "a finite number >= 0"),
     ("prior.init_logvar", math.isfinite, "a finite number"),
-    ("prior.init", lambda v: v in ("data", "noise"), "data or noise"),
+    ("prior.init", lambda v: v in ("data", "noise", "reference"), "data, noise or reference"),
+    ("prior.init_mean", math.isfinite, "a finite number"),
+    ("prior.init_std", _finite_nonneg, "a finite number >= 0"),
     ("prior.grid_dim", lambda v: v in (1, 2), "1 or 2"),
     ("prior.grid_size", lambda v: 1 <= v <= 1000, "an integer in [1, 1000]"),
     ("prior.hidden", _width_list, f"a non-empty list of integers in [1, {MAX_WIDTH}]"),
@@ -359,7 +397,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
 
 
 # Every component built with `_target_`; each must be importable before any data is read.
-TARGETS = ("dataset", "architecture.encoder", "architecture.decoder", "prior", "likelihood", "objective")
+TARGETS = ("dataset", "architecture.encoder", "architecture.decoder", "prior", "likelihood", "objective", "optimizer")
 
 
 def importable(path: str) -> bool:
@@ -404,6 +442,9 @@ def validate(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "objective.warmup_epochs", default=0) and \
             OmegaConf.select(cfg, "objective.warmup_steps", default=0):
         problems.append("objective.warmup_epochs and objective.warmup_steps are both set: use one of them")
+    if OmegaConf.select(cfg, "objective.warmup_per_epoch", default=False) and \
+            not OmegaConf.select(cfg, "objective.warmup_epochs", default=0):
+        problems.append("objective.warmup_per_epoch=true needs objective.warmup_epochs > 0")
     if cfg.get("ckpt") and cfg.get("resume"):
         problems.append("give either ckpt= (mode=eval) or resume= (continue training), not both")
     if problems:

@@ -7,7 +7,8 @@ others and with every prior and likelihood:
 
 - beta (Higgins et al. 2017): loss = -(recon - beta * kl);
 - KL warm-up (Bowman et al. 2016; Sønderby et al. 2016): the KL weight ramps linearly from `warmup_start` to beta
-  over `warmup_epochs` epochs or `warmup_steps` steps (evaluation uses beta);
+  over `warmup_epochs` epochs or `warmup_steps` steps (evaluation uses beta); with `warmup_per_epoch` it is constant
+  within an epoch, start + (beta - start) * e / warmup_epochs in epoch e = 1, 2, ... (the VampPrior code's schedule);
 - free bits (Kingma et al. 2016): a latent dimension whose batch-average KL is below `free_bits` contributes
   `free_bits` nats instead;
 - IWAE (Burda et al. 2016): with k > 1 the loss is minus the importance-weighted bound
@@ -28,10 +29,13 @@ from torch import Tensor
 from vae_runner.errors import UserError
 
 
-def warmup_weight(beta: float, start: float, epochs: float, steps: int, epoch: float, step: int) -> float:
-    """The KL weight after `epoch` (fractional) epochs / `step` steps: linear from `start` to `beta`."""
+def warmup_weight(beta: float, start: float, epochs: float, steps: int, epoch: float, step: int,
+                  per_epoch: bool = False) -> float:
+    """The KL weight after `epoch` (fractional) epochs / `step` steps: linear from `start` to `beta`; per_epoch: the
+    value of the epoch being trained, (floor(epoch) + 1) / epochs of the way."""
     if epochs > 0:
-        return start + (beta - start) * min(1.0, epoch / epochs)
+        done = math.floor(epoch) + 1 if per_epoch else epoch
+        return start + (beta - start) * min(1.0, done / epochs)
     if steps > 0:
         return start + (beta - start) * min(1.0, step / steps)
     return beta
@@ -63,9 +67,10 @@ def triplet_loss(mu: Tensor, y: Tensor, margin: float) -> Tensor:
 class Objective:
     def __init__(self, beta: float = 1.0, k: int = 1, warmup_epochs: float = 0.0, warmup_steps: int = 0,
                  warmup_start: float = 0.0, free_bits: float = 0.0, triplet_weight: float = 0.0,
-                 triplet_margin: float = 1.0):
+                 triplet_margin: float = 1.0, warmup_per_epoch: bool = False):
         self.beta, self.k = float(beta), int(k)
         self.warmup = (float(warmup_start), float(warmup_epochs), int(warmup_steps))
+        self.warmup_per_epoch = bool(warmup_per_epoch)
         self.free_bits, self.triplet_weight, self.triplet_margin = float(free_bits), float(triplet_weight), \
             float(triplet_margin)
 
@@ -74,7 +79,12 @@ class Objective:
         if progress is None:
             return self.beta
         start, epochs, steps = self.warmup
-        return warmup_weight(self.beta, start, epochs, steps, *progress)
+        return warmup_weight(self.beta, start, epochs, steps, *progress, per_epoch=self.warmup_per_epoch)
+
+    def first_full_weight_epoch(self, steps_per_epoch: int) -> int:
+        """The first epoch (1-based) trained at the full KL weight from its end on: 0 without warm-up."""
+        _, epochs, steps = self.warmup
+        return math.ceil(epochs if epochs > 0 else steps / steps_per_epoch)
 
     def scalars(self, progress: tuple[float, int]) -> dict[str, float]:
         """Training scalars that are not per-example terms (logged as train/<name>)."""

@@ -161,6 +161,8 @@ def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purp
     """The checkpoint's config with the command line's explicit overrides applied; an override that would change the
     model (MODEL_KEYS) is refused with a list of the differences."""
     merged = OmegaConf.merge(OmegaConf.structured(VAEConfig), state.get("config_source", state["config"]))
+    if OmegaConf.is_missing(merged, "optimizer"):  # saved before the optimizer group existed: it was Adam
+        merged.optimizer = current.optimizer
     clashes = []
     for key in override_keys(overrides):
         if key in ("mode", "ckpt", "resume"):
@@ -244,8 +246,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
     model = build_model(cfg, data, device)
     if cfg.trainer.compile:
         compile_networks(model)
-    # fused: one kernel per step for all parameters (CPU and CUDA); the per-tensor loop was ~25 % of an MLP step.
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr, fused=True)
+    optimizer = build(cfg.optimizer)(model.parameters())  # _partial_: the optimizer group's class and settings
     config = {"config": _plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
     logger = RunLogger(run_dir, cfg.logger.tensorboard, purge_step=purge_step)
     return Trainer(model, instantiate(cfg.objective), optimizer, data, cfg.trainer, logger, run_dir, config,

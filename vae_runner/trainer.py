@@ -53,6 +53,9 @@ class Trainer:
         self.batches = TrainBatches(data.train, cfg.batch_size, dynamic=data.binarize == "dynamic",
                                     limit=cfg.limit_batches)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        # Early stopping counts epochs without a better validation ELBO from the end of KL warm-up on (a warm-up
+        # epoch optimises another objective; the reference code holds its counter at zero there too).
+        self.full_weight_epoch = objective.first_full_weight_epoch(len(self.batches))
         self.device = data.train.x.device
         # Read once: per-step reads of a DictConfig cost more than a small step's arithmetic.
         self.precision, self.grad_clip, self.log_every = cfg.precision, cfg.grad_clip, cfg.log_every
@@ -101,7 +104,10 @@ class Trainer:
                                                      "for %d epochs", self.epoch, self.cfg.early_stopping)
 
     def patience_exhausted(self) -> bool:
-        return bool(self.cfg.early_stopping) and self.epoch - self.best_epoch >= self.cfg.early_stopping
+        """`early_stopping` epochs without a better validation ELBO, not counting epochs before the first one
+        trained at the full KL weight."""
+        since = max(self.best_epoch, self.full_weight_epoch - 1)
+        return bool(self.cfg.early_stopping) and self.epoch - since >= self.cfg.early_stopping
 
     def train_epoch(self) -> None:
         if self.perm is None:

@@ -9,12 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
-# Validation/test binarisation uses this constant seed whatever the run's seed, so every run of every sweep is scored
-# on the same binary test set (as in the published protocols).
-EVAL_BINARIZE_SEED = 1234
+# Validation and test sets are binarised once, whatever the run's seed, so every run of every sweep is scored on the
+# same binary test set: one numpy RandomState(777) stream draws validation then test, on the CPU, as the VampPrior /
+# Exemplar-VAE code does (np.random.seed(777); np.random.binomial(1, x_val); np.random.binomial(1, x_test)), so on
+# the same split the binary sets are theirs, and a CUDA run scores the same test set as a CPU run.
+EVAL_BINARIZE_SEED = 777
+STATIC_TRAIN_SEED = 778  # binarize=static: the training set's one draw
 
 
 @dataclass
@@ -54,29 +58,39 @@ class DataSplits:
         return len(self.shape) == 3
 
 
-def carve(n: int, n_val: int, n_test: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
-    """A fixed seeded permutation of range(n) cut into (train, val, test) index tensors."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+def carve(n: int, n_val: int, n_test: int, seed: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    """A fixed seeded permutation of range(n) cut into (train, val, test) index tensors; seed None: no permutation,
+    file order (train first, then val, then test: the reference code's fixed validation set is the file's tail)."""
+    if seed is None:
+        perm = torch.cat([torch.arange(n - n_val - n_test, n), torch.arange(n - n_val - n_test)])
+    else:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[n_val + n_test:], perm[:n_val], perm[n_val:n_val + n_test]
 
 
-def binarize_once(split: Split, seed: int) -> Split:
-    """x ~ Bernoulli(pixels), drawn once from a generator seeded with `seed`."""
-    g = torch.Generator(device=split.x.device).manual_seed(seed)
-    return Split(torch.bernoulli(split.floats(), generator=g), split.y)
+def binarize_once(split: Split, rng: int | np.random.RandomState) -> Split:
+    """x ~ Bernoulli(pixels), drawn once on the CPU from numpy's RandomState (`rng`, or a new one seeded with it)
+    with p = pixel / 255 in float64; the result is float32 on the split's device, the same on every device."""
+    rng = np.random.RandomState(rng) if isinstance(rng, int) else rng
+    x = split.x.cpu()
+    p = x.numpy() / 255.0 if x.dtype == torch.uint8 else x.double().numpy()
+    binary = torch.from_numpy(rng.binomial(1, p).astype(np.float32))
+    return Split(binary.to(split.x.device), split.y)
 
 
 def prepare(data: DataSplits, binarize: str, device: torch.device) -> DataSplits:
-    """Apply the binarisation protocol and move every split to `device`.
+    """Apply the binarisation protocol on the CPU, then move every split to `device`.
 
     static: every split binarised once with a fixed seed; dynamic: val/test binarised once with a fixed seed, train
     resampled x ~ Bernoulli(pixels) for every batch (by `TrainBatches`).
     """
-    train, val, test = (s.to(device) for s in (data.train, data.val, data.test))
+    train, val, test = data.train, data.val, data.test
     if binarize in ("static", "dynamic"):
-        val, test = binarize_once(val, EVAL_BINARIZE_SEED), binarize_once(test, EVAL_BINARIZE_SEED + 1)
+        rng = np.random.RandomState(EVAL_BINARIZE_SEED)  # one stream: validation first, then test
+        val, test = binarize_once(val, rng), binarize_once(test, rng)
     if binarize == "static":
-        train = binarize_once(train, EVAL_BINARIZE_SEED + 2)
+        train = binarize_once(train, STATIC_TRAIN_SEED)
+    train, val, test = (s.to(device) for s in (train, val, test))
     return DataSplits(train, val, test, data.in_unit_range, binarize)
 
 

@@ -6,6 +6,7 @@ import math
 from torch import Tensor, nn
 
 from vae_runner.model.encoders import conv_plan, mlp
+from vae_runner.model.layers import gated_stack, he_init_
 
 
 class MLPDecoder(nn.Module):
@@ -13,6 +14,21 @@ class MLPDecoder(nn.Module):
         super().__init__()
         self.output_shape = tuple(output_shape)
         self.net = mlp([latent_dim, *reversed(hidden), math.prod(output_shape)])
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(-1, *self.output_shape)  # (B, *shape)
+
+
+class GatedMLPDecoder(nn.Module):
+    """GatedDense layers mirroring the encoder's `hidden`, then a linear map to one value per data element."""
+
+    def __init__(self, output_shape, latent_dim: int, hidden: list[int], init: str = "he"):
+        super().__init__()
+        self.output_shape = tuple(output_shape)
+        widths = list(reversed(hidden))
+        self.net = nn.Sequential(gated_stack([latent_dim, *widths]), nn.Linear(widths[-1], math.prod(output_shape)))
+        if init == "he":
+            he_init_(self)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z).view(-1, *self.output_shape)  # (B, *shape)

@@ -1,4 +1,5 @@
-"""Encoders x -> (mean, log-variance) of a diagonal Gaussian q(z|x): an MLP and a shape-adaptive conv net."""
+"""Encoders x -> (mean, log-variance) of a diagonal Gaussian q(z|x): an MLP, a gated MLP (the VampPrior code's) and
+a shape-adaptive conv net."""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from vae_runner.errors import UserError
+from vae_runner.model.layers import gated_stack, he_init_
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -25,6 +27,27 @@ class MLPEncoder(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.net(x.flatten(1)).chunk(2, dim=-1)  # (B, D) each
         return mu, logvar
+
+
+class GatedMLPEncoder(nn.Module):
+    """GatedDense layers, then a linear mean head and a linear log-variance head, the latter optionally clamped to
+    [lo, hi] by a hard tanh (the reference code's Hardtanh(-6, 2): no gradient outside the range)."""
+
+    def __init__(self, input_shape, latent_dim: int, hidden: list[int], logvar_clamp: list[float] | None = None,
+                 init: str = "he"):
+        super().__init__()
+        self.body = gated_stack([math.prod(input_shape), *hidden])
+        self.mean, self.logvar = nn.Linear(hidden[-1], latent_dim), nn.Linear(hidden[-1], latent_dim)
+        self.logvar_clamp = None if logvar_clamp is None else (float(logvar_clamp[0]), float(logvar_clamp[1]))
+        if init == "he":
+            he_init_(self)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.body(x.flatten(1))  # (B, H)
+        logvar = self.logvar(h)  # (B, D)
+        if self.logvar_clamp is not None:
+            logvar = nn.functional.hardtanh(logvar, *self.logvar_clamp)
+        return self.mean(h), logvar
 
 
 def conv_plan(shape, base_channels: int, max_channels: int) -> tuple[list[int], tuple[int, int]]:
