@@ -17,7 +17,7 @@ from vae_runner.checkpoint import KEYS, load_checkpoint
 from vae_runner.errors import UserError
 from vae_runner.trainer import Trainer
 
-GROUPS = ["dataset", "architecture", "prior", "likelihood", "objective", "trainer", "logger", "experiment"]
+GROUPS = ["dataset", "architecture", "prior", "likelihood", "objective", "optimizer", "trainer", "logger", "experiment"]
 CASES = [(g, o) for g in GROUPS for o in options(g)]
 
 

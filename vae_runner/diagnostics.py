@@ -2,8 +2,9 @@
 quality. Every function takes the posterior means/log-variances of a split (one encoder pass, `encode_split`).
 
 - active units (Burda et al. 2016): dimension d is active when Cov_x(E_q[z_d]) > threshold (0.01);
-- KL per latent dimension: E_x KL(q(z_d|x) || p(z_d)) against the prior's marginal of d (closed form for the
-  Gaussian prior, Monte Carlo for mixtures; none for the flow, whose marginals have no closed form);
+- KL per latent dimension: E_x KL(q(z_d|x) || p(z_d)) against the prior's marginal of d (the prior's closed form
+  where it has one, e.g. the Gaussian prior; Monte Carlo for mixtures; none for the flow, whose marginals have no
+  closed form);
 - ELBO surgery (Hoffman & Johnson 2016): E_x KL(q(z|x) || p(z)) = I_q(x; z) + KL(q(z) || p(z)) with q(z) the
   aggregate posterior, estimated on a held-out subset of M points where q(z) is the uniform mixture of their M
   posteriors (so the I_q estimate is at most log M);
@@ -48,9 +49,13 @@ def active_units(mu: Tensor, threshold: float = 0.01) -> tuple[Tensor, list[int]
 
 @torch.no_grad()
 def kl_per_dim(prior, mu: Tensor, logvar: Tensor, samples: int = 16, seed: int = 0) -> Tensor | None:
-    """E_x E_q[log q(z_d|x) - log p(z_d)] per dimension (D,) by Monte Carlo (`samples` draws per example), or None
-    when the prior has no closed-form marginals. For a factorised prior these sum to the average KL."""
+    """E_x KL(q(z_d|x) || p(z_d)) per dimension (D,): the prior's closed form (`analytic_kl_per_dim`) where it has
+    one, else E_q[log q(z_d|x) - log p(z_d)] by Monte Carlo (`samples` draws per example); None when the prior has no
+    closed-form marginals. For a factorised prior these sum to the average KL."""
     q = td.Normal(mu, torch.exp(0.5 * logvar))
+    closed = prior.analytic_kl_per_dim(q)
+    if closed is not None:
+        return closed.mean(0)  # (D,)
     with seeded(mu.device, seed):
         z = q.sample((samples,))  # (S, N, D)
     marg = [prior.marginal_log_prob(c) for c in z.flatten(0, 1).split(4096)]

@@ -90,11 +90,16 @@ class Objective:
         """Training scalars that are not per-example terms (logged as train/<name>)."""
         return {"beta": self.kl_weight(progress)}
 
-    def __call__(self, model, x: Tensor, y: Tensor | None = None,
-                 progress: tuple[float, int] | None = None) -> dict[str, Tensor]:
+    def __call__(self, model, x: Tensor, y: Tensor | None = None, progress: tuple[float, int] | None = None,
+                 noise=None) -> dict[str, Tensor]:
+        """`noise(k, D)`: the (k, B, D) standard normal draws to use (evaluation's per-image streams); None: torch's
+        global RNG."""
         weight = self.kl_weight(progress)
         q = model.posterior(x)
-        z = q.rsample((self.k,))  # (k, B, D), reparameterised
+        if noise is None:
+            z = q.rsample((self.k,))  # (k, B, D), reparameterised
+        else:
+            z = q.base_dist.loc + q.base_dist.scale * noise(self.k, q.base_dist.loc.shape[-1])
         x_k = x if self.k == 1 else x.repeat(self.k, *[1] * (x.dim() - 1))  # (k*B, *shape)
         log_px = model.decode(z.flatten(0, 1)).log_prob(x_k).view(self.k, -1)
         recon = log_px[0]  # (B,) the reported terms use the first sample
