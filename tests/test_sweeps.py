@@ -1,6 +1,7 @@
 """Sweeps through Hydra's launchers and sweepers, as a researcher runs them: a 2-run joblib sweep, a 2-run
 submitit_local sweep, Optuna trials (a failed trial does not abort the study), sweep resume, `vae-report`, and
 TensorBoard serving a sweep's runs, scalars and hyper-parameters over HTTP."""
+import csv
 import json
 import os
 import socket
@@ -137,3 +138,28 @@ def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_p
         server.terminate()  # stopped by its PID
         server.wait(timeout=30)
     assert server.returncode is not None
+
+
+def test_vae_report_groups_seeds_with_mean_and_std(tmp_path, capsys):
+    """Runs that differ only in seed (and threads) are one setting: mean ± sample std over the finished ones."""
+    values = {("gaussian", 1): -100.0, ("gaussian", 2): -102.0, ("gaussian", 3): -104.0, ("vamp", 1): -98.0,
+              ("vamp", 2): None}
+    for i, ((prior, seed), ll) in enumerate(values.items()):
+        run_dir = tmp_path / str(i)
+        (run_dir / ".hydra").mkdir(parents=True)
+        overrides = [f"prior={prior}", f"seed={seed}", f"trainer.num_threads={1 + i % 2}"]
+        (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        if ll is not None:
+            (run_dir / "metrics.json").write_text(json.dumps({"test/log_likelihood": ll, "best_epoch": 10 * seed}))
+    assert sweep_report.main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "5 runs (4 finished), 2 settings" in printed
+    assert "-102 ± 2" in printed and "-98" in printed
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    gauss = next(r for r in rows if r["prior"] == "gaussian")
+    assert (gauss["n"], gauss["seeds"]) == ("3", "1 2 3")
+    assert float(gauss["test/log_likelihood"]) == -102.0 and float(gauss["test/log_likelihood std"]) == 2.0
+    vamp = next(r for r in rows if r["prior"] == "vamp")
+    assert (vamp["n"], vamp["runs"], vamp["test/log_likelihood std"]) == ("1", "2", "")
+    assert len(list(csv.DictReader((tmp_path / "runs.csv").open()))) == 5
+    assert (tmp_path / "report_test_log_likelihood_vs_prior.png").stat().st_size > 1000

@@ -1,6 +1,10 @@
 """`vae-report <sweep or outputs dir>`: one table of every run's overrides and final metrics (printed, and written as
 report.md and report.csv), and a plot of a metric against a swept parameter, one line per value of another.
 
+Seeds are a sweep axis of their own: when runs differ in `seed`, runs whose settings differ only in the seed (and in
+where/how they ran: threads, device, logging) form one group, and the table, the CSV and the plot show each metric's
+mean ± sample standard deviation over the group's finished runs, with n (the per-run table goes to runs.md/runs.csv).
+
 Works on a partly finished sweep: a run without metrics.json is listed as unfinished (with the last epoch of its
 checkpoint when it has one). It reads only the run directories' files, never the models.
 """
@@ -9,12 +13,48 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
 from pathlib import Path
 
 import yaml
 
 DEFAULT_METRICS = ["test/elbo", "test/log_likelihood", "test/kl", "test/active_units", "val/elbo"]
+# Overrides that say where or how a run executed, not what it computed: runs differing only in these (and the seed)
+# are repeats of one setting.
+NOT_A_SETTING = ("seed", "trainer.num_threads", "trainer.device", "trainer.compile", "trainer.flush_denormal",
+                 "logger", "optimized_metric", "resume", "ckpt")
+RUN_INFO = ("best_epoch", "epochs", "train_time_s", "epoch_time_s")
+
+
+def is_setting(key: str) -> bool:
+    return not any(key == k or key.startswith(k + ".") for k in NOT_A_SETTING)
+
+
+def group_by_seed(rows: list[dict], params: list[str], metrics: list[str]) -> list[dict]:
+    """One row per setting (params other than seed and execution keys): n finished runs, their seeds, and mean and
+    sample std of each metric over them (std None for n < 2)."""
+    settings = [p for p in params if is_setting(p)]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(str(r.get(p, "")) for p in settings), []).append(r)
+    out = []
+    for key, members in groups.items():
+        done = [r for r in members if r["status"] == "finished"]
+        row = dict(zip(settings, key))
+        row.update({"n": len(done), "runs": len(members), "seeds": " ".join(str(r.get("seed", "")) for r in done)})
+        for m in metrics + list(RUN_INFO):
+            values = [r[m] for r in done if isinstance(r.get(m), (int, float))]
+            row[m] = statistics.fmean(values) if values else None
+            row[m + " std"] = statistics.stdev(values) if len(values) > 1 else None
+        out.append(row)
+    return out
+
+
+def mean_std(row: dict, metric: str) -> str:
+    if row.get(metric) is None:
+        return ""
+    return fmt(row[metric]) + ("" if row.get(metric + " std") is None else f" ± {row[metric + ' std']:.2g}")
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -58,6 +98,13 @@ def table(rows: list[dict], columns: list[str]) -> tuple[str, str]:
     return text, md
 
 
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _number(v):
     try:
         return float(v)
@@ -66,7 +113,8 @@ def _number(v):
 
 
 def plot(rows: list[dict], metric: str, x: str, group: str | None, path: Path) -> bool:
-    """metric against x, a line per value of group; False when no finished run has both."""
+    """metric against x, a line per value of group (error bars: ± the std over seeds, for grouped rows); False when
+    no finished run has both."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -81,7 +129,9 @@ def plot(rows: list[dict], metric: str, x: str, group: str | None, path: Path) -
         sel = [r for r in points if not group or str(r.get(group, "")) == g]
         sel.sort(key=lambda r: _number(r[x]) if numeric else str(r[x]))
         xs = [_number(r[x]) if numeric else str(r[x]) for r in sel]
-        ax.plot(xs, [r[metric] for r in sel], marker="o", label=f"{group}={g}" if group else None)
+        errors = [r.get(metric + " std") or 0.0 for r in sel]
+        ax.errorbar(xs, [r[metric] for r in sel], yerr=errors if any(errors) else None, marker="o", capsize=3,
+                    label=f"{group}={g}" if group else None)
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} vs {x}")
@@ -122,24 +172,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.metric and args.metric not in metrics:
         metrics.append(args.metric)
     columns = ["run"] + params + ["status"] + metrics
-    text, md = table(rows, columns)
-    print(text)
     out = (args.out or root).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(md + "\n")
+    by_seed = "seed" in varying
+    text, md = table(rows, columns)
     all_columns = columns + sorted({k for r in rows for k in r} - set(columns))
-    with open(out / "report.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=all_columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / ("runs.csv" if by_seed else "report.csv"), rows, all_columns)
+    (out / ("runs.md" if by_seed else "report.md")).write_text(md + "\n")
+    plotted = rows
+    if by_seed:
+        plotted = group_by_seed(rows, params, metrics)
+        settings = [p for p in params if is_setting(p)]
+        shown = [{**g, **{m: mean_std(g, m) for m in metrics + ["best_epoch"]}} for g in plotted]
+        text, md = table(shown, settings + ["n", "seeds"] + metrics + ["best_epoch"])
+        write_csv(out / "report.csv", plotted, settings + ["n", "runs", "seeds"] +
+                  [c for m in metrics + list(RUN_INFO) for c in (m, m + " std")])
+        (out / "report.md").write_text(md + "\n")
+    print(text)
     finished = sum(r["status"] == "finished" for r in rows)
-    print(f"\n{len(rows)} runs ({finished} finished); wrote {out / 'report.md'} and {out / 'report.csv'}")
+    grouped = f", {len(plotted)} settings (mean ± std over seeds; per run: runs.md, runs.csv)" if by_seed else ""
+    print(f"\n{len(rows)} runs ({finished} finished){grouped}; wrote {out / 'report.md'} and {out / 'report.csv'}")
     metric = args.metric or next((m for m in ("test/log_likelihood", "test/elbo") if m in metrics), None)
-    x = args.x or (varying[0] if varying else None)
-    group = args.group or next((p for p in varying if p != x), None)
+    candidates = [p for p in varying if not (by_seed and p == "seed")]
+    x = args.x or (candidates[0] if candidates else None)
+    group = args.group or next((p for p in candidates if p != x), None)
     if metric and x:
         name = f"report_{metric.replace('/', '_')}_vs_{x.replace('/', '_')}.png"
-        if plot(rows, metric, x, group, out / name):
+        if plot(plotted, metric, x, group, out / name):
             print(f"plot: {out / name}")
         else:
             print(f"no finished run has both {metric} and {x}; no plot")
