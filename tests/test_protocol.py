@@ -76,6 +76,31 @@ def test_bad_gated_options_are_refused(tmp_path):
                   tmp_path)
 
 
+def test_bernoulli_prob_clamp_is_the_reference_clamped_log_bernoulli():
+    torch.manual_seed(0)
+    logits, x = torch.randn(6, 1, 4, 4) * 20, torch.randint(0, 2, (6, 1, 4, 4)).float()
+    probs = torch.sigmoid(logits.double()).clamp(1e-5, 1 - 1e-5)
+    want = (x * probs.log() + (1 - x) * (1 - probs).log()).flatten(1).sum(1)
+    got = Bernoulli((1, 4, 4), prob_clamp=1e-5)(logits).log_prob(x)
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-4)
+    assert Bernoulli((1, 4, 4))(logits).log_prob(x).min() < want.min() - 10  # unclamped: far more confident
+
+
+def test_sampled_kl_option_uses_log_q_minus_log_p_at_the_sample():
+    torch.manual_seed(0)
+    data = tiny_data()
+    model = VAE(GatedMLPEncoder(data.shape, 3, [8]), GatedMLPDecoder(data.shape, 3, [8]), GaussianPrior(3),
+                Bernoulli(data.shape))
+    x = data.train.floats(slice(0, 16))
+    eps = torch.randn(1, 16, 3)
+    terms = Objective(analytic_kl=False)(model, x, noise=lambda k, d: eps)
+    q = model.posterior(x)
+    z = q.base_dist.loc + q.base_dist.scale * eps[0]
+    torch.testing.assert_close(terms["kl"], q.log_prob(z) - model.prior.log_prob(z))
+    closed = Objective()(model, x, noise=lambda k, d: eps)["kl"]
+    torch.testing.assert_close(closed, td.kl_divergence(q, model.prior.distribution()))
+
+
 # ---------------------------------------------------------------------------------------------- optimizer
 def reference_adam_normgrad(params, grads_per_step, lr, betas=(0.9, 0.999), eps=1e-8, norm_eps=1e-7):
     """The VampPrior code's update written out: g / (||g|| + 1e-7), then Adam with bias corrections."""
@@ -261,6 +286,8 @@ def test_every_protocol_preset_composes_the_reference_settings():
     assert (cfg.latent_dim, cfg.trainer.batch_size, cfg.trainer.lr, cfg.trainer.epochs) == (40, 100, 5e-4, 2000)
     assert cfg.optimizer._target_.endswith("AdamNormGrad") and list(cfg.architecture.logvar_clamp) == [-6, 2]
     assert cfg.prior.init == "reference" and cfg.prior.n_components == 500 and cfg.dataset.split_seed is None
+    assert (cfg.prior.init_mean, cfg.prior.init_std) == (0.0, pytest.approx(math.sqrt(2 / 500), rel=1e-5))
+    assert cfg.likelihood.prob_clamp == 1e-5 and not cfg.objective.analytic_kl
     assert cfg.objective.warmup_epochs == 100 and cfg.objective.warmup_per_epoch
     assert cfg.evaluation.iw_samples == 5000 and cfg.dataset.binarize.value == "dynamic"
     assert make_cfg("experiment=ll_mnist_gaussian", shrink=False).dataset.name == "mnist"

@@ -155,6 +155,11 @@ class LikelihoodConfig:
 
 
 @dataclass
+class BernoulliLikelihoodConfig(LikelihoodConfig):  # types only: the default lives in likelihood/bernoulli.yaml
+    prob_clamp: Optional[float] = MISSING
+
+
+@dataclass
 class MSELikelihoodConfig(LikelihoodConfig):
     sigma: float = 0.1
 
@@ -174,6 +179,7 @@ class ObjectiveConfig:
     warmup_steps: int = 0  # ... or steps (not both)
     warmup_start: float = 0.0
     warmup_per_epoch: bool = False  # the weight constant within an epoch: e / warmup_epochs in epoch e
+    analytic_kl: bool = True  # the prior's closed-form KL where it has one; false: log q(z|x) - log p(z) at the sample
     free_bits: float = 0.0  # per-dimension KL floor lambda, nats
     triplet_weight: float = 0.0  # TVAE triplet loss weight (labelled data)
     triplet_margin: float = 1.0
@@ -267,7 +273,7 @@ SCHEMAS = {
     "architecture": {"mlp": MLPArchConfig, "gated_mlp": GatedMLPArchConfig, "conv": ConvArchConfig},
     "prior": {"prior": PriorConfig, "mog": MoGPriorConfig, "vamp": VampPriorConfig, "gtm": GTMPriorConfig,
               "gtm_vamp": GTMVampPriorConfig, "flow": FlowPriorConfig},
-    "likelihood": {"likelihood": LikelihoodConfig, "mse": MSELikelihoodConfig, "gaussian": GaussianLikelihoodConfig},
+    "likelihood": {"likelihood": LikelihoodConfig, "bernoulli": BernoulliLikelihoodConfig, "mse": MSELikelihoodConfig, "gaussian": GaussianLikelihoodConfig},
     "objective": {"objective": ObjectiveConfig},
     "optimizer": {"optimizer": OptimizerConfig, "adam": AdamConfig, "adam_normgrad": AdamNormGradConfig},
 }
@@ -391,6 +397,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("objective.triplet_weight", _finite_nonneg, "a finite number >= 0"),
     ("objective.triplet_margin", _finite_nonneg, "a finite number >= 0"),
     ("likelihood.sigma", _finite_pos, "a finite number > 0"),
+    ("likelihood.prob_clamp", lambda v: v is None or 0 < v < 0.5, "null or a number in (0, 0.5)"),
     ("likelihood.init_sigma", _finite_pos, "a finite number > 0"),
     ("likelihood.min_sigma", _finite_pos, "a finite number > 0"),
 ]

@@ -1,7 +1,8 @@
 """The objective: the model and a batch in, named per-example terms out (each (B,), in nats).
 
 Reported terms are always the true ELBO's (beta = 1): `elbo`, `recon` = E_q log p(x|z) (one sample), `kl` =
-KL(q(z|x) || p(z)) (closed form when the prior offers one, else the single-sample Monte-Carlo estimate). `loss` is
+KL(q(z|x) || p(z)) (closed form when the prior offers one and `analytic_kl` is on, else the single-sample
+Monte-Carlo estimate log q(z|x) - log p(z), as the VampPrior code uses for every prior). `loss` is
 what is optimised, and every remedy for posterior collapse is a parameter of this one objective, composing with the
 others and with every prior and likelihood:
 
@@ -67,10 +68,10 @@ def triplet_loss(mu: Tensor, y: Tensor, margin: float) -> Tensor:
 class Objective:
     def __init__(self, beta: float = 1.0, k: int = 1, warmup_epochs: float = 0.0, warmup_steps: int = 0,
                  warmup_start: float = 0.0, free_bits: float = 0.0, triplet_weight: float = 0.0,
-                 triplet_margin: float = 1.0, warmup_per_epoch: bool = False):
+                 triplet_margin: float = 1.0, warmup_per_epoch: bool = False, analytic_kl: bool = True):
         self.beta, self.k = float(beta), int(k)
         self.warmup = (float(warmup_start), float(warmup_epochs), int(warmup_steps))
-        self.warmup_per_epoch = bool(warmup_per_epoch)
+        self.warmup_per_epoch, self.analytic_kl = bool(warmup_per_epoch), bool(analytic_kl)
         self.free_bits, self.triplet_weight, self.triplet_margin = float(free_bits), float(triplet_weight), \
             float(triplet_margin)
 
@@ -103,7 +104,7 @@ class Objective:
         x_k = x if self.k == 1 else x.repeat(self.k, *[1] * (x.dim() - 1))  # (k*B, *shape)
         log_px = model.decode(z.flatten(0, 1)).log_prob(x_k).view(self.k, -1)
         recon = log_px[0]  # (B,) the reported terms use the first sample
-        kl = model.prior.analytic_kl(q)
+        kl = model.prior.analytic_kl(q) if self.analytic_kl else None
         log_ratio = None  # log q(z|x) - log p(z) for every sample, when needed
         if kl is None or self.k > 1:
             log_ratio = q.log_prob(z) - model.prior.log_prob(z.flatten(0, 1)).view(self.k, -1)  # (k, B)

@@ -10,6 +10,7 @@ import inspect
 import json
 import logging
 import os
+import platform
 import statistics
 import time
 from enum import Enum
@@ -57,6 +58,22 @@ def setup(cfg: DictConfig) -> torch.device:
             log.info("this CPU cannot flush subnormal floats; trainer.flush_denormal has no effect")
     torch.manual_seed(cfg.seed)
     return device
+
+
+def device_name(device: torch.device) -> str:
+    """What trained the run, for reports: the GPU's name, or the CPU's model and the torch thread count."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    model = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown CPU")
+    return f"cpu ({model}, {torch.get_num_threads()} threads)"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
 
 
 def compile_networks(model: VAE) -> None:
@@ -288,7 +305,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     finally:
         logger.close()
     metrics.update({"best_epoch": best["epoch"], "epochs": trainer.epoch, "steps": trainer.global_step,
-                    "train_time_s": round(train_time, 3)})
+                    "train_time_s": round(train_time, 3), "device": device_name(device)})
     if trainer.epoch_times:
         metrics["epoch_time_s"] = round(statistics.median(trainer.epoch_times), 3)
     write_metrics(run_dir, metrics)

@@ -24,11 +24,19 @@ class Likelihood(nn.Module):
 
 
 class Bernoulli(Likelihood):
-    """Independent Bernoulli pixels with logits = decoder output."""
+    """Independent Bernoulli pixels with logits = decoder output. `prob_clamp` = eps keeps every pixel's probability
+    in [eps, 1 - eps] (the VampPrior code clamps sigmoid outputs to [1e-5, 1 - 1e-5]): the logits are clamped to
+    +-log((1 - eps) / eps), the same density and the same zero gradient outside."""
 
     binary = True
 
+    def __init__(self, data_shape, prob_clamp: float | None = None):
+        super().__init__(data_shape)
+        self.max_logit = None if prob_clamp is None else math.log((1.0 - prob_clamp) / prob_clamp)
+
     def forward(self, params: Tensor) -> td.Distribution:
+        if self.max_logit is not None:
+            params = params.clamp(-self.max_logit, self.max_logit)
         # validate_args=False: grey-level targets in [0, 1] (binarize=none) give the cross-entropy.
         return td.Independent(td.Bernoulli(logits=params, validate_args=False), len(self.data_shape))
 

@@ -1,0 +1,154 @@
+"""Reproduce the published log-likelihood table (Exemplar-VAE, Norouzi et al. 2020, Table 1: test log p(x) in nats,
+importance sampling with 5000 samples) with the reference protocol (configs/experiment/ll_protocol.yaml), for every
+prior and several seeds, and write REPRODUCTION.md.
+
+    python scripts/reproduce.py                                   # Fashion-MNIST (+ MNIST where its files exist)
+    python scripts/reproduce.py --priors gaussian vamp --seeds 14 15 16 --jobs 2
+    python scripts/reproduce.py --report-only                     # just rewrite REPRODUCTION.md from the runs
+
+Every (dataset, prior, seed) is one `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` in
+<root>/ll_<dataset>_<prior>/seed<seed>. Re-running the script is resuming it: a finished run (metrics.json) is
+skipped, an interrupted one continues from checkpoints/last.pt (vae-run's own run-directory policy), so the table
+can be built over several sessions or machines. Rows that have not finished say how far they got.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PRIORS = ["gaussian", "vamp", "mog", "gtm", "gtm_vamp", "flow"]
+DATASETS = {"fashion_mnist": "Fashion-MNIST", "mnist": "dynamic MNIST"}
+# Exemplar-VAE (NeurIPS 2020) Table 1: mean ± std over their runs, nats.
+PAPER = {("fashion_mnist", "gaussian"): (-228.70, 0.15), ("fashion_mnist", "vamp"): (-227.35, 0.05),
+         ("mnist", "gaussian"): (-84.45, 0.12), ("mnist", "vamp"): (-82.43, 0.06)}
+
+
+def run_dir(root: Path, dataset: str, prior: str, seed: int) -> Path:
+    return root / f"ll_{dataset}_{prior}" / f"seed{seed}"
+
+
+def command(dataset: str, prior: str, seed: int, out: Path, threads: int | None, extra: list[str]) -> list[str]:
+    exe = shutil.which("vae-run") or str(Path(sys.executable).parent / "vae-run")
+    cmd = [exe, f"experiment=ll_{dataset}_{prior}", f"seed={seed}", f"hydra.run.dir={out}",
+           "logger.progress_bar=false", *extra]
+    return cmd + ([f"trainer.num_threads={threads}"] if threads else [])
+
+
+def have_mnist() -> bool:
+    """Whether MNIST's files are on this machine (torchvision's layout in the dataset's root)."""
+    sys.path.insert(0, str(ROOT))
+    from vae_runner.data.torchvision_sets import load_mnist
+    from vae_runner.errors import UserError
+    try:
+        load_mnist(os.path.expanduser("~/.cache/vae-runner/data"))
+        return True
+    except UserError:
+        return False
+
+
+def progress(out: Path) -> dict:
+    """A run's state: its metrics.json when finished, else what its last checkpoint says."""
+    if (out / "metrics.json").is_file():
+        return {"status": "finished", **json.loads((out / "metrics.json").read_text())}
+    last = out / "checkpoints" / "last.pt"
+    if not last.is_file():
+        return {"status": "not started"}
+    import torch
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    return {"status": "training", "epoch": state["epoch"], "best_epoch": state.get("best_epoch"),
+            "best_val_elbo": state["best_val_elbo"]}
+
+
+def fmt_ms(values: list[float]) -> str:
+    if not values:
+        return ""
+    mean = statistics.fmean(values)
+    return f"{mean:.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
+
+
+def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int], path: Path, note: str) -> str:
+    lines = ["# Reproducing published log-likelihoods", "",
+             "Test log p(x) in nats (importance sampling, 5000 samples per test image) with the reference protocol "
+             "of the VampPrior / Exemplar-VAE code (`configs/experiment/ll_protocol.yaml`; README, \"Reproducing "
+             "published results\"). Paper: Exemplar-VAE (Norouzi et al., NeurIPS 2020), Table 1. Ours: mean ± "
+             "sample standard deviation over the finished seeds (n).", "",
+             f"Written {datetime.datetime.now():%Y-%m-%d %H:%M} by `python scripts/reproduce.py --report-only "
+             f"--root {root}`. Run directories: `{root}/ll_<dataset>_<prior>/seed<seed>`.", ""]
+    if note:
+        lines += [note, ""]
+    lines += ["| dataset | prior | paper | ours | difference | n | best epoch | epochs | s/epoch | device | "
+              "status |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for dataset in datasets:
+        for prior in priors:
+            runs = {s: progress(run_dir(root, dataset, prior, s)) for s in seeds}
+            done = [r for r in runs.values() if r["status"] == "finished"]
+            lls = [r["test/log_likelihood"] for r in done]
+            paper = PAPER.get((dataset, prior))
+            paper_text = f"{paper[0]:.2f} ± {paper[1]:.2f}" if paper else "—"
+            diff = f"{statistics.fmean(lls) - paper[0]:+.2f}" if paper and lls else ""
+            status = []
+            for s, r in runs.items():
+                if r["status"] == "training":
+                    status.append(f"seed {s}: epoch {r['epoch']}, best val ELBO {r['best_val_elbo']:.2f} "
+                                  f"(epoch {r['best_epoch']})")
+                elif r["status"] == "not started":
+                    status.append(f"seed {s}: not started")
+                else:
+                    status.append(f"seed {s}: {r['test/log_likelihood']:.2f}")
+            devices = sorted({r.get("device", "?") for r in done})
+            lines.append(f"| {DATASETS[dataset]} | {prior} | {paper_text} | {fmt_ms(lls)} | {diff} | {len(done)} | "
+                         f"{fmt_ms([r['best_epoch'] for r in done]).split(' ±')[0]} | "
+                         f"{fmt_ms([r['epochs'] for r in done]).split(' ±')[0]} | "
+                         f"{fmt_ms([r['epoch_time_s'] for r in done if 'epoch_time_s' in r]).split(' ±')[0]} | "
+                         f"{', '.join(devices)} | {'; '.join(status)} |")
+    lines += ["", "Each row's runs: `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` (seeds "
+              f"{' '.join(map(str, seeds))}); `vae-report {root}` groups them over seeds.", ""]
+    text = "\n".join(lines)
+    path.write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=ROOT / "outputs" / "reproduce", help="where the runs live")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--priors", nargs="+", default=PRIORS, choices=PRIORS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[14, 15, 16])
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (CPU: each gets cores // jobs threads)")
+    parser.add_argument("--report-only", action="store_true", help="only write REPRODUCTION.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "REPRODUCTION.md")
+    parser.add_argument("--note", default="", help="a paragraph to put above the table")
+    parser.add_argument("extra", nargs="*", help="further vae-run overrides (after --), e.g. trainer.device=cuda")
+    args = parser.parse_args()
+    datasets = [d for d in args.datasets if d != "mnist" or have_mnist()]
+    if "mnist" in args.datasets and "mnist" not in datasets:
+        print("MNIST's files are not on this machine (~/.cache/vae-runner/data/MNIST/raw): its rows are skipped",
+              file=sys.stderr)
+    if not args.report_only:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+        todo = [(d, p, s) for s in args.seeds for d in datasets for p in args.priors]
+
+        def one(job):
+            d, p, s = job
+            out = run_dir(args.root, d, p, s)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(out.parent / f"seed{s}.log", "a") as log:
+                done = subprocess.run(command(d, p, s, out, threads, args.extra), stdout=log, stderr=log)
+            print(f"{out}: exit {done.returncode}", flush=True)
+
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(one, todo))
+    print(report(args.root, datasets, args.priors, args.seeds, args.out, args.note))
+
+
+if __name__ == "__main__":
+    main()
