@@ -5,6 +5,7 @@ prior and several seeds, and write REPRODUCTION.md.
     python scripts/reproduce.py                                   # Fashion-MNIST (+ MNIST where its files exist)
     python scripts/reproduce.py --priors gaussian vamp --seeds 14 15 16 --jobs 2
     python scripts/reproduce.py --report-only                     # just rewrite REPRODUCTION.md from the runs
+    python scripts/reproduce.py --priors gaussian --seeds 14 --ablate all   # each protocol part switched off in turn
 
 Every (dataset, prior, seed) is one `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` in
 <root>/ll_<dataset>_<prior>/seed<seed>. Re-running the script is resuming it: a finished run (metrics.json) is
@@ -27,13 +28,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PRIORS = ["gaussian", "vamp", "mog", "gtm", "gtm_vamp", "flow"]
 DATASETS = {"fashion_mnist": "Fashion-MNIST", "mnist": "dynamic MNIST"}
+# One protocol part off at a time (what the part is replaced by): where a row misses the paper, these show which part
+# the gap comes from. Each runs as ll_<dataset>_<prior>/ablate-<name>/seed<seed>.
+ABLATIONS = {
+    "adam": ["optimizer=adam"],  # plain Adam instead of AdamNormGrad
+    "analytic_kl": ["objective.analytic_kl=true"],  # closed-form KL where the prior has one
+    "step_warmup": ["objective.warmup_per_epoch=false"],  # warm-up ramped per step, not per epoch
+    "no_warmup": ["objective.warmup_epochs=0", "objective.warmup_per_epoch=false"],
+    "no_logvar_clamp": ["architecture.logvar_clamp=null"],
+    "no_prob_clamp": ["likelihood.prob_clamp=null"],
+    "torch_init": ["architecture.init=torch"],  # PyTorch's default Linear initialisation instead of He
+    "shuffled_split": ["dataset.split_seed=0"],  # a seeded random validation set instead of the file's tail
+    "vamp_init_0.05": ["prior.init_mean=0.05", "prior.init_std=0.01"],  # vae_vampprior's pseudo-input init
+}
 # Exemplar-VAE (NeurIPS 2020) Table 1: mean ± std over their runs, nats.
 PAPER = {("fashion_mnist", "gaussian"): (-228.70, 0.15), ("fashion_mnist", "vamp"): (-227.35, 0.05),
          ("mnist", "gaussian"): (-84.45, 0.12), ("mnist", "vamp"): (-82.43, 0.06)}
 
 
-def run_dir(root: Path, dataset: str, prior: str, seed: int) -> Path:
-    return root / f"ll_{dataset}_{prior}" / f"seed{seed}"
+def run_dir(root: Path, dataset: str, prior: str, seed: int, ablation: str | None = None) -> Path:
+    base = root / f"ll_{dataset}_{prior}"
+    return (base if ablation is None else base / f"ablate-{ablation}") / f"seed{seed}"
 
 
 def command(dataset: str, prior: str, seed: int, out: Path, threads: int | None, extra: list[str]) -> list[str]:
@@ -75,6 +90,25 @@ def fmt_ms(values: list[float]) -> str:
     return f"{mean:.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 
 
+def ablation_rows(root: Path, datasets: list[str], priors: list[str], seeds: list[int]) -> list[str]:
+    """Markdown rows of the ablations that have runs: the protocol with one part off vs the full protocol."""
+    rows = []
+    for dataset in datasets:
+        for prior in priors:
+            full = [progress(run_dir(root, dataset, prior, s)) for s in seeds]
+            full_ll = [r["test/log_likelihood"] for r in full if r["status"] == "finished"]
+            for name, overrides in ABLATIONS.items():
+                if not (root / f"ll_{dataset}_{prior}" / f"ablate-{name}").is_dir():
+                    continue
+                runs = [progress(run_dir(root, dataset, prior, s, name)) for s in seeds]
+                lls = [r["test/log_likelihood"] for r in runs if r["status"] == "finished"]
+                diff = f"{statistics.fmean(lls) - statistics.fmean(full_ll):+.2f}" if lls and full_ll else ""
+                waiting = [f"epoch {r['epoch']}" for r in runs if r["status"] == "training"]
+                rows.append(f"| {DATASETS[dataset]} | {prior} | {name} | `{' '.join(overrides)}` | {fmt_ms(lls)} | "
+                            f"{diff} | {len(lls)} | {', '.join(waiting)} |")
+    return rows
+
+
 def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int], path: Path, note: str) -> str:
     lines = ["# Reproducing published log-likelihoods", "",
              "Test log p(x) in nats (importance sampling, 5000 samples per test image) with the reference protocol "
@@ -112,6 +146,13 @@ def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int],
                          f"{', '.join(devices)} | {'; '.join(status)} |")
     lines += ["", "Each row's runs: `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` (seeds "
               f"{' '.join(map(str, seeds))}); `vae-report {root}` groups them over seeds.", ""]
+    ablations = ablation_rows(root, datasets, priors, seeds)
+    if ablations:
+        lines += ["## Ablations: one protocol part off", "",
+                  "Each row: the protocol with the overrides shown (`--ablate <name>`); the difference is to the "
+                  "full protocol's mean over the same seeds.", "",
+                  "| dataset | prior | part off | overrides | ours | vs protocol | n | unfinished |",
+                  "|---|---|---|---|---|---|---|---|", *ablations, ""]
     text = "\n".join(lines)
     path.write_text(text)
     return text
@@ -125,6 +166,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[14, 15, 16])
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (CPU: each gets cores // jobs threads)")
     parser.add_argument("--report-only", action="store_true", help="only write REPRODUCTION.md")
+    parser.add_argument("--ablate", nargs="+", default=[], choices=["all", *ABLATIONS],
+                        help="also run the protocol with each named part switched off (all: every one)")
     parser.add_argument("--out", type=Path, default=ROOT / "REPRODUCTION.md")
     parser.add_argument("--note", default="", help="a paragraph to put above the table")
     parser.add_argument("extra", nargs="*", help="further vae-run overrides (after --), e.g. trainer.device=cuda")
@@ -135,14 +178,17 @@ def main() -> None:
               file=sys.stderr)
     if not args.report_only:
         threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
-        todo = [(d, p, s) for s in args.seeds for d in datasets for p in args.priors]
+        ablations = list(ABLATIONS) if "all" in args.ablate else args.ablate
+        todo = [(d, p, s, a) for s in args.seeds for d in datasets for p in args.priors for a in [None, *ablations]
+                if a != "vamp_init_0.05" or p == "vamp"]
 
         def one(job):
-            d, p, s = job
-            out = run_dir(args.root, d, p, s)
+            d, p, s, a = job
+            out = run_dir(args.root, d, p, s, a)
             out.parent.mkdir(parents=True, exist_ok=True)
+            extra = args.extra + (ABLATIONS[a] if a else [])
             with open(out.parent / f"seed{s}.log", "a") as log:
-                done = subprocess.run(command(d, p, s, out, threads, args.extra), stdout=log, stderr=log)
+                done = subprocess.run(command(d, p, s, out, threads, extra), stdout=log, stderr=log)
             print(f"{out}: exit {done.returncode}", flush=True)
 
         with ThreadPoolExecutor(args.jobs) as pool:
