@@ -8,6 +8,7 @@ training RNG untouched (a resumed run matches an uninterrupted one), and the sam
 """
 from __future__ import annotations
 
+import inspect
 import math
 from contextlib import contextmanager
 
@@ -75,12 +76,15 @@ def evaluate_split(model, objective, split: Split, batch_size: int, seed: int = 
     was_training = model.training
     model.eval()
     sums, start = None, 0
+    # A user objective (`objective._target_`) without a `noise=` parameter draws from the seeded global RNG instead.
+    params = inspect.signature(objective.__call__ if not inspect.isfunction(objective) else objective).parameters
+    takes_noise = "noise" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
     with seeded(split.x.device, seed):  # for what still draws from the global RNG (the triplet term's pairs)
         for x, y in eval_batches(split, batch_size):
             index = torch.arange(start, start + x.shape[0], device=x.device)
             start += x.shape[0]
             noise = lambda k, d: index_noise(seed, STREAM_ELBO, index, range(k), d)  # noqa: E731
-            terms = objective(model, x, y, noise=noise)
+            terms = objective(model, x, y, noise=noise) if takes_noise else objective(model, x, y)
             batch = torch.stack([t.sum() for t in terms.values()])  # (T,), summed on device
             sums = batch if sums is None else sums + batch
     model.train(was_training)
