@@ -173,9 +173,12 @@ def main() -> None:
     parser.add_argument("extra", nargs="*", help="further vae-run overrides (after --), e.g. trainer.device=cuda")
     args = parser.parse_args()
     datasets = [d for d in args.datasets if d != "mnist" or have_mnist()]
+    note = args.note
     if "mnist" in args.datasets and "mnist" not in datasets:
-        print("MNIST's files are not on this machine (~/.cache/vae-runner/data/MNIST/raw): its rows are skipped",
-              file=sys.stderr)
+        missing = ("Dynamic MNIST rows: MNIST's files are not on this machine (~/.cache/vae-runner/data/MNIST/raw, "
+                   "torchvision's layout; no download here), so they were not run.")
+        print(missing, file=sys.stderr)
+        note = f"{note}\n\n{missing}" if note else missing
     if not args.report_only:
         threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
         ablations = list(ABLATIONS) if "all" in args.ablate else args.ablate
@@ -193,7 +196,7 @@ def main() -> None:
 
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(one, todo))
-    print(report(args.root, datasets, args.priors, args.seeds, args.out, args.note))
+    print(report(args.root, datasets, args.priors, args.seeds, args.out, note))
 
 
 if __name__ == "__main__":
