@@ -110,17 +110,17 @@ def ablation_rows(root: Path, datasets: list[str], priors: list[str], seeds: lis
 
 
 def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int], path: Path, note: str) -> str:
-    lines = ["# Reproducing published log-likelihoods", "",
-             "Test log p(x) in nats (importance sampling, 5000 samples per test image) with the reference protocol "
+    intro = ("Test log p(x) in nats (importance sampling, 5000 samples per test image) with the reference protocol "
              "of the VampPrior / Exemplar-VAE code (`configs/experiment/ll_protocol.yaml`; README, \"Reproducing "
              "published results\"). Paper: Exemplar-VAE (Norouzi et al., NeurIPS 2020), Table 1. Ours: mean ± "
-             "sample standard deviation over the finished seeds (n).", "",
-             f"Written {datetime.datetime.now():%Y-%m-%d %H:%M} by `python scripts/reproduce.py --report-only "
-             f"--root {root}`. Run directories: `{root}/ll_<dataset>_<prior>/seed<seed>`.", ""]
+             "sample standard deviation over the finished seeds (n).")
+    written = (f"Written {datetime.datetime.now():%Y-%m-%d %H:%M} by `python scripts/reproduce.py --report-only "
+               f"--root {root}`. Run directories: `{root}/ll_<dataset>_<prior>/seed<seed>`.")
+    lines = ["# Reproducing published log-likelihoods", "", intro, "", written, ""]
     if note:
         lines += [note, ""]
-    lines += ["| dataset | prior | paper | ours | difference | n | best epoch | epochs | s/epoch | device | "
-              "status |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| dataset | prior | paper | ours | difference | n | best epoch | epochs | s/epoch | device | status |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for dataset in datasets:
         for prior in priors:
             runs = {s: progress(run_dir(root, dataset, prior, s)) for s in seeds}
@@ -144,13 +144,14 @@ def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int],
                          f"{fmt_ms([r['epochs'] for r in done]).split(' ±')[0]} | "
                          f"{fmt_ms([r['epoch_time_s'] for r in done if 'epoch_time_s' in r]).split(' ±')[0]} | "
                          f"{', '.join(devices)} | {'; '.join(status)} |")
-    lines += ["", "Each row's runs: `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` (seeds "
-              f"{' '.join(map(str, seeds))}); `vae-report {root}` groups them over seeds.", ""]
+    runs_line = (f"Each row's runs: `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` (seeds "
+                 f"{' '.join(map(str, seeds))}); `vae-report {root}` groups them over seeds.")
+    lines += ["", runs_line, ""]
     ablations = ablation_rows(root, datasets, priors, seeds)
     if ablations:
-        lines += ["## Ablations: one protocol part off", "",
-                  "Each row: the protocol with the overrides shown (`--ablate <name>`); the difference is to the "
-                  "full protocol's mean over the same seeds.", "",
+        explain = ("Each row: the protocol with the overrides shown (`--ablate <name>`); the difference is to the "
+                   "full protocol's mean over the same seeds.")
+        lines += ["## Ablations: one protocol part off", "", explain, "",
                   "| dataset | prior | part off | overrides | ours | vs protocol | n | unfinished |",
                   "|---|---|---|---|---|---|---|---|", *ablations, ""]
     text = "\n".join(lines)
@@ -191,7 +192,7 @@ def main() -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             extra = args.extra + (ABLATIONS[a] if a else [])
             with open(out.parent / f"seed{s}.log", "a") as log:
-                done = subprocess.run(command(d, p, s, out, threads, extra), stdout=log, stderr=log)
+                done = subprocess.run(command(d, p, s, out, threads, extra), stdout=log, stderr=log, check=False)
             print(f"{out}: exit {done.returncode}", flush=True)
 
         with ThreadPoolExecutor(args.jobs) as pool:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 import torch.distributions as td
-
-from conftest import dataset_overrides, make_cfg
+from conftest import make_cfg
 from test_priors import LIKELIHOODS, PRIORS, tiny_data
+
 from vae_runner import data as data_module
 from vae_runner import diagnostics as dx
 from vae_runner import run
@@ -252,7 +252,9 @@ def test_index_noise_is_standard_normal_and_batching_free():
     assert (e ** 4).mean().item() == pytest.approx(3.0, abs=0.05)
     torch.testing.assert_close(index_noise(0, 1, torch.arange(40, 60), range(100, 150), 8), e[100:150, 40:60],
                                rtol=0, atol=0)
-    f = lambda a, b: torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].abs().item()  # noqa: E731
+    def f(a, b):
+        return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].abs().item()
+
     assert max(f(e[..., 0], e[..., 1]), f(e[:, :-1], e[:, 1:]), f(e[:-1], e[1:]),
                f(e, index_noise(1, 1, torch.arange(500), range(200), 8)),
                f(e, index_noise(0, 2, torch.arange(500), range(200), 8))) < 0.01

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_cfg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import reproduce  # noqa: E402
+import reproduce
 
 
 @pytest.mark.parametrize("name", list(reproduce.ABLATIONS))

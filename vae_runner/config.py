@@ -127,8 +127,8 @@ class MoGPriorConfig(PriorConfig):
 class VampPriorConfig(PriorConfig):
     n_components: int = 500
     init: str = "data"  # data (random training images) | noise | reference
-    init_mean: float = 0.05  # init=reference: raw pseudo-pixels ~ N(init_mean, init_std), clipped to [0, 1]
-    init_std: float = 0.01
+    init_mean: float = MISSING  # init=reference: raw pseudo-pixels ~ N(init_mean, init_std), clipped to [0, 1] ...
+    init_std: float = MISSING  # ... (defaults in configs/prior/vamp.yaml)
 
 
 @dataclass
@@ -178,8 +178,9 @@ class ObjectiveConfig:
     warmup_epochs: float = 0.0  # KL weight ramps from warmup_start to beta over this many epochs ...
     warmup_steps: int = 0  # ... or steps (not both)
     warmup_start: float = 0.0
-    warmup_per_epoch: bool = False  # the weight constant within an epoch: e / warmup_epochs in epoch e
-    analytic_kl: bool = True  # the prior's closed-form KL where it has one; false: log q(z|x) - log p(z) at the sample
+    # The two below have their defaults in configs/objective/*.yaml only.
+    warmup_per_epoch: bool = MISSING  # the weight constant within an epoch: e / warmup_epochs in epoch e
+    analytic_kl: bool = MISSING  # the prior's closed-form KL where it has one; false: log q(z|x) - log p(z) at z
     free_bits: float = 0.0  # per-dimension KL floor lambda, nats
     triplet_weight: float = 0.0  # TVAE triplet loss weight (labelled data)
     triplet_margin: float = 1.0

@@ -18,7 +18,6 @@ import torch.distributions as td
 from vae_runner.data import Split, eval_batches
 from vae_runner.model.vae import autocast
 
-
 # Noise streams: the same image index gets independent noise for each purpose.
 STREAM_ELBO, STREAM_LOG_LIKELIHOOD = 1, 2
 
@@ -83,7 +82,9 @@ def evaluate_split(model, objective, split: Split, batch_size: int, seed: int = 
         for x, y in eval_batches(split, batch_size):
             index = torch.arange(start, start + x.shape[0], device=x.device)
             start += x.shape[0]
-            noise = lambda k, d: index_noise(seed, STREAM_ELBO, index, range(k), d)  # noqa: E731
+            def noise(k: int, d: int, index=index) -> torch.Tensor:  # (k, B, d): the batch's images' own draws
+                return index_noise(seed, STREAM_ELBO, index, range(k), d)
+
             terms = objective(model, x, y, noise=noise) if takes_noise else objective(model, x, y)
             batch = torch.stack([t.sum() for t in terms.values()])  # (T,), summed on device
             sums = batch if sums is None else sums + batch

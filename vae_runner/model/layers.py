@@ -7,6 +7,7 @@ left at PyTorch's default.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +25,7 @@ class GatedDense(nn.Module):
 
 def gated_stack(sizes: list[int]) -> nn.Sequential:
     """GatedDense layers sizes[0] -> sizes[1] -> ... -> sizes[-1]."""
-    return nn.Sequential(*[GatedDense(a, b) for a, b in zip(sizes[:-1], sizes[1:])])
+    return nn.Sequential(*[GatedDense(a, b) for a, b in pairwise(sizes)])
 
 
 def he_init_(module: nn.Module) -> None:
