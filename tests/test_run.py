@@ -35,6 +35,14 @@ def test_every_option_composes_and_trains(group, option, data_root, tmp_path, no
     assert (tmp_path / "samples.png").is_file() and (tmp_path / "checkpoints" / "best.pt").is_file()
 
 
+@pytest.mark.parametrize("latent_dim,prior", [(1, "gaussian"), (1, "mog"), (2, "flow")])
+def test_a_one_or_two_dimensional_latent_space_trains_and_draws_every_picture(latent_dim, prior, tmp_path, no_threads):
+    """Found by the config fuzzer: latent_dim=1 crashed the latent-scatter picture after training had finished."""
+    run.train(make_cfg(f"latent_dim={latent_dim}", f"prior={prior}"), tmp_path)
+    for picture in ("samples", "traversals", "interpolations", "latent_scatter"):
+        assert (tmp_path / f"{picture}.png").read_bytes().startswith(b"\x89PNG"), picture
+
+
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10", "image_folder"])
 def test_conv_on_every_image_shape(dataset, data_root, tmp_path, no_threads):
     cfg = make_cfg(*dataset_overrides(dataset, data_root), "architecture=conv", "architecture.base_channels=4",

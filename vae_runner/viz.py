@@ -160,10 +160,15 @@ def interpolation_picture(model, x: Tensor, mu: Tensor, pairs: int = 8, steps: i
 
 
 def latent_scatter_picture(mu: Tensor, y: Tensor | None) -> Tensor:
-    """Posterior means in 2-D (the first two principal components when latent_dim > 2), coloured by label."""
+    """Posterior means in 2-D (the first two principal components when latent_dim > 2), coloured by label; with
+    latent_dim = 1, the one coordinate against the label (or against the image index when there are no labels)."""
     mu = mu.detach().float().cpu()
     title = "posterior means"
-    if mu.shape[1] > 2:
+    if mu.shape[1] == 1:
+        other = (y.detach().float().cpu() if y is not None else torch.arange(len(mu), dtype=torch.float32))
+        mu = torch.cat([mu, other[:, None]], 1)
+        title += " against the label" if y is not None else " against the image index"
+    elif mu.shape[1] > 2:
         centred = mu - mu.mean(0)
         _, svals, v = torch.linalg.svd(centred, full_matrices=False)
         mu = centred @ v[:2].T
