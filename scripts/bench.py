@@ -22,6 +22,7 @@ After training, the test ELBO of every implementation is computed by the same fp
 and the runner's importance-sampled test log-likelihood estimator (vae_runner.evaluate.log_likelihood) is timed in
 fp32 and bf16 on --ll-images test images with K = --ll-k. --json writes everything, with the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,13 @@ from vae_runner.evaluate import evaluate_split, log_likelihood, seeded  # noqa: 
 from vae_runner.model.encoders import mlp  # noqa: E402  (a plain nn.Sequential of Linear and ReLU)
 from vae_runner.run import make_trainer  # noqa: E402
 
-RUNNER_VARIANTS = {"runner": [], "runner-bf16": ["trainer.precision=bf16"],
-                   "runner-noflush": ["trainer.flush_denormal=false"], "runner-compile": ["trainer.compile=true"],
-                   "runner-bf16-compile": ["trainer.precision=bf16", "trainer.compile=true"]}
+RUNNER_VARIANTS = {
+    "runner": [],
+    "runner-bf16": ["trainer.precision=bf16"],
+    "runner-noflush": ["trainer.flush_denormal=false"],
+    "runner-compile": ["trainer.compile=true"],
+    "runner-bf16-compile": ["trainer.precision=bf16", "trainer.compile=true"],
+}
 PLAIN_VARIANTS = {"plain": False, "plain-flush": True}  # name -> flush subnormals
 
 
@@ -104,7 +109,7 @@ class Plain:
     def epoch(self) -> None:
         perm = torch.randperm(len(self.x), device=self.device)
         for i in range(self.n_batches):
-            x = torch.bernoulli(self.x[perm[i * self.batch_size:(i + 1) * self.batch_size]])
+            x = torch.bernoulli(self.x[perm[i * self.batch_size : (i + 1) * self.batch_size]])
             recon, kl = self.terms(x)
             loss = (kl - recon).mean()
             self.optimizer.zero_grad(set_to_none=True)
@@ -117,7 +122,7 @@ class Plain:
         total = 0.0
         with seeded(self.device, 0):
             for i in range(0, len(self.test), 1000):
-                recon, kl = self.terms(self.test[i:i + 1000])
+                recon, kl = self.terms(self.test[i : i + 1000])
                 total += (recon - kl).sum().item()
         return total / len(self.test)
 
@@ -158,13 +163,21 @@ class Pythae(Plain):
                 return ModelOutput(reconstruction=torch.sigmoid(self.net(z)).view(-1, *shape))
 
         cfg = like.cfg
-        model = VAE(VAEConfig(input_dim=shape, latent_dim=cfg.latent_dim, reconstruction_loss="bce"),
-                    encoder=Encoder(), decoder=Decoder())
+        model = VAE(
+            VAEConfig(input_dim=shape, latent_dim=cfg.latent_dim, reconstruction_loss="bce"),
+            encoder=Encoder(),
+            decoder=Decoder(),
+        )
         n = self.n_batches * self.batch_size
         x = torch.bernoulli(like.data.train.floats()[:n], generator=torch.Generator().manual_seed(seed))
-        config = BaseTrainerConfig(output_dir=str(workdir), per_device_train_batch_size=self.batch_size,
-                                   learning_rate=cfg.trainer.lr, num_epochs=cfg.trainer.epochs, seed=seed,
-                                   no_cuda=self.device.type != "cuda")
+        config = BaseTrainerConfig(
+            output_dir=str(workdir),
+            per_device_train_batch_size=self.batch_size,
+            learning_rate=cfg.trainer.lr,
+            num_epochs=cfg.trainer.epochs,
+            seed=seed,
+            no_cuda=self.device.type != "cuda",
+        )
         self.trainer = BaseTrainer(model, BaseDataset(x.cpu(), torch.zeros(len(x))), training_config=config)
         self.trainer.prepare_training()
         self.optimizer, self.epochs_done = self.trainer.optimizer, 0
@@ -187,12 +200,20 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    info = {"cpu": cpu, "torch": torch.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    info = {
+        "cpu": cpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -210,10 +231,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--impls", nargs="+", default=["plain", "plain-flush", "runner", "runner-bf16"],
-                        choices=[*PLAIN_VARIANTS, *RUNNER_VARIANTS, "pythae"])
-    parser.add_argument("--ll-images", type=int, default=1000, help="test images for the log-likelihood timing "
-                                                                      "(0: skip it)")
+    parser.add_argument(
+        "--impls",
+        nargs="+",
+        default=["plain", "plain-flush", "runner", "runner-bf16"],
+        choices=[*PLAIN_VARIANTS, *RUNNER_VARIANTS, "pythae"],
+    )
+    parser.add_argument(
+        "--ll-images", type=int, default=1000, help="test images for the log-likelihood timing (0: skip it)"
+    )
     parser.add_argument("--ll-k", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("overrides", nargs="*", help="further vae-run overrides for the runner (after --)")
@@ -221,10 +247,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     register_configs()
     register_resolvers()
-    overrides = [f"dataset={args.dataset}", f"architecture={args.arch}", f"latent_dim={args.latent_dim}",
-                 f"trainer.batch_size={args.batch_size}", f"trainer.epochs={args.epochs}",
-                 f"trainer.num_threads={args.threads}", f"trainer.device={args.device}", f"seed={args.seed}",
-                 "logger.progress_bar=false", *args.overrides]
+    overrides = [
+        f"dataset={args.dataset}",
+        f"architecture={args.arch}",
+        f"latent_dim={args.latent_dim}",
+        f"trainer.batch_size={args.batch_size}",
+        f"trainer.epochs={args.epochs}",
+        f"trainer.num_threads={args.threads}",
+        f"trainer.device={args.device}",
+        f"seed={args.seed}",
+        "logger.progress_bar=false",
+        *args.overrides,
+    ]
     if args.arch == "mlp":
         overrides.append(f"architecture.hidden=[{args.hidden}]")
     if args.limit_batches:
@@ -256,15 +290,24 @@ def main() -> None:
         results = {}
         for impl in impls:
             torch.set_flush_denormal(False)  # every model is scored by the same arithmetic
-            results[impl.name] = {"epoch_s": [round(t, 3) for t in times[impl.name]],
-                                  "images_per_s": round(n_images * args.epochs / sum(times[impl.name]), 1),
-                                  "median_epoch_s": round(statistics.median(times[impl.name]), 3),
-                                  "test_elbo": round(impl.test_elbo(), 3),
-                                  "adam_state_subnormals": subnormals(optimizer_tensors(impl.optimizer))}
+            results[impl.name] = {
+                "epoch_s": [round(t, 3) for t in times[impl.name]],
+                "images_per_s": round(n_images * args.epochs / sum(times[impl.name]), 1),
+                "median_epoch_s": round(statistics.median(times[impl.name]), 3),
+                "test_elbo": round(impl.test_elbo(), 3),
+                "adam_state_subnormals": subnormals(optimizer_tensors(impl.optimizer)),
+            }
         ratios = {}
-        for a, b in (("runner", "plain"), ("runner", "plain-flush"), ("runner-bf16", "runner"),
-                     ("runner-compile", "runner"), ("runner-noflush", "runner"), ("plain-flush", "plain"),
-                     ("runner", "pythae"), ("plain", "pythae")):
+        for a, b in (
+            ("runner", "plain"),
+            ("runner", "plain-flush"),
+            ("runner-bf16", "runner"),
+            ("runner-compile", "runner"),
+            ("runner-noflush", "runner"),
+            ("plain-flush", "plain"),
+            ("runner", "pythae"),
+            ("plain", "pythae"),
+        ):
             if a in results and b in results:
                 ratios[f"{a} / {b}"] = round(results[a]["images_per_s"] / results[b]["images_per_s"], 3)
         ll = {}
@@ -274,16 +317,26 @@ def main() -> None:
             for precision in ("fp32", "bf16"):
                 sync(runner.device)
                 t0 = time.perf_counter()
-                est = log_likelihood(runner.trainer.model, runner.data.test, k=args.ll_k, limit=args.ll_images,
-                                     precision=precision)
+                est = log_likelihood(
+                    runner.trainer.model, runner.data.test, k=args.ll_k, limit=args.ll_images, precision=precision
+                )
                 sync(runner.device)
                 seconds = time.perf_counter() - t0
-                ll[precision] = {"seconds": round(seconds, 2), "images_per_s": round(len(est) / seconds, 1),
-                                 "mean_nats": round(est.mean().item(), 3)}
+                ll[precision] = {
+                    "seconds": round(seconds, 2),
+                    "images_per_s": round(len(est) / seconds, 1),
+                    "mean_nats": round(est.mean().item(), 3),
+                }
             ll["model"], ll["k"], ll["images"] = runner.name, args.ll_k, args.ll_images
 
-    result = {"machine": machine(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "images_per_epoch": n_images, "results": results, "ratios": ratios, "log_likelihood": ll}
+    result = {
+        "machine": machine(),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "images_per_epoch": n_images,
+        "results": results,
+        "ratios": ratios,
+        "log_likelihood": ll,
+    }
     print(json.dumps({k: result[k] for k in ("results", "ratios", "log_likelihood")}, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -11,6 +11,7 @@ one host sync per image. Ours (`vae_runner.evaluate.log_likelihood`) encodes eac
 `chunk_rows` (image, sample) rows per forward. Both see the same images, model and K; each timing is the median of
 `--repeats`, alternating.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,7 +46,7 @@ def pythae_style_log_likelihood(model, split: Split, k: int, batch_size: int = 1
             mu, log_var = model.encoder(x_rep)  # the same image encoded per_batch times
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
             log_q = -0.5 * (log_var + (z - mu) ** 2 / torch.exp(log_var)).sum(-1)
-            log_p = -0.5 * (z ** 2).sum(-1)  # pythae drops the shared log(2 pi) terms of q and p
+            log_p = -0.5 * (z**2).sum(-1)  # pythae drops the shared log(2 pi) terms of q and p
             recon = torch.sigmoid(model.decoder(z))
             log_px = -F.binary_cross_entropy(recon.flatten(1), x_rep.flatten(1), reduction="none").sum(-1)
             log_w.append(log_px + log_p - log_q)
@@ -58,7 +59,8 @@ def real_pythae_log_likelihood(model, split: Split, k: int, batch_size: int = 10
     """pythae's own `VAE.get_nll` on our model's networks (wrapped in pythae's encoder/decoder classes), when the
     pythae package is installed (`pip install pythae`; not a dependency of vae-runner). It returns the mean only."""
     try:
-        from pythae.models import VAE as PythaeVAE, VAEConfig
+        from pythae.models import VAE as PythaeVAE
+        from pythae.models import VAEConfig
         from pythae.models.base.base_utils import ModelOutput
         from pythae.models.nn import BaseDecoder, BaseEncoder
     except ImportError:
@@ -81,8 +83,7 @@ def real_pythae_log_likelihood(model, split: Split, k: int, batch_size: int = 10
         def forward(self, z):
             return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
 
-    config = VAEConfig(input_dim=tuple(split.x.shape[1:]), latent_dim=model.prior.latent_dim,
-                       reconstruction_loss="bce")
+    config = VAEConfig(input_dim=tuple(split.x.shape[1:]), latent_dim=model.prior.latent_dim, reconstruction_loss="bce")
     pythae_model = PythaeVAE(config, encoder=Encoder(model.encoder), decoder=Decoder(model.decoder)).eval()
     with torch.no_grad():
         return torch.tensor([pythae_model.get_nll(split.floats(), n_samples=k, batch_size=batch_size)])
@@ -108,15 +109,25 @@ def main() -> None:
 
     register_configs()
     register_resolvers()
-    overrides = ["dataset=fashion_mnist", "architecture.hidden=[512,512]", "latent_dim=32", "likelihood=bernoulli",
-                 "prior=gaussian", f"trainer.epochs={args.epochs}", f"trainer.num_threads={args.threads}",
-                 "trainer.device=cpu", "logger.progress_bar=false", "logger.tensorboard=false"]
+    overrides = [
+        "dataset=fashion_mnist",
+        "architecture.hidden=[512,512]",
+        "latent_dim=32",
+        "likelihood=bernoulli",
+        "prior=gaussian",
+        f"trainer.epochs={args.epochs}",
+        f"trainer.num_threads={args.threads}",
+        "trainer.device=cpu",
+        "logger.progress_bar=false",
+        "logger.tensorboard=false",
+    ]
     with initialize_config_module("vae_runner.configs", version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     device = setup(cfg)
     data = load_data(cfg, device)
     model = build_model(cfg, data, device)
     from vae_runner.objectives import Objective
+
     opt = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr)
 
     class NoLog:
@@ -125,18 +136,23 @@ def main() -> None:
         def flush(self): ...
 
     import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
-        Trainer(model, Objective(), opt, data, cfg.trainer, NoLog(), Path(tmp), {"config": {}},
-                progress_bar=False).fit()
+        Trainer(
+            model, Objective(), opt, data, cfg.trainer, NoLog(), Path(tmp), {"config": {}}, progress_bar=False
+        ).fit()
     model.eval()
     subset = Split(data.test.x[: args.images])
 
     times = {"ours": [], "ours_bf16": [], "pythae_style": [], "pythae": []}
-    methods = {"ours": lambda: log_likelihood(model, subset, k=args.k, chunk_rows=args.chunk_rows, seed=0),
-               "ours_bf16": lambda: log_likelihood(model, subset, k=args.k, chunk_rows=args.chunk_rows, seed=0,
-                                                   precision="bf16"),
-               "pythae_style": lambda: pythae_style_log_likelihood(model, subset, k=args.k),
-               "pythae": lambda: real_pythae_log_likelihood(model, subset, k=args.k)}
+    methods = {
+        "ours": lambda: log_likelihood(model, subset, k=args.k, chunk_rows=args.chunk_rows, seed=0),
+        "ours_bf16": lambda: log_likelihood(
+            model, subset, k=args.k, chunk_rows=args.chunk_rows, seed=0, precision="bf16"
+        ),
+        "pythae_style": lambda: pythae_style_log_likelihood(model, subset, k=args.k),
+        "pythae": lambda: real_pythae_log_likelihood(model, subset, k=args.k),
+    }
     means, values_of = {}, {}
     for _ in range(args.repeats):
         for name, fn in methods.items():
@@ -146,9 +162,15 @@ def main() -> None:
             times[name].append(t)
             means[name], values_of[name] = values.mean().item(), values
             print(f"{name}: {t:.2f} s, mean log p(x) {means[name]:.3f}", flush=True)
-    result = {"machine": platform.machine(), "threads": args.threads, "k": args.k, "images": args.images,
-              "model": "MLP 784-512-512-32, Bernoulli", "chunk_rows": args.chunk_rows,
-              "mean_log_likelihood": means}
+    result = {
+        "machine": platform.machine(),
+        "threads": args.threads,
+        "k": args.k,
+        "images": args.images,
+        "model": "MLP 784-512-512-32, Bernoulli",
+        "chunk_rows": args.chunk_rows,
+        "mean_log_likelihood": means,
+    }
     result["bf16_max_abs_diff_per_image"] = (values_of["ours"] - values_of["ours_bf16"]).abs().max().item()
     for name, ts in times.items():
         if ts:
@@ -156,11 +178,19 @@ def main() -> None:
             result[f"speedup_vs_{name}"] = statistics.median(ts) / statistics.median(times["ours"])
     if args.full:
         for precision in ("fp32", "bf16"):
-            t, full = timed(lambda: log_likelihood(model, data.test, k=args.k, chunk_rows=args.chunk_rows, seed=0,
-                                                   precision=precision))
-            result.update({"full_test_images": len(data.test), f"full_test_{precision}_s": t,
-                           f"full_test_{precision}_log_likelihood": full.mean().item(),
-                           f"full_test_{precision}_stderr": (full.std() / len(full) ** 0.5).item()})
+            t, full = timed(
+                lambda precision=precision: log_likelihood(
+                    model, data.test, k=args.k, chunk_rows=args.chunk_rows, seed=0, precision=precision
+                )
+            )
+            result.update(
+                {
+                    "full_test_images": len(data.test),
+                    f"full_test_{precision}_s": t,
+                    f"full_test_{precision}_log_likelihood": full.mean().item(),
+                    f"full_test_{precision}_stderr": (full.std() / len(full) ** 0.5).item(),
+                }
+            )
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

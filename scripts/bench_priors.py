@@ -7,6 +7,7 @@ Runs alternate between the priors within each repeat, so drifts in machine speed
 time is the run's own median training time per epoch (metrics.json: epoch_time_s, no validation); the script prints
 the median over repeats, its ratio to the Gaussian prior's, and the test ELBO (nats) after the budget.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,34 +39,49 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     exe = shutil.which("vae-run") or str(Path(sys.executable).parent / "vae-run")
-    common = [f"dataset={args.dataset}", "architecture=mlp", "trainer.batch_size=128", f"trainer.epochs={args.epochs}",
-              f"trainer.num_threads={args.threads}", "trainer.device=cpu", "logger.progress_bar=false", "seed=0",
-              "evaluation.iw_samples=10"]  # the final log-likelihood is not what is compared here
+    common = [
+        f"dataset={args.dataset}",
+        "architecture=mlp",
+        "trainer.batch_size=128",
+        f"trainer.epochs={args.epochs}",
+        f"trainer.num_threads={args.threads}",
+        "trainer.device=cpu",
+        "logger.progress_bar=false",
+        "seed=0",
+        "evaluation.iw_samples=10",
+    ]  # the final log-likelihood is not what is compared here
     names = args.only or list(PRIORS)
     results = {name: [] for name in names}
     for r in range(args.repeats):
         for name in names:
             with tempfile.TemporaryDirectory() as tmp:
-                done = subprocess.run([exe, *common, *PRIORS[name], f"hydra.run.dir={tmp}/run"], capture_output=True,
-                                      text=True)
+                done = subprocess.run(
+                    [exe, *common, *PRIORS[name], f"hydra.run.dir={tmp}/run"], capture_output=True, text=True
+                )
                 if done.returncode != 0:
                     sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
                 m = json.loads((Path(tmp) / "run" / "metrics.json").read_text())
             results[name].append({"epoch_time_s": m["epoch_time_s"], "test/elbo": m["test/elbo"]})
-            print(f"repeat {r + 1} {name:>15}: {m['epoch_time_s']:.2f} s/epoch, test ELBO {m['test/elbo']:.2f}",
-                  flush=True)
+            print(
+                f"repeat {r + 1} {name:>15}: {m['epoch_time_s']:.2f} s/epoch, test ELBO {m['test/elbo']:.2f}",
+                flush=True,
+            )
     base = statistics.median(x["epoch_time_s"] for x in results[names[0]])
     summary = []
-    print(f"\n| prior | s/epoch (median of {args.repeats}) | x {names[0]} | test ELBO (nats) after {args.epochs} "
-          f"epochs |\n|---|---|---|---|")
+    print(
+        f"\n| prior | s/epoch (median of {args.repeats}) | x {names[0]} | test ELBO (nats) after {args.epochs} "
+        f"epochs |\n|---|---|---|---|"
+    )
     for name in names:
         t = statistics.median(x["epoch_time_s"] for x in results[name])
         elbo = statistics.median(x["test/elbo"] for x in results[name])
         summary.append({"prior": name, "epoch_time_s": t, "ratio": t / base, "test/elbo": elbo})
         print(f"| {name} | {t:.2f} | {t / base:.2f} | {elbo:.2f} |")
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "runs": results,
-                                         "summary": summary}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"args": vars(args) | {"json": str(args.json)}, "runs": results, "summary": summary}, indent=2)
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

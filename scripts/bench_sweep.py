@@ -7,6 +7,7 @@ Each repeat runs both commands, alternating, in fresh sweep directories; the tim
 invocations (start-up, every run's training and final evaluation). The joblib runs get one torch thread each (the
 runner's default when runs share the CPU); the sequential runs keep torch's default.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,16 +35,22 @@ def main() -> None:
         for name, extra in launchers.items():
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                done = subprocess.run([exe, *sweep, *extra, f"hydra.sweep.dir={tmp}/sweep"], capture_output=True,
-                                      text=True)
+                done = subprocess.run(
+                    [exe, *sweep, *extra, f"hydra.sweep.dir={tmp}/sweep"], capture_output=True, text=True
+                )
                 wall = time.perf_counter() - t0
                 if done.returncode != 0 or len(list(Path(tmp).glob("sweep/*/metrics.json"))) != 4:
                     sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
             times[name].append(wall)
             print(f"repeat {r + 1} {name}: {wall:.1f} s", flush=True)
     basic, par = statistics.median(times["basic"]), statistics.median(times["joblib n_jobs=2"])
-    result = {"command": " ".join(["vae-run", *sweep]), "repeats": times, "basic_s": basic, "joblib_s": par,
-              "ratio": par / basic}
+    result = {
+        "command": " ".join(["vae-run", *sweep]),
+        "repeats": times,
+        "basic_s": basic,
+        "joblib_s": par,
+        "ratio": par / basic,
+    }
     print(json.dumps({k: v for k, v in result.items() if k != "repeats"}, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

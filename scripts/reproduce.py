@@ -12,6 +12,7 @@ Every (dataset, prior, seed) is one `vae-run experiment=ll_<dataset>_<prior> see
 skipped, an interrupted one continues from checkpoints/last.pt (vae-run's own run-directory policy), so the table
 can be built over several sessions or machines. Rows that have not finished say how far they got.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,12 @@ ABLATIONS = {
     "vamp_init_0.05": ["prior.init_mean=0.05", "prior.init_std=0.01"],  # vae_vampprior's pseudo-input init
 }
 # Exemplar-VAE (NeurIPS 2020) Table 1: mean ± std over their runs, nats.
-PAPER = {("fashion_mnist", "gaussian"): (-228.70, 0.15), ("fashion_mnist", "vamp"): (-227.35, 0.05),
-         ("mnist", "gaussian"): (-84.45, 0.12), ("mnist", "vamp"): (-82.43, 0.06)}
+PAPER = {
+    ("fashion_mnist", "gaussian"): (-228.70, 0.15),
+    ("fashion_mnist", "vamp"): (-227.35, 0.05),
+    ("mnist", "gaussian"): (-84.45, 0.12),
+    ("mnist", "vamp"): (-82.43, 0.06),
+}
 
 
 def run_dir(root: Path, dataset: str, prior: str, seed: int, ablation: str | None = None) -> Path:
@@ -53,8 +58,14 @@ def run_dir(root: Path, dataset: str, prior: str, seed: int, ablation: str | Non
 
 def command(dataset: str, prior: str, seed: int, out: Path, threads: int | None, extra: list[str]) -> list[str]:
     exe = shutil.which("vae-run") or str(Path(sys.executable).parent / "vae-run")
-    cmd = [exe, f"experiment=ll_{dataset}_{prior}", f"seed={seed}", f"hydra.run.dir={out}",
-           "logger.progress_bar=false", *extra]
+    cmd = [
+        exe,
+        f"experiment=ll_{dataset}_{prior}",
+        f"seed={seed}",
+        f"hydra.run.dir={out}",
+        "logger.progress_bar=false",
+        *extra,
+    ]
     return cmd + ([f"trainer.num_threads={threads}"] if threads else [])
 
 
@@ -63,6 +74,7 @@ def have_mnist() -> bool:
     sys.path.insert(0, str(ROOT))
     from vae_runner.data.torchvision_sets import load_mnist
     from vae_runner.errors import UserError
+
     try:
         load_mnist(os.path.expanduser("~/.cache/vae-runner/data"))
         return True
@@ -78,9 +90,14 @@ def progress(out: Path) -> dict:
     if not last.is_file():
         return {"status": "not started"}
     import torch
+
     state = torch.load(last, map_location="cpu", weights_only=False)
-    return {"status": "training", "epoch": state["epoch"], "best_epoch": state.get("best_epoch"),
-            "best_val_elbo": state["best_val_elbo"]}
+    return {
+        "status": "training",
+        "epoch": state["epoch"],
+        "best_epoch": state.get("best_epoch"),
+        "best_val_elbo": state["best_val_elbo"],
+    }
 
 
 def fmt_ms(values: list[float]) -> str:
@@ -104,23 +121,31 @@ def ablation_rows(root: Path, datasets: list[str], priors: list[str], seeds: lis
                 lls = [r["test/log_likelihood"] for r in runs if r["status"] == "finished"]
                 diff = f"{statistics.fmean(lls) - statistics.fmean(full_ll):+.2f}" if lls and full_ll else ""
                 waiting = [f"epoch {r['epoch']}" for r in runs if r["status"] == "training"]
-                rows.append(f"| {DATASETS[dataset]} | {prior} | {name} | `{' '.join(overrides)}` | {fmt_ms(lls)} | "
-                            f"{diff} | {len(lls)} | {', '.join(waiting)} |")
+                rows.append(
+                    f"| {DATASETS[dataset]} | {prior} | {name} | `{' '.join(overrides)}` | {fmt_ms(lls)} | "
+                    f"{diff} | {len(lls)} | {', '.join(waiting)} |"
+                )
     return rows
 
 
 def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int], path: Path, note: str) -> str:
-    intro = ("Test log p(x) in nats (importance sampling, 5000 samples per test image) with the reference protocol "
-             "of the VampPrior / Exemplar-VAE code (`configs/experiment/ll_protocol.yaml`; README, \"Reproducing "
-             "published results\"). Paper: Exemplar-VAE (Norouzi et al., NeurIPS 2020), Table 1. Ours: mean ± "
-             "sample standard deviation over the finished seeds (n).")
-    written = (f"Written {datetime.datetime.now():%Y-%m-%d %H:%M} by `python scripts/reproduce.py --report-only "
-               f"--root {root}`. Run directories: `{root}/ll_<dataset>_<prior>/seed<seed>`.")
+    intro = (
+        "Test log p(x) in nats (importance sampling, 5000 samples per test image) with the reference protocol "
+        'of the VampPrior / Exemplar-VAE code (`configs/experiment/ll_protocol.yaml`; README, "Reproducing '
+        'published results"). Paper: Exemplar-VAE (Norouzi et al., NeurIPS 2020), Table 1. Ours: mean ± '
+        "sample standard deviation over the finished seeds (n)."
+    )
+    written = (
+        f"Written {datetime.datetime.now():%Y-%m-%d %H:%M} by `python scripts/reproduce.py --report-only "
+        f"--root {root}`. Run directories: `{root}/ll_<dataset>_<prior>/seed<seed>`."
+    )
     lines = ["# Reproducing published log-likelihoods", "", intro, "", written, ""]
     if note:
         lines += [note, ""]
-    lines += ["| dataset | prior | paper | ours | difference | n | best epoch | epochs | s/epoch | device | status |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| dataset | prior | paper | ours | difference | n | best epoch | epochs | s/epoch | device | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for dataset in datasets:
         for prior in priors:
             runs = {s: progress(run_dir(root, dataset, prior, s)) for s in seeds}
@@ -132,28 +157,43 @@ def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int],
             status = []
             for s, r in runs.items():
                 if r["status"] == "training":
-                    status.append(f"seed {s}: epoch {r['epoch']}, best val ELBO {r['best_val_elbo']:.2f} "
-                                  f"(epoch {r['best_epoch']})")
+                    status.append(
+                        f"seed {s}: epoch {r['epoch']}, best val ELBO {r['best_val_elbo']:.2f} "
+                        f"(epoch {r['best_epoch']})"
+                    )
                 elif r["status"] == "not started":
                     status.append(f"seed {s}: not started")
                 else:
                     status.append(f"seed {s}: {r['test/log_likelihood']:.2f}")
             devices = sorted({r.get("device", "?") for r in done})
-            lines.append(f"| {DATASETS[dataset]} | {prior} | {paper_text} | {fmt_ms(lls)} | {diff} | {len(done)} | "
-                         f"{fmt_ms([r['best_epoch'] for r in done]).split(' ±')[0]} | "
-                         f"{fmt_ms([r['epochs'] for r in done]).split(' ±')[0]} | "
-                         f"{fmt_ms([r['epoch_time_s'] for r in done if 'epoch_time_s' in r]).split(' ±')[0]} | "
-                         f"{', '.join(devices)} | {'; '.join(status)} |")
-    runs_line = (f"Each row's runs: `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` (seeds "
-                 f"{' '.join(map(str, seeds))}); `vae-report {root}` groups them over seeds.")
+            lines.append(
+                f"| {DATASETS[dataset]} | {prior} | {paper_text} | {fmt_ms(lls)} | {diff} | {len(done)} | "
+                f"{fmt_ms([r['best_epoch'] for r in done]).split(' ±')[0]} | "
+                f"{fmt_ms([r['epochs'] for r in done]).split(' ±')[0]} | "
+                f"{fmt_ms([r['epoch_time_s'] for r in done if 'epoch_time_s' in r]).split(' ±')[0]} | "
+                f"{', '.join(devices)} | {'; '.join(status)} |"
+            )
+    runs_line = (
+        f"Each row's runs: `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` (seeds "
+        f"{' '.join(map(str, seeds))}); `vae-report {root}` groups them over seeds."
+    )
     lines += ["", runs_line, ""]
     ablations = ablation_rows(root, datasets, priors, seeds)
     if ablations:
-        explain = ("Each row: the protocol with the overrides shown (`--ablate <name>`); the difference is to the "
-                   "full protocol's mean over the same seeds.")
-        lines += ["## Ablations: one protocol part off", "", explain, "",
-                  "| dataset | prior | part off | overrides | ours | vs protocol | n | unfinished |",
-                  "|---|---|---|---|---|---|---|---|", *ablations, ""]
+        explain = (
+            "Each row: the protocol with the overrides shown (`--ablate <name>`); the difference is to the "
+            "full protocol's mean over the same seeds."
+        )
+        lines += [
+            "## Ablations: one protocol part off",
+            "",
+            explain,
+            "",
+            "| dataset | prior | part off | overrides | ours | vs protocol | n | unfinished |",
+            "|---|---|---|---|---|---|---|---|",
+            *ablations,
+            "",
+        ]
     text = "\n".join(lines)
     path.write_text(text)
     return text
@@ -167,8 +207,13 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[14, 15, 16])
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (CPU: each gets cores // jobs threads)")
     parser.add_argument("--report-only", action="store_true", help="only write REPRODUCTION.md")
-    parser.add_argument("--ablate", nargs="+", default=[], choices=["all", *ABLATIONS],
-                        help="also run the protocol with each named part switched off (all: every one)")
+    parser.add_argument(
+        "--ablate",
+        nargs="+",
+        default=[],
+        choices=["all", *ABLATIONS],
+        help="also run the protocol with each named part switched off (all: every one)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "REPRODUCTION.md")
     parser.add_argument("--note", default="", help="a paragraph to put above the table")
     parser.add_argument("extra", nargs="*", help="further vae-run overrides (after --), e.g. trainer.device=cuda")
@@ -176,15 +221,23 @@ def main() -> None:
     datasets = [d for d in args.datasets if d != "mnist" or have_mnist()]
     note = args.note
     if "mnist" in args.datasets and "mnist" not in datasets:
-        missing = ("Dynamic MNIST rows: MNIST's files are not on this machine (~/.cache/vae-runner/data/MNIST/raw, "
-                   "torchvision's layout; no download here), so they were not run.")
+        missing = (
+            "Dynamic MNIST rows: MNIST's files are not on this machine (~/.cache/vae-runner/data/MNIST/raw, "
+            "torchvision's layout; no download here), so they were not run."
+        )
         print(missing, file=sys.stderr)
         note = f"{note}\n\n{missing}" if note else missing
     if not args.report_only:
         threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
         ablations = list(ABLATIONS) if "all" in args.ablate else args.ablate
-        todo = [(d, p, s, a) for s in args.seeds for d in datasets for p in args.priors for a in [None, *ablations]
-                if a != "vamp_init_0.05" or p == "vamp"]
+        todo = [
+            (d, p, s, a)
+            for s in args.seeds
+            for d in datasets
+            for p in args.priors
+            for a in [None, *ablations]
+            if a != "vamp_init_0.05" or p == "vamp"
+        ]
 
         def one(job):
             d, p, s, a = job

@@ -5,8 +5,10 @@
 
 Each repeat runs in a fresh temporary working directory; the script prints, per repeat, the process wall time and
 the training time the run itself recorded (metrics.json: train_time_s, which excludes start-up, data loading and
-the final evaluation; epoch_time_s, the median training time per epoch without validation), then the medians, and writes them as JSON with --json.
+the final evaluation; epoch_time_s, the median training time per epoch without validation), then the medians,
+and writes them as JSON with --json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,21 +34,33 @@ def main() -> None:
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory() as cwd:
             t0 = time.perf_counter()
-            done = subprocess.run([exe, *args.overrides, "logger.progress_bar=false"], cwd=cwd, capture_output=True,
-                                  text=True)
+            done = subprocess.run(
+                [exe, *args.overrides, "logger.progress_bar=false"], cwd=cwd, capture_output=True, text=True
+            )
             wall = time.perf_counter() - t0
             if done.returncode != 0:
                 sys.exit(f"vae-run failed:\n{done.stderr}")
             (metrics_file,) = Path(cwd).glob("outputs/**/metrics.json")
             metrics = json.loads(metrics_file.read_text())
-        rows.append({"wall_s": round(wall, 2), "train_time_s": metrics["train_time_s"],
-                     "epoch_time_s": metrics["epoch_time_s"], "epochs": metrics["epochs"],
-                     "steps": metrics["steps"], "test/elbo": round(metrics["test/elbo"], 3)})
+        rows.append(
+            {
+                "wall_s": round(wall, 2),
+                "train_time_s": metrics["train_time_s"],
+                "epoch_time_s": metrics["epoch_time_s"],
+                "epochs": metrics["epochs"],
+                "steps": metrics["steps"],
+                "test/elbo": round(metrics["test/elbo"], 3),
+            }
+        )
         print(f"repeat {i + 1}: {rows[-1]}")
-    result = {"command": " ".join(["vae-run", *args.overrides]), "machine": platform.processor() or platform.machine(),
-              "repeats": rows, "median_wall_s": statistics.median(r["wall_s"] for r in rows),
-              "median_train_time_s": statistics.median(r["train_time_s"] for r in rows),
-              "median_epoch_time_s": statistics.median(r["epoch_time_s"] for r in rows)}
+    result = {
+        "command": " ".join(["vae-run", *args.overrides]),
+        "machine": platform.processor() or platform.machine(),
+        "repeats": rows,
+        "median_wall_s": statistics.median(r["wall_s"] for r in rows),
+        "median_train_time_s": statistics.median(r["train_time_s"] for r in rows),
+        "median_epoch_time_s": statistics.median(r["epoch_time_s"] for r in rows),
+    }
     print(json.dumps({k: v for k, v in result.items() if k != "repeats"}, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -1,5 +1,6 @@
 """Shared fixtures: compose the real Hydra configs (shrunk to a few CPU steps) and write small datasets in
 torchvision's on-disk layouts."""
+
 from __future__ import annotations
 
 import pickle
@@ -16,9 +17,18 @@ from vae_runner.config import register_configs
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # A few CPU steps and no progress bar: what "shrunk" means in every test.
-SHRINK = ["trainer.epochs=1", "trainer.limit_batches=2", "trainer.device=cpu", "trainer.eval_batch_size=256",
-          "logger.progress_bar=false", "logger.n_images=4", "evaluation.iw_samples=8", "evaluation.surgery_points=50",
-          "evaluation.probe_train_points=200", "evaluation.triplets=200"]
+SHRINK = [
+    "trainer.epochs=1",
+    "trainer.limit_batches=2",
+    "trainer.device=cpu",
+    "trainer.eval_batch_size=256",
+    "logger.progress_bar=false",
+    "logger.n_images=4",
+    "evaluation.iw_samples=8",
+    "evaluation.surgery_points=50",
+    "evaluation.probe_train_points=200",
+    "evaluation.triplets=200",
+]
 
 register_configs()
 register_resolvers()
@@ -54,8 +64,10 @@ def write_cifar10(root: Path, n_per_batch: int = 20, seed: int = 0) -> None:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-                 "labels": rng.integers(0, 10, n_per_batch).tolist()}
+        batch = {
+            "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            "labels": rng.integers(0, 10, n_per_batch).tolist(),
+        }
         (folder / name).write_bytes(pickle.dumps(batch))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
 
@@ -84,6 +96,7 @@ def data_root(tmp_path_factory) -> Path:
 def _cifar_md5_off(monkeypatch):
     """The test's CIFAR files are not the real ones, so torchvision's md5 check is switched off."""
     import torchvision.datasets.cifar as cifar
+
     monkeypatch.setattr(cifar, "check_integrity", lambda *a, **k: True)
 
 
@@ -94,8 +107,14 @@ def dataset_overrides(name: str, root: Path) -> list[str]:
     if name == "image_folder":
         return ["dataset=image_folder", f"dataset.root={root / 'images'}", "dataset.image_size=[16,16]"]
     if name == "synthetic":
-        return ["dataset=synthetic", "likelihood=gaussian", "latent_dim=2", "dataset.n_train=200",
-                "dataset.n_val=50", "dataset.n_test=50"]
+        return [
+            "dataset=synthetic",
+            "likelihood=gaussian",
+            "latent_dim=2",
+            "dataset.n_train=200",
+            "dataset.n_val=50",
+            "dataset.n_test=50",
+        ]
     return [f"dataset={name}"]
 
 

@@ -1,4 +1,5 @@
 """A user's own prior, outside vae_runner, plugged in with `prior._target_=plugin_prior.WidePrior`."""
+
 import torch
 import torch.distributions as td
 

@@ -1,5 +1,6 @@
 """`vae-run` as a subprocess, as a researcher runs it: one run, a multirun sweep, resume, eval, and bad input that
 must end in one clear message and a non-zero exit, never a traceback."""
+
 import json
 import os
 import shutil
@@ -11,8 +12,16 @@ import pytest
 from omegaconf import OmegaConf
 
 VAE_RUN = shutil.which("vae-run") or str(Path(sys.executable).parent / "vae-run")
-FAST = ["trainer.epochs=2", "trainer.limit_batches=2", "trainer.device=cpu", "trainer.num_threads=1",
-        "logger.progress_bar=false", "logger.n_images=4", "evaluation.iw_samples=16", "evaluation.probe_train_points=200"]
+FAST = [
+    "trainer.epochs=2",
+    "trainer.limit_batches=2",
+    "trainer.device=cpu",
+    "trainer.num_threads=1",
+    "logger.progress_bar=false",
+    "logger.n_images=4",
+    "evaluation.iw_samples=16",
+    "evaluation.probe_train_points=200",
+]
 
 
 def vae_run(*args, cwd) -> subprocess.CompletedProcess:
@@ -37,8 +46,13 @@ def test_one_run_then_resume_then_eval(tmp_path):
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3 > first["epochs"]
     assert (run_dir / ".hydra" / "config.yaml").is_file() and list((run_dir / ".hydra").glob("resume-*"))
 
-    ev = vae_run("mode=eval", f"ckpt={run_dir / 'checkpoints' / 'best.pt'}", "logger.progress_bar=false",
-                 "evaluation.iw_samples=16", cwd=tmp_path)
+    ev = vae_run(
+        "mode=eval",
+        f"ckpt={run_dir / 'checkpoints' / 'best.pt'}",
+        "logger.progress_bar=false",
+        "evaluation.iw_samples=16",
+        cwd=tmp_path,
+    )
     assert ev.returncode == 0, ev.stderr
     evaluated = [d for d in run_dirs(tmp_path) if d != run_dir]
     assert len(evaluated) == 1 and "test/elbo" in json.loads((evaluated[0] / "metrics.json").read_text())
@@ -53,15 +67,18 @@ def test_multirun_sweep_makes_one_run_per_value(tmp_path):
     assert betas == [1.0, 4.0]
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["beta=-1"], "beta=-1.0 (must be a finite number >= 0)"),
-    (["latent_dim=0"], "latent_dim=0"),
-    (["beta=abc"], "beta=abc"),
-    (["prior=nope"], "Could not find 'prior/nope'"),
-    (["dataset=mnist", "dataset.root=/nonexistent/data"], "dataset.download=true"),
-    (["mode=eval", "ckpt=/nonexistent/best.pt"], "Checkpoint not found"),
-    (["resume=/nonexistent/run"], "Checkpoint not found"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["beta=-1"], "beta=-1.0 (must be a finite number >= 0)"),
+        (["latent_dim=0"], "latent_dim=0"),
+        (["beta=abc"], "beta=abc"),
+        (["prior=nope"], "Could not find 'prior/nope'"),
+        (["dataset=mnist", "dataset.root=/nonexistent/data"], "dataset.download=true"),
+        (["mode=eval", "ckpt=/nonexistent/best.pt"], "Checkpoint not found"),
+        (["resume=/nonexistent/run"], "Checkpoint not found"),
+    ],
+)
 def test_bad_input_is_one_clear_message(args, fragment, tmp_path):
     done = vae_run(*args, "logger.progress_bar=false", cwd=tmp_path)
     assert done.returncode != 0
@@ -76,6 +93,7 @@ def test_every_prior_from_the_cli_in_one_sweep(tmp_path):
     done = vae_run("-m", f"prior={','.join(priors)}", "latent_dim=2", *FAST, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     dirs = run_dirs(tmp_path)
-    assert sorted(OmegaConf.load(d / ".hydra" / "config.yaml").prior._target_.rsplit(".", 1)[-1] for d in dirs) == \
-        sorted(["GaussianPrior", "MoGPrior", "VampPrior", "GTMPrior", "GTMVampPrior", "FlowPrior"])
+    assert sorted(
+        OmegaConf.load(d / ".hydra" / "config.yaml").prior._target_.rsplit(".", 1)[-1] for d in dirs
+    ) == sorted(["GaussianPrior", "MoGPrior", "VampPrior", "GTMPrior", "GTMVampPrior", "FlowPrior"])
     assert all((d / "latent_density.png").is_file() for d in dirs)

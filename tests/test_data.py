@@ -1,5 +1,6 @@
 """Datasets: the bundled digits, torchvision's MNIST / Fashion-MNIST / CIFAR-10 from files in torchvision's layout,
 the offline Debian Fashion-MNIST, an image folder, the synthetic 2-D modes, and the binarisation protocol."""
+
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,8 @@ def test_binarisation_protocol():
     dyn2 = prepare(data, "dynamic", torch.device("cpu"))
     assert torch.equal(dyn.test.x, dyn2.test.x) and set(dyn.test.x.unique().tolist()) == {0.0, 1.0}
     batches = TrainBatches(dyn.train, batch_size=len(dyn.train), dynamic=True)
-    (x1, y1), = list(batches)
-    (x2, y2), = list(batches)
+    ((x1, y1),) = list(batches)
+    ((x2, y2),) = list(batches)
     assert set(x1.unique().tolist()) == {0.0, 1.0} and not torch.equal(x1, x2)  # resampled every batch
     static = prepare(data, "static", torch.device("cpu"))
     assert torch.equal(static.train.x, prepare(data, "static", torch.device("cpu")).train.x)

@@ -1,14 +1,15 @@
 """Oracle tests for the final evaluation: the importance-sampled log-likelihood (>= ELBO, non-decreasing in K,
 exact on a linear-Gaussian model with analytic log p(x)), ELBO surgery, active units with known dead dimensions,
 KL per dimension, probes and triplets."""
+
 import math
 
 import pytest
 import torch
 import torch.distributions as td
+from test_priors import LIKELIHOODS, PRIORS, tiny_data, tiny_vae
 from torch import nn
 
-from test_priors import LIKELIHOODS, PRIORS, tiny_data, tiny_vae
 from vae_runner import diagnostics as dx
 from vae_runner.data import Split, prepare
 from vae_runner.data.digits import load_digits
@@ -25,8 +26,9 @@ from vae_runner.objectives import Objective
 def trained_digits_model(prior=None, steps=300, d=4):
     torch.manual_seed(0)
     data = prepare(load_digits(), "dynamic", torch.device("cpu"))
-    model = VAE(MLPEncoder((1, 8, 8), d, [64]), MLPDecoder((1, 8, 8), d, [64]), prior or GaussianPrior(d),
-                Bernoulli((1, 8, 8)))
+    model = VAE(
+        MLPEncoder((1, 8, 8), d, [64]), MLPDecoder((1, 8, 8), d, [64]), prior or GaussianPrior(d), Bernoulli((1, 8, 8))
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
         x = torch.bernoulli(data.train.floats(torch.randint(len(data.train), (128,))))
@@ -95,15 +97,19 @@ def test_log_likelihood_matches_the_analytic_value_of_a_linear_gaussian_model():
     b = torch.randn(p_dim)
     decoder = nn.Linear(d, p_dim)
     decoder.weight.data, decoder.bias.data = w, b
-    post_var = 1 / (1 + (w ** 2).sum(0) / sigma ** 2)  # (D,) diagonal because W^T W is
-    a = post_var[:, None] * w.T / sigma ** 2  # mean = A (x - b)
-    x = torch.distributions.MultivariateNormal(b, w @ w.T + sigma ** 2 * torch.eye(p_dim)).sample((50,))
-    exact = torch.distributions.MultivariateNormal(b, w @ w.T + sigma ** 2 * torch.eye(p_dim)).log_prob(x)
+    post_var = 1 / (1 + (w**2).sum(0) / sigma**2)  # (D,) diagonal because W^T W is
+    a = post_var[:, None] * w.T / sigma**2  # mean = A (x - b)
+    x = torch.distributions.MultivariateNormal(b, w @ w.T + sigma**2 * torch.eye(p_dim)).sample((50,))
+    exact = torch.distributions.MultivariateNormal(b, w @ w.T + sigma**2 * torch.eye(p_dim)).log_prob(x)
     split = Split(x)
     model = VAE(LinearGaussianEncoder(a, -(a @ b), post_var.log()), decoder, GaussianPrior(d), MSE((p_dim,), sigma))
     torch.testing.assert_close(log_likelihood(model, split, k=4), exact, atol=1e-4, rtol=1e-5)
-    off = VAE(LinearGaussianEncoder(0.8 * a, -(0.8 * a @ b), (1.5 * post_var).log()), decoder, GaussianPrior(d),
-              MSE((p_dim,), sigma))
+    off = VAE(
+        LinearGaussianEncoder(0.8 * a, -(0.8 * a @ b), (1.5 * post_var).log()),
+        decoder,
+        GaussianPrior(d),
+        MSE((p_dim,), sigma),
+    )
     est = log_likelihood(off, split, k=5000)
     assert (est - exact).abs().mean().item() < 0.02
     elbo = evaluate_split(off, Objective(), split, 100)["elbo"]
@@ -147,7 +153,9 @@ def test_mixture_marginals_are_one_dimensional_mixtures():
     means, logvars, logits = prior.mixture_params()
     z = torch.randn(7, 2)
     for d in range(2):
-        ref = td.MixtureSameFamily(td.Categorical(logits=logits), td.Normal(means[:, d], torch.exp(0.5 * logvars[:, d])))
+        ref = td.MixtureSameFamily(
+            td.Categorical(logits=logits), td.Normal(means[:, d], torch.exp(0.5 * logvars[:, d]))
+        )
         torch.testing.assert_close(prior.marginal_log_prob(z)[:, d], ref.log_prob(z[:, d]))
 
 

@@ -1,6 +1,7 @@
 """Faults and bad input, by injection: non-finite losses and gradients, gradient clipping, SIGINT/SIGTERM sent to a
 real `vae-run`, kill -9 at random moments (checkpoint writes included), config fuzzing with hypothesis, and writes
 outside the run directory. Nothing may be lost and every failure must be one clear message."""
+
 import json
 import os
 import random
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_cfg
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import make_cfg
 from test_cli import VAE_RUN
+
 from vae_runner import run
 from vae_runner.checkpoint import load_checkpoint
 from vae_runner.errors import UserError
@@ -24,14 +25,22 @@ from vae_runner.objectives import Objective
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 # Many short epochs: most of the time goes to validation and checkpoint writes, where kills and signals must be safe.
-SHORT = ["dataset=digits", "trainer.limit_batches=3", "trainer.num_threads=1", "trainer.device=cpu",
-         "logger.progress_bar=false", "logger.n_images=4", "evaluation.iw_samples=16",
-         "evaluation.probe_train_points=200"]
+SHORT = [
+    "dataset=digits",
+    "trainer.limit_batches=3",
+    "trainer.num_threads=1",
+    "trainer.device=cpu",
+    "logger.progress_bar=false",
+    "logger.n_images=4",
+    "evaluation.iw_samples=16",
+    "evaluation.probe_train_points=200",
+]
 
 
 def start(*args, cwd) -> subprocess.Popen:
-    return subprocess.Popen([VAE_RUN, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [VAE_RUN, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish(*args, cwd) -> dict:
@@ -90,8 +99,9 @@ def test_a_nan_gradient_is_named(tmp_path, monkeypatch):
 
 
 def test_diverging_learning_rate_from_the_cli(tmp_path):
-    done = subprocess.run([VAE_RUN, "trainer.lr=1e30", *SHORT, "trainer.epochs=3"], cwd=tmp_path, env=ENV,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [VAE_RUN, "trainer.lr=1e30", *SHORT, "trainer.epochs=3"], cwd=tmp_path, env=ENV, capture_output=True, text=True
+    )
     assert done.returncode == 2
     assert "Training diverged at step" in done.stderr and "Traceback" not in done.stdout + done.stderr
 
@@ -140,8 +150,9 @@ def kill_repeatedly(tmp_path: Path, kills: int, seed: int) -> list[float]:
     moments = []
     for i in range(kills):
         ckpt = run_dir / "checkpoints" / "last.pt"
-        proc = start(*(args + ["hydra.run.dir=killed"] if i == 0 or not ckpt.exists() else
-                       [f"resume={run_dir}"]), cwd=tmp_path)
+        proc = start(
+            *(args + ["hydra.run.dir=killed"] if i == 0 or not ckpt.exists() else [f"resume={run_dir}"]), cwd=tmp_path
+        )
         if not ckpt.exists():
             wait_for(ckpt)
         moments.append(rng.uniform(0.0, 2.5))
@@ -153,8 +164,9 @@ def kill_repeatedly(tmp_path: Path, kills: int, seed: int) -> list[float]:
     return moments
 
 
-@pytest.mark.parametrize("kills", [pytest.param(4, id="4-kills"),
-                                   pytest.param(25, id="25-kills", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "kills", [pytest.param(4, id="4-kills"), pytest.param(25, id="25-kills", marks=pytest.mark.slow)]
+)
 def test_kill_9_never_corrupts_the_checkpoint_and_resume_finishes_the_run(kills, tmp_path):
     kill_repeatedly(tmp_path, kills, seed=kills)
     finish(f"resume={tmp_path / 'killed'}", cwd=tmp_path)
@@ -166,25 +178,62 @@ def test_kill_9_never_corrupts_the_checkpoint_and_resume_finishes_the_run(kills,
 
 
 # ------------------------------------------------------------------------------------------ fuzzing
-NUMERIC = ["beta", "latent_dim", "seed", "trainer.lr", "trainer.batch_size", "trainer.eval_batch_size",
-           "trainer.eval_every", "trainer.log_every", "trainer.grad_clip", "trainer.early_stopping",
-           "objective.k", "objective.free_bits", "objective.warmup_epochs", "objective.triplet_weight",
-           "likelihood.sigma", "prior.n_components", "evaluation.iw_samples", "evaluation.chunk_rows",
-           "evaluation.active_threshold", "architecture.hidden", "dataset.val_fraction", "logger.n_images"]
+NUMERIC = [
+    "beta",
+    "latent_dim",
+    "seed",
+    "trainer.lr",
+    "trainer.batch_size",
+    "trainer.eval_batch_size",
+    "trainer.eval_every",
+    "trainer.log_every",
+    "trainer.grad_clip",
+    "trainer.early_stopping",
+    "objective.k",
+    "objective.free_bits",
+    "objective.warmup_epochs",
+    "objective.triplet_weight",
+    "likelihood.sigma",
+    "prior.n_components",
+    "evaluation.iw_samples",
+    "evaluation.chunk_rows",
+    "evaluation.active_threshold",
+    "architecture.hidden",
+    "dataset.val_fraction",
+    "logger.n_images",
+]
 BAD_VALUES = ["-1", "0", "-0.5", "1e12", "1000000000", "nan", "inf", "-inf", "abc", "''", "[1,2]", "null", "true"]
 GOOD_VALUES = ["1", "2", "0.5", "3"]
-CHOICES = {"dataset": ["digits", "synthetic"], "architecture": ["mlp", "conv"],
-           "prior": ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow", "nope"],
-           "likelihood": ["bernoulli", "mse", "gaussian"], "objective": ["elbo", "iwae"]}
-FUZZ_SHRINK = ["trainer.epochs=1", "trainer.limit_batches=2", "trainer.device=cpu", "logger.progress_bar=false",
-               "logger.tensorboard=false", "evaluation.iw_samples=4", "evaluation.surgery_points=20",
-               "evaluation.probe_train_points=50", "evaluation.triplets=20", "dataset.n_train=100",
-               "dataset.n_val=20", "dataset.n_test=20"]
+CHOICES = {
+    "dataset": ["digits", "synthetic"],
+    "architecture": ["mlp", "conv"],
+    "prior": ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow", "nope"],
+    "likelihood": ["bernoulli", "mse", "gaussian"],
+    "objective": ["elbo", "iwae"],
+}
+FUZZ_SHRINK = [
+    "trainer.epochs=1",
+    "trainer.limit_batches=2",
+    "trainer.device=cpu",
+    "logger.progress_bar=false",
+    "logger.tensorboard=false",
+    "evaluation.iw_samples=4",
+    "evaluation.surgery_points=20",
+    "evaluation.probe_train_points=50",
+    "evaluation.triplets=20",
+    "dataset.n_train=100",
+    "dataset.n_val=20",
+    "dataset.n_test=20",
+]
 
 overrides_strategy = st.tuples(
     st.fixed_dictionaries({g: st.sampled_from(opts) for g, opts in CHOICES.items()}),
-    st.lists(st.tuples(st.sampled_from(NUMERIC), st.sampled_from(BAD_VALUES + GOOD_VALUES)), max_size=3,
-             unique_by=lambda t: t[0]))
+    st.lists(
+        st.tuples(st.sampled_from(NUMERIC), st.sampled_from(BAD_VALUES + GOOD_VALUES)),
+        max_size=3,
+        unique_by=lambda t: t[0],
+    ),
+)
 TRIED = {"cases": 0, "trained": 0, "refused": 0}
 
 
@@ -192,8 +241,12 @@ def fuzz_one(choices: dict, numeric: list, tmp_path: Path) -> None:
     """Compose the fuzzed overrides (plus a shrink that leaves the fuzzed keys alone) and run them: the run must
     train, or stop with Hydra's composition message or one UserError paragraph; anything else fails the test."""
     fuzzed = [f"{g}={o}" for g, o in choices.items()] + [f"{k}={v}" for k, v in numeric]
-    shrink = [o for o in FUZZ_SHRINK if o.split("=")[0] not in dict(numeric)
-              and (not o.startswith("dataset.n_") or choices["dataset"] == "synthetic")]
+    shrink = [
+        o
+        for o in FUZZ_SHRINK
+        if o.split("=")[0] not in dict(numeric)
+        and (not o.startswith("dataset.n_") or choices["dataset"] == "synthetic")
+    ]
     TRIED["cases"] += 1
     try:
         cfg = make_cfg(*fuzzed, *shrink, shrink=False)
@@ -208,16 +261,20 @@ def fuzz_one(choices: dict, numeric: list, tmp_path: Path) -> None:
         TRIED["refused"] += 1
 
 
-@settings(max_examples=int(os.environ.get("VAE_FUZZ_EXAMPLES", 20)), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("VAE_FUZZ_EXAMPLES", 20)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(case=overrides_strategy)
 def test_config_fuzzing_trains_or_refuses_clearly(case, tmp_path, no_threads):
     fuzz_one(*case, tmp_path)
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(case=overrides_strategy)
 def test_config_fuzzing_large_budget(case, tmp_path, no_threads):
     fuzz_one(*case, tmp_path)

@@ -1,4 +1,5 @@
 """Encoders and decoders for every shape the conv architecture must adapt to, and gradients through the VAE."""
+
 import pytest
 import torch
 
@@ -7,13 +8,17 @@ from vae_runner.model.decoders import ConvDecoder, MLPDecoder
 from vae_runner.model.encoders import ConvEncoder, MLPEncoder, conv_plan
 
 
-@pytest.mark.parametrize("shape,stages", [((1, 8, 8), 1), ((1, 28, 28), 2), ((3, 32, 32), 3), ((3, 64, 64), 4),
-                                          ((1, 7, 7), 0), ((3, 48, 32), 3)])
+@pytest.mark.parametrize(
+    "shape,stages",
+    [((1, 8, 8), 1), ((1, 28, 28), 2), ((3, 32, 32), 3), ((3, 64, 64), 4), ((1, 7, 7), 0), ((3, 48, 32), 3)],
+)
 def test_conv_adapts_to_the_image_shape(shape, stages):
     channels, _ = conv_plan(shape, 8, 64)
     assert len(channels) == max(stages, 1)
-    enc, dec = ConvEncoder(shape, 5, base_channels=8, fc_hidden=32), ConvDecoder(shape, 5, base_channels=8,
-                                                                                   fc_hidden=32)
+    enc, dec = (
+        ConvEncoder(shape, 5, base_channels=8, fc_hidden=32),
+        ConvDecoder(shape, 5, base_channels=8, fc_hidden=32),
+    )
     mu, logvar = enc(torch.rand(3, *shape))
     assert mu.shape == logvar.shape == (3, 5)
     assert dec(mu).shape == (3, *shape)

@@ -1,12 +1,13 @@
 """The objective's options: IWAE (k = 1 is the ELBO exactly; the bound is above the ELBO; its gradient is the
 self-normalised weighted gradient), the KL warm-up schedule, free bits and the triplet loss; every option composes
 with every prior and likelihood."""
+
 import pytest
 import torch
-
 from conftest import make_cfg
 from test_objectives import MCOnlyPrior
 from test_priors import LIKELIHOODS, PRIORS, SHAPE, tiny_data, tiny_vae
+
 from vae_runner import run
 from vae_runner.errors import UserError
 from vae_runner.model.decoders import MLPDecoder
@@ -62,8 +63,11 @@ def test_iwae_gradient_is_the_self_normalised_weighted_gradient():
     torch.manual_seed(7)  # the same draws, computed by hand
     q = model.posterior(x)
     z = q.rsample((6,))  # (k, B, D)
-    log_w = model.decode(z.flatten(0, 1)).log_prob(x.repeat(6, 1, 1, 1)).view(6, -1) + \
-        model.prior.log_prob(z.flatten(0, 1)).view(6, -1) - q.log_prob(z)
+    log_w = (
+        model.decode(z.flatten(0, 1)).log_prob(x.repeat(6, 1, 1, 1)).view(6, -1)
+        + model.prior.log_prob(z.flatten(0, 1)).view(6, -1)
+        - q.log_prob(z)
+    )
     weights = torch.softmax(log_w, 0).detach()  # (k, B) self-normalised, no gradient through them
     by_hand = torch.autograd.grad(-(weights * log_w).sum(), params)
     for a, b in zip(auto, by_hand):
@@ -85,6 +89,7 @@ def test_warmup_schedule_values():
 
 def test_warmup_is_logged_as_train_beta(tmp_path, no_threads):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     run.train(make_cfg("trainer.epochs=4", "trainer.log_every=1", "objective.warmup_epochs=2", "beta=2"), tmp_path)
     ea = EventAccumulator(str(tmp_path))
     ea.Reload()

@@ -1,5 +1,6 @@
 """Oracle tests for every formula: KL (closed form vs Monte Carlo vs torch.distributions), the likelihoods'
 log-densities against hand-written formulas, and the ELBO's terms against a hand computation on a tiny model."""
+
 import math
 
 import torch
@@ -21,7 +22,7 @@ def test_gaussian_prior_closed_form_kl_matches_formula_and_monte_carlo():
     mu, logvar = torch.randn(5, 3), torch.randn(5, 3)
     prior = GaussianPrior(3)
     kl = prior.analytic_kl(diag_gaussian(mu, logvar))
-    by_hand = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(-1)  # Kingma & Welling (2014), appendix B
+    by_hand = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(-1)  # Kingma & Welling (2014), appendix B
     torch.testing.assert_close(kl, by_hand)
     q = diag_gaussian(mu, logvar)
     z = q.sample((200_000,))  # (S, 5, 3)
@@ -32,7 +33,7 @@ def test_gaussian_prior_closed_form_kl_matches_formula_and_monte_carlo():
 def test_gaussian_prior_log_prob_and_sample():
     prior = GaussianPrior(4)
     z = torch.randn(7, 4)
-    torch.testing.assert_close(prior.log_prob(z), -0.5 * (z ** 2).sum(-1) - 2 * math.log(2 * math.pi))
+    torch.testing.assert_close(prior.log_prob(z), -0.5 * (z**2).sum(-1) - 2 * math.log(2 * math.pi))
     s = prior.sample(50_000)
     assert s.shape == (50_000, 4)
     torch.testing.assert_close(s.mean(0), torch.zeros(4), atol=0.03, rtol=0)
@@ -53,7 +54,7 @@ def test_bernoulli_log_prob_is_summed_negative_bce():
 def test_mse_is_normalised_gaussian_with_fixed_sigma():
     mean, x, sigma = torch.randn(2, 6), torch.randn(2, 6), 0.3
     lp = MSE((6,), sigma=sigma)(mean).log_prob(x)
-    by_hand = (-(x - mean) ** 2 / (2 * sigma ** 2) - math.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
+    by_hand = (-((x - mean) ** 2) / (2 * sigma**2) - math.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
     torch.testing.assert_close(lp, by_hand)
 
 
@@ -99,7 +100,7 @@ def test_elbo_terms_by_hand_on_a_tiny_model():
         p = torch.sigmoid(z @ w.T)
         recon = (x * p.log() + (1 - x) * (1 - p).log()).sum(-1)
         if closed:
-            kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(-1)
+            kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(-1)
         else:
             log_q = td.Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(-1)
             kl = log_q - td.Normal(0.0, 1.0).log_prob(z).sum(-1)

@@ -1,18 +1,19 @@
 """Oracle tests for every prior: mixture log-densities against torch.distributions.MixtureSameFamily and a hand
 computation, densities that integrate to 1 on 1-D and 2-D grids, samples consistent with log_prob, the flow's
 log-determinant against autograd, and gradients reaching every prior parameter."""
+
 import math
 
 import pytest
 import torch
 import torch.distributions as td
-
 from conftest import make_cfg
+
 from vae_runner import run
 from vae_runner.data import DataSplits, Split
+from vae_runner.model.decoders import MLPDecoder
 from vae_runner.model.encoders import MLPEncoder
 from vae_runner.model.likelihoods import Bernoulli
-from vae_runner.model.decoders import MLPDecoder
 from vae_runner.model.priors.flow import FlowPrior
 from vae_runner.model.priors.gaussian import GaussianPrior
 from vae_runner.model.priors.gtm import GTMPrior, GTMVampPrior
@@ -37,12 +38,14 @@ def make_prior(name: str, d: int, seed: int = 0):
     torch.manual_seed(seed)
     encoder = MLPEncoder(SHAPE, d, [8])
     data = tiny_data()
-    prior = {"gaussian": lambda: GaussianPrior(d),
-             "mog": lambda: MoGPrior(d, n_components=5),
-             "vamp": lambda: VampPrior(d, encoder, data, n_components=6),
-             "gtm": lambda: GTMPrior(d, grid_dim=2, grid_size=3, hidden=[8]),
-             "gtm_vamp": lambda: GTMVampPrior(d, encoder, data, grid_dim=1, grid_size=4, hidden=[8]),
-             "flow": lambda: FlowPrior(d, depth=4, width=16)}[name]()
+    prior = {
+        "gaussian": lambda: GaussianPrior(d),
+        "mog": lambda: MoGPrior(d, n_components=5),
+        "vamp": lambda: VampPrior(d, encoder, data, n_components=6),
+        "gtm": lambda: GTMPrior(d, grid_dim=2, grid_size=3, hidden=[8]),
+        "gtm_vamp": lambda: GTMVampPrior(d, encoder, data, grid_dim=1, grid_size=4, hidden=[8]),
+        "flow": lambda: FlowPrior(d, depth=4, width=16),
+    }[name]()
     with torch.no_grad():
         for p in prior.parameters():
             p.add_((0.25 if name == "flow" else 0.5) * torch.randn_like(p))
@@ -55,6 +58,7 @@ LIKELIHOODS = ["bernoulli", "mse", "gaussian"]
 def tiny_vae(prior_name: str, likelihood: str, d: int = 2) -> VAE:
     """A small VAE on SHAPE data with the named prior (random parameters) and likelihood."""
     from vae_runner.model.likelihoods import MSE, Gaussian
+
     prior, encoder = make_prior(prior_name, d)
     lik = {"bernoulli": Bernoulli(SHAPE), "mse": MSE(SHAPE, 0.3), "gaussian": Gaussian(SHAPE, 0.3)}[likelihood]
     return VAE(encoder, MLPDecoder(SHAPE, d, [8]), prior, lik)
@@ -75,7 +79,8 @@ def test_mixture_log_prob_matches_torch_distributions_and_hand_computation(name,
     means, logvars, logits = prior.mixture_params()
     reference = td.MixtureSameFamily(
         td.Categorical(logits=logits if logits is not None else torch.zeros(len(means))),
-        td.Independent(td.Normal(means, torch.exp(0.5 * logvars)), 1))
+        td.Independent(td.Normal(means, torch.exp(0.5 * logvars)), 1),
+    )
     z = 2 * torch.randn(50, d)
     lp = prior.log_prob(z)
     assert lp.shape == (50,)
@@ -190,11 +195,20 @@ def test_mog_with_1000_components_trains(tmp_path, no_threads):
     assert math.isfinite(metrics["test/elbo"]) and (tmp_path / "components.png").is_file()
 
 
-@pytest.mark.parametrize("name,pictures", [("mog", ["components"]), ("vamp", ["pseudo_inputs"]),
-                                           ("gtm", ["manifold"]), ("gtm_vamp", ["pseudo_inputs"]),
-                                           ("flow", []), ("gaussian", [])])
+@pytest.mark.parametrize(
+    "name,pictures",
+    [
+        ("mog", ["components"]),
+        ("vamp", ["pseudo_inputs"]),
+        ("gtm", ["manifold"]),
+        ("gtm_vamp", ["pseudo_inputs"]),
+        ("flow", []),
+        ("gaussian", []),
+    ],
+)
 def test_prior_pictures_and_the_latent_density_map(name, pictures, tmp_path, no_threads):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     run.train(make_cfg(f"prior={name}", "latent_dim=2"), tmp_path)
     for picture in pictures + ["latent_density"]:
         assert (tmp_path / f"{picture}.png").stat().st_size > 1000, picture
@@ -206,6 +220,7 @@ def test_prior_pictures_and_the_latent_density_map(name, pictures, tmp_path, no_
 def test_fast_mixture_log_prob_is_exact_where_float32_expansion_is_not():
     """Small variances far from the origin: the expanded quadratic form must still match the direct formula."""
     from vae_runner.model.priors.mixture import mixture_log_prob
+
     torch.manual_seed(0)
     means = 20 + torch.randn(7, 4)
     logvars = torch.full((7, 4), -9.0)  # std ~ 0.011

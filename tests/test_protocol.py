@@ -3,6 +3,7 @@ the log-variance clamp, AdamNormGrad against a hand-written reference update, pe
 counted from the end of warm-up, the VampPrior's reference initialisation, the file-order validation split, and
 the fixes to evaluation (CPU binarisation equal to the reference's numpy draw on every device, per-image noise that
 does not depend on batching, closed-form KL per dimension)."""
+
 import hashlib
 import math
 
@@ -62,8 +63,15 @@ def test_gated_encoder_clamps_log_variance_and_uses_he_init():
 @pytest.mark.parametrize("prior", PRIORS)
 @pytest.mark.parametrize("likelihood", LIKELIHOODS)
 def test_gated_mlp_trains_with_every_prior_and_likelihood(prior, likelihood, tmp_path, no_threads):
-    overrides = ["architecture=gated_mlp", "architecture.hidden=[16]", "architecture.logvar_clamp=[-6,2]",
-                 f"prior={prior}", f"likelihood={likelihood}", "latent_dim=2", "evaluation.iw_samples=2"]
+    overrides = [
+        "architecture=gated_mlp",
+        "architecture.hidden=[16]",
+        "architecture.logvar_clamp=[-6,2]",
+        f"prior={prior}",
+        f"likelihood={likelihood}",
+        "latent_dim=2",
+        "evaluation.iw_samples=2",
+    ]
     if prior == "vamp":
         overrides.append("prior.n_components=5")
     metrics = run.train(make_cfg(*overrides), tmp_path)
@@ -72,8 +80,9 @@ def test_gated_mlp_trains_with_every_prior_and_likelihood(prior, likelihood, tmp
 
 def test_bad_gated_options_are_refused(tmp_path):
     with pytest.raises(UserError, match=r"architecture.logvar_clamp=\[2.0, -6.0\].*architecture.init='xavier'"):
-        run.train(make_cfg("architecture=gated_mlp", "architecture.logvar_clamp=[2,-6]", "architecture.init=xavier"),
-                  tmp_path)
+        run.train(
+            make_cfg("architecture=gated_mlp", "architecture.logvar_clamp=[2,-6]", "architecture.init=xavier"), tmp_path
+        )
 
 
 def test_bernoulli_prob_clamp_is_the_reference_clamped_log_bernoulli():
@@ -89,8 +98,12 @@ def test_bernoulli_prob_clamp_is_the_reference_clamped_log_bernoulli():
 def test_sampled_kl_option_uses_log_q_minus_log_p_at_the_sample():
     torch.manual_seed(0)
     data = tiny_data()
-    model = VAE(GatedMLPEncoder(data.shape, 3, [8]), GatedMLPDecoder(data.shape, 3, [8]), GaussianPrior(3),
-                Bernoulli(data.shape))
+    model = VAE(
+        GatedMLPEncoder(data.shape, 3, [8]),
+        GatedMLPDecoder(data.shape, 3, [8]),
+        GaussianPrior(3),
+        Bernoulli(data.shape),
+    )
     x = data.train.floats(slice(0, 16))
     eps = torch.randn(1, 16, 3)
     terms = Objective(analytic_kl=False)(model, x, noise=lambda k, d: eps)
@@ -150,13 +163,24 @@ def test_per_epoch_warmup_is_the_reference_schedule():
     assert Objective().first_full_weight_epoch(500) == 0
 
 
-@pytest.mark.parametrize("warmup,best,epoch,stops", [
-    (0, 3, 5, True), (0, 3, 4, False),  # no warm-up: counted from the best epoch, as before
-    (10, 1, 9, False), (10, 1, 10, False), (10, 1, 11, True),  # warm-up: counted from epoch 10 (first at beta)
-    (10, 12, 13, False), (10, 12, 14, True)])  # after warm-up: from the best epoch again
+@pytest.mark.parametrize(
+    "warmup,best,epoch,stops",
+    [
+        (0, 3, 5, True),
+        (0, 3, 4, False),  # no warm-up: counted from the best epoch, as before
+        (10, 1, 9, False),
+        (10, 1, 10, False),
+        (10, 1, 11, True),  # warm-up: counted from epoch 10 (first at beta)
+        (10, 12, 13, False),
+        (10, 12, 14, True),
+    ],
+)  # after warm-up: from the best epoch again
 def test_early_stopping_counts_from_the_end_of_warmup(warmup, best, epoch, stops, tmp_path, no_threads):
-    cfg = make_cfg("trainer.early_stopping=2", f"objective.warmup_epochs={warmup}",
-                   f"objective.warmup_per_epoch={str(warmup > 0).lower()}")
+    cfg = make_cfg(
+        "trainer.early_stopping=2",
+        f"objective.warmup_epochs={warmup}",
+        f"objective.warmup_per_epoch={str(warmup > 0).lower()}",
+    )
     trainer = run.make_trainer(cfg, tmp_path)
     trainer.best_epoch, trainer.epoch = best, epoch
     assert trainer.patience_exhausted() is stops
@@ -189,6 +213,7 @@ def test_split_seed_null_takes_validation_from_the_end_of_the_file(data_root):
     shuffled = load_mnist(str(data_root), val_size=20, split_seed=0)
     tail = load_mnist(str(data_root), val_size=20, split_seed=None)
     from vae_runner.data.torchvision_sets import read_idx
+
     raw = torch.from_numpy(read_idx(data_root / "MNIST" / "raw" / "train-images-idx3-ubyte").copy())
     assert torch.equal(tail.val.x[:, 0], raw[-20:]) and torch.equal(tail.train.x[:, 0], raw[:-20])
     assert not torch.equal(shuffled.val.x, tail.val.x)
@@ -202,8 +227,9 @@ def test_eval_binarisation_is_the_reference_numpy_draw_made_on_the_cpu(monkeypat
     want_val = rng.binomial(1, digits.val.x.double().numpy())
     want_test = rng.binomial(1, digits.test.x.double().numpy())
     images = Split(torch.randint(0, 256, (30, 1, 4, 4), dtype=torch.uint8))  # uint8 images: p = x / 255 in float64
-    assert np.array_equal(data_module.binarize_once(images, 3).x.numpy(),
-                          np.random.RandomState(3).binomial(1, images.x.numpy() / 255.0))
+    assert np.array_equal(
+        data_module.binarize_once(images, 3).x.numpy(), np.random.RandomState(3).binomial(1, images.x.numpy() / 255.0)
+    )
     assert np.array_equal(got.val.x.numpy(), want_val) and np.array_equal(got.test.x.numpy(), want_test)
     # A stored hash of the binary digits test set: any change of generator, order or device path breaks it.
     digest = hashlib.sha256(got.test.x.numpy().astype(np.uint8).tobytes()).hexdigest()
@@ -223,8 +249,12 @@ DIGITS_TEST_SHA256 = "cf02de1b06d2e1e839217afc7e4a6dcc5059585583364eb9cc237bb4f8
 def small_model(seed=0):
     torch.manual_seed(seed)
     data = prepare(load_digits(), "dynamic", torch.device("cpu"))
-    model = VAE(GatedMLPEncoder(data.shape, 4, [32]), GatedMLPDecoder(data.shape, 4, [32]), GaussianPrior(4),
-                Bernoulli(data.shape))
+    model = VAE(
+        GatedMLPEncoder(data.shape, 4, [32]),
+        GatedMLPDecoder(data.shape, 4, [32]),
+        GaussianPrior(4),
+        Bernoulli(data.shape),
+    )
     return model, data
 
 
@@ -249,20 +279,30 @@ def test_evaluated_elbo_does_not_depend_on_the_batch_size(no_threads):
 def test_index_noise_is_standard_normal_and_batching_free():
     e = index_noise(0, 1, torch.arange(500), range(200), 8)  # (200, 500, 8)
     assert abs(e.mean().item()) < 0.01 and e.var().item() == pytest.approx(1.0, abs=0.01)
-    assert (e ** 4).mean().item() == pytest.approx(3.0, abs=0.05)
-    torch.testing.assert_close(index_noise(0, 1, torch.arange(40, 60), range(100, 150), 8), e[100:150, 40:60],
-                               rtol=0, atol=0)
+    assert (e**4).mean().item() == pytest.approx(3.0, abs=0.05)
+    torch.testing.assert_close(
+        index_noise(0, 1, torch.arange(40, 60), range(100, 150), 8), e[100:150, 40:60], rtol=0, atol=0
+    )
+
     def f(a, b):
         return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].abs().item()
 
-    assert max(f(e[..., 0], e[..., 1]), f(e[:, :-1], e[:, 1:]), f(e[:-1], e[1:]),
-               f(e, index_noise(1, 1, torch.arange(500), range(200), 8)),
-               f(e, index_noise(0, 2, torch.arange(500), range(200), 8))) < 0.01
+    assert (
+        max(
+            f(e[..., 0], e[..., 1]),
+            f(e[:, :-1], e[:, 1:]),
+            f(e[:-1], e[1:]),
+            f(e, index_noise(1, 1, torch.arange(500), range(200), 8)),
+            f(e, index_noise(0, 2, torch.arange(500), range(200), 8)),
+        )
+        < 0.01
+    )
 
 
 def test_int32_hash_equals_unsigned_32_bit_arithmetic():
     from vae_runner.evaluate import fmix32_
-    x = torch.randint(0, 2 ** 32, (10000,))
+
+    x = torch.randint(0, 2**32, (10000,))
     m = 0xFFFFFFFF
     ref = x ^ (x >> 16)
     ref = (ref * 0x85EBCA6B) & m

@@ -1,5 +1,6 @@
 """scripts/reproduce.py: every ablation composes with the protocol presets, and REPRODUCTION.md reports finished
 rows (mean ± std over seeds, difference to the paper), unfinished ones (how far they got) and ablations."""
+
 import json
 import sys
 from pathlib import Path
@@ -21,9 +22,17 @@ def test_every_ablation_composes_with_its_preset(name):
 
 def finished(path: Path, ll: float, best_epoch: int) -> None:
     path.mkdir(parents=True)
-    (path / "metrics.json").write_text(json.dumps({"test/log_likelihood": ll, "best_epoch": best_epoch,
-                                                   "epochs": best_epoch + 51, "epoch_time_s": 8.5,
-                                                   "device": "cpu (test)"}))
+    (path / "metrics.json").write_text(
+        json.dumps(
+            {
+                "test/log_likelihood": ll,
+                "best_epoch": best_epoch,
+                "epochs": best_epoch + 51,
+                "epoch_time_s": 8.5,
+                "device": "cpu (test)",
+            }
+        )
+    )
 
 
 def test_report_shows_finished_unfinished_and_ablation_rows(tmp_path):

@@ -1,17 +1,18 @@
 """End-to-end through `train`/`evaluate` on real composed configs: every option of every group trains a few steps,
 the run-directory contract (TensorBoard tags, metrics.json, PNGs, checkpoints), resume == uninterrupted, eval mode,
 and clear errors for bad values and bad checkpoints."""
+
 import json
 import pickle
 
 import pytest
 import torch
+from conftest import dataset_overrides, make_cfg, options
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator as PluginEventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from conftest import dataset_overrides, make_cfg, options
 from vae_runner import run
 from vae_runner.checkpoint import KEYS, load_checkpoint
 from vae_runner.errors import UserError
@@ -45,8 +46,12 @@ def test_a_one_or_two_dimensional_latent_space_trains_and_draws_every_picture(la
 
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10", "image_folder"])
 def test_conv_on_every_image_shape(dataset, data_root, tmp_path, no_threads):
-    cfg = make_cfg(*dataset_overrides(dataset, data_root), "architecture=conv", "architecture.base_channels=4",
-                   "architecture.fc_hidden=16")
+    cfg = make_cfg(
+        *dataset_overrides(dataset, data_root),
+        "architecture=conv",
+        "architecture.base_channels=4",
+        "architecture.fc_hidden=16",
+    )
     assert torch.isfinite(torch.tensor(run.train(cfg, tmp_path)["test/elbo"]))
 
 
@@ -58,13 +63,29 @@ def test_run_directory_contract(tmp_path, no_threads):
     for k in ("test/elbo", "test/recon", "test/kl", "val/elbo"):
         assert isinstance(on_disk[k], float)
     assert on_disk["test/loss"] == pytest.approx(-on_disk["test/recon"] + 2 * on_disk["test/kl"])
-    for key in ("test/log_likelihood", "test/log_likelihood_stderr", "test/active_units", "test/active_dims",
-                "test/kl_per_dim", "test/avg_kl", "test/mutual_information", "test/marginal_kl",
-                "test/linear_probe_accuracy", "test/triplet_accuracy", "epoch_time_s"):
+    for key in (
+        "test/log_likelihood",
+        "test/log_likelihood_stderr",
+        "test/active_units",
+        "test/active_dims",
+        "test/kl_per_dim",
+        "test/avg_kl",
+        "test/mutual_information",
+        "test/marginal_kl",
+        "test/linear_probe_accuracy",
+        "test/triplet_accuracy",
+        "epoch_time_s",
+    ):
         assert key in on_disk, key
     assert len(on_disk["test/kl_per_dim"]) == 16 and on_disk["test/active_units"] == len(on_disk["test/active_dims"])
-    for png in ("samples.png", "reconstructions.png", "traversals.png", "interpolations.png", "latent_scatter.png",
-                "kl_per_dim.png"):
+    for png in (
+        "samples.png",
+        "reconstructions.png",
+        "traversals.png",
+        "interpolations.png",
+        "latent_scatter.png",
+        "kl_per_dim.png",
+    ):
         assert (tmp_path / png).stat().st_size > 0
     for name in ("last.pt", "best.pt"):
         state = torch.load(tmp_path / "checkpoints" / name, weights_only=True)
@@ -75,8 +96,16 @@ def test_run_directory_contract(tmp_path, no_threads):
     for split in ("train", "val", "test"):
         for term in ("elbo", "recon", "kl", "loss"):
             assert f"{split}/{term}" in tags["scalars"], f"{split}/{term}"
-    assert {"samples", "reconstructions", "test/samples", "test/reconstructions", "test/traversals",
-            "test/interpolations", "test/latent_scatter", "test/kl_per_dim"} <= set(tags["images"])
+    assert {
+        "samples",
+        "reconstructions",
+        "test/samples",
+        "test/reconstructions",
+        "test/traversals",
+        "test/interpolations",
+        "test/latent_scatter",
+        "test/kl_per_dim",
+    } <= set(tags["images"])
     assert {"test/log_likelihood", "test/active_units", "test/triplet_accuracy"} <= set(tags["scalars"])
     assert len(ea.Images("samples")) == 2  # one per validation
     assert ea.Scalars("test/elbo")[-1].value == pytest.approx(metrics["test/elbo"], rel=1e-5)
@@ -115,12 +144,18 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, no_threads):
 
 def test_resume_can_extend_training_but_not_change_the_model(tmp_path, no_threads):
     run.train(make_cfg(), tmp_path / "a")
-    more = run.train(make_cfg(f"resume={tmp_path / 'a'}", "trainer.epochs=2"), tmp_path / "x",
-                     [f"resume={tmp_path / 'a'}", "trainer.epochs=2"])
+    more = run.train(
+        make_cfg(f"resume={tmp_path / 'a'}", "trainer.epochs=2"),
+        tmp_path / "x",
+        [f"resume={tmp_path / 'a'}", "trainer.epochs=2"],
+    )
     assert more["epochs"] == 2
     with pytest.raises(UserError, match="latent_dim"):
-        run.train(make_cfg(f"resume={tmp_path / 'a'}", "latent_dim=3"), tmp_path / "x",
-                  [f"resume={tmp_path / 'a'}", "latent_dim=3"])
+        run.train(
+            make_cfg(f"resume={tmp_path / 'a'}", "latent_dim=3"),
+            tmp_path / "x",
+            [f"resume={tmp_path / 'a'}", "latent_dim=3"],
+        )
 
 
 def test_eval_mode_reproduces_the_test_metrics(tmp_path, no_threads):
@@ -131,8 +166,11 @@ def test_eval_mode_reproduces_the_test_metrics(tmp_path, no_threads):
         assert evaluated[k] == pytest.approx(trained[k], rel=1e-6), k
     assert (tmp_path / "eval" / "metrics.json").is_file() and (tmp_path / "eval" / "samples.png").is_file()
     with pytest.raises(UserError, match="differs from the requested one in: likelihood") as err:
-        run.evaluate(make_cfg("mode=eval", f"ckpt={ckpt}", "likelihood=mse"), tmp_path / "e2",
-                     ["mode=eval", f"ckpt={ckpt}", "likelihood=mse"])
+        run.evaluate(
+            make_cfg("mode=eval", f"ckpt={ckpt}", "likelihood=mse"),
+            tmp_path / "e2",
+            ["mode=eval", f"ckpt={ckpt}", "likelihood=mse"],
+        )
     assert "Bernoulli" in str(err.value) and "MSE" in str(err.value)
 
 
@@ -144,12 +182,20 @@ def test_a_users_own_prior_plugs_in_by_target(tmp_path, no_threads):
         run.run(make_cfg("prior._target_=my_pkg.NoSuchPrior"), tmp_path / "x")
 
 
-@pytest.mark.parametrize("override,fragment", [
-    ("beta=-1", "beta=-1.0"), ("latent_dim=0", "latent_dim=0"), ("trainer.lr=0", "trainer.lr=0.0"),
-    ("trainer.batch_size=0", "trainer.batch_size=0"), ("beta=nan", "beta=nan"), ("trainer.epochs=0", "epochs"),
-    ("mode=eval", "ckpt="), ("trainer.precision=fp16", "trainer.precision='fp16' (must be fp32 or bf16)"),
-    ("evaluation.precision=fp16", "evaluation.precision='fp16' (must be fp32 or bf16)"),
-])
+@pytest.mark.parametrize(
+    "override,fragment",
+    [
+        ("beta=-1", "beta=-1.0"),
+        ("latent_dim=0", "latent_dim=0"),
+        ("trainer.lr=0", "trainer.lr=0.0"),
+        ("trainer.batch_size=0", "trainer.batch_size=0"),
+        ("beta=nan", "beta=nan"),
+        ("trainer.epochs=0", "epochs"),
+        ("mode=eval", "ckpt="),
+        ("trainer.precision=fp16", "trainer.precision='fp16' (must be fp32 or bf16)"),
+        ("evaluation.precision=fp16", "evaluation.precision='fp16' (must be fp32 or bf16)"),
+    ],
+)
 def test_bad_values_fail_before_any_data_is_read(override, fragment, tmp_path, monkeypatch):
     monkeypatch.setattr(run, "load_data", lambda *a: pytest.fail("data was read"))
     with pytest.raises(UserError, match="Invalid configuration") as err:
@@ -157,10 +203,15 @@ def test_bad_values_fail_before_any_data_is_read(override, fragment, tmp_path, m
     assert fragment in str(err.value)
 
 
-@pytest.mark.parametrize("override,error", [("beta=abc", ConfigCompositionException),
-                                            ("trainer.device=gpu", ConfigCompositionException),
-                                            ("latent_dim=1.5", ConfigCompositionException),
-                                            ("prior=nope", MissingConfigException)])
+@pytest.mark.parametrize(
+    "override,error",
+    [
+        ("beta=abc", ConfigCompositionException),
+        ("trainer.device=gpu", ConfigCompositionException),
+        ("latent_dim=1.5", ConfigCompositionException),
+        ("prior=nope", MissingConfigException),
+    ],
+)
 def test_wrong_types_and_unknown_options_fail_at_compose_time(override, error):
     with pytest.raises(error):
         make_cfg(override)
@@ -174,9 +225,13 @@ def test_bad_checkpoints_get_clear_messages(tmp_path, no_threads):
     (tmp_path / "pickled.pt").write_bytes(b"")
     torch.save({"evil": pickle.loads(pickle.dumps(UserError("x")))}, tmp_path / "pickled.pt")
     (tmp_path / "text.pt").write_text("hello")
-    for name, fragment in (("truncated.pt", "truncated or corrupt"), ("text.pt", "truncated or corrupt"),
-                           ("other.pt", "not a vae-run checkpoint"), ("pickled.pt", "weights_only=True"),
-                           ("missing.pt", "Checkpoint not found")):
+    for name, fragment in (
+        ("truncated.pt", "truncated or corrupt"),
+        ("text.pt", "truncated or corrupt"),
+        ("other.pt", "not a vae-run checkpoint"),
+        ("pickled.pt", "weights_only=True"),
+        ("missing.pt", "Checkpoint not found"),
+    ):
         with pytest.raises(UserError, match=fragment):
             run.evaluate(make_cfg("mode=eval", f"ckpt={tmp_path / name}"), tmp_path / "e")
 
@@ -188,6 +243,7 @@ def test_bernoulli_on_real_valued_data_is_refused(tmp_path):
 
 def test_eval_may_point_at_data_elsewhere_but_not_at_other_data(data_root, tmp_path, no_threads):
     import shutil
+
     base = dataset_overrides("mnist", data_root)
     run.train(make_cfg(*base), tmp_path / "train")
     ckpt = tmp_path / "train" / "checkpoints" / "best.pt"

@@ -1,6 +1,7 @@
 """The speed features keep the numbers: exact fast binarisation, bf16 autocast confined to the networks (likelihood,
 KL and sums in fp32), subnormal flushing, fused Adam, torch.compile with its fallback, and the benchmark script
 itself run end to end on a few real steps. (Speed is measured by scripts/bench.py, never by a timed test.)"""
+
 import json
 import logging
 import math
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_cfg
+
 from vae_runner import run
 from vae_runner.data import resample_binary
 from vae_runner.model.vae import autocast
@@ -37,8 +38,14 @@ def test_fast_binarisation_is_exactly_bernoulli_of_the_grey_level(dtype):
 
 
 def _trained(tmp_path, *overrides):
-    cfg = make_cfg("dataset=digits", "trainer.epochs=3", "trainer.limit_batches=null", "trainer.num_threads=1",
-                   "evaluation.iw_samples=20", *overrides)
+    cfg = make_cfg(
+        "dataset=digits",
+        "trainer.epochs=3",
+        "trainer.limit_batches=null",
+        "trainer.num_threads=1",
+        "evaluation.iw_samples=20",
+        *overrides,
+    )
     return run.train(cfg, tmp_path)
 
 
@@ -130,11 +137,40 @@ def test_compiled_networks_keep_their_checkpoint_keys(tmp_path, no_threads):
 
 def test_bench_script_runs_every_implementation(tmp_path):
     out = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--dataset", "digits", "--epochs", "2",
-                           "--limit-batches", "3", "--batch-size", "64", "--hidden", "32", "--latent-dim", "4",
-                           "--threads", "1", "--ll-images", "10", "--ll-k", "20", "--json", str(out), "--impls",
-                           "plain", "plain-flush", "runner", "runner-bf16"], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--dataset",
+            "digits",
+            "--epochs",
+            "2",
+            "--limit-batches",
+            "3",
+            "--batch-size",
+            "64",
+            "--hidden",
+            "32",
+            "--latent-dim",
+            "4",
+            "--threads",
+            "1",
+            "--ll-images",
+            "10",
+            "--ll-k",
+            "20",
+            "--json",
+            str(out),
+            "--impls",
+            "plain",
+            "plain-flush",
+            "runner",
+            "runner-bf16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert set(result["results"]) == {"plain", "plain-flush", "runner", "runner-bf16"}
@@ -166,8 +202,13 @@ def test_conv_nets_run_channels_last_with_the_same_numbers():
 def test_training_reads_the_device_only_every_log_every_steps(tmp_path, monkeypatch):
     """Host synchronisation points (item, tolist, bool, float, int, numpy) during a 40-step epoch with
     log_every=20: only the two windows' reads, nothing per step (what keeps a GPU busy)."""
-    cfg = make_cfg("dataset=digits", "trainer.limit_batches=40", "trainer.batch_size=16", "trainer.log_every=20",
-                   "trainer.grad_clip=5")
+    cfg = make_cfg(
+        "dataset=digits",
+        "trainer.limit_batches=40",
+        "trainer.batch_size=16",
+        "trainer.log_every=20",
+        "trainer.grad_clip=5",
+    )
     trainer = run.make_trainer(cfg, tmp_path)
     reads = []
     for name in ("item", "tolist", "__bool__", "__float__", "__int__", "numpy"):

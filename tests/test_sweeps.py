@@ -1,6 +1,7 @@
 """Sweeps through Hydra's launchers and sweepers, as a researcher runs them: a 2-run joblib sweep, a 2-run
 submitit_local sweep, Optuna trials (a failed trial does not abort the study), sweep resume, `vae-report`, and
 TensorBoard serving a sweep's runs, scalars and hyper-parameters over HTTP."""
+
 import csv
 import json
 import os
@@ -12,8 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import torch
-
 from test_cli import FAST, vae_run
+
 from vae_runner import sweep_report
 
 BIN = Path(sys.executable).parent
@@ -26,8 +27,15 @@ def run_dirs(sweep: Path) -> list[Path]:
 
 def test_joblib_sweep_runs_two_at_a_time_with_one_thread_each(tmp_path):
     fast = [o for o in FAST if not o.startswith("trainer.num_threads")]
-    done = vae_run("-m", "beta=1,4", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *fast,
-                   f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    done = vae_run(
+        "-m",
+        "beta=1,4",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *fast,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     dirs = run_dirs(tmp_path / "sweep")
     assert len(dirs) == 2
@@ -37,16 +45,25 @@ def test_joblib_sweep_runs_two_at_a_time_with_one_thread_each(tmp_path):
 
 
 def test_submitit_local_sweep(tmp_path):
-    done = vae_run("-m", "beta=1,4", "hydra/launcher=submitit_local", *FAST, f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                   cwd=tmp_path)
+    done = vae_run(
+        "-m", "beta=1,4", "hydra/launcher=submitit_local", *FAST, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert len(run_dirs(tmp_path / "sweep")) == 2
 
 
 def test_optuna_trials_and_a_failed_trial_does_not_abort_the_study(tmp_path):
     sweep = tmp_path / "optuna"
-    done = vae_run("-m", "hparams_search=digits_optuna", "hydra.sweeper.n_trials=4", "beta=choice(-1.0,1.0)",
-                   "hydra.sweeper.max_failure_rate=1.0", *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    done = vae_run(
+        "-m",
+        "hparams_search=digits_optuna",
+        "hydra.sweeper.n_trials=4",
+        "beta=choice(-1.0,1.0)",
+        "hydra.sweeper.max_failure_rate=1.0",
+        *FAST,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     result = (sweep / "optimization_results.yaml").read_text()
     assert "best_params" in result and "best_value" in result
@@ -78,8 +95,9 @@ def test_sweep_resume_skips_finished_runs_and_resumes_interrupted_ones(tmp_path)
 
 def test_vae_report_on_a_sweep(tmp_path, capsys):
     sweep = tmp_path / "sweep"
-    assert vae_run("-m", "beta=1,4", "prior=gaussian,mog", *FAST, f"hydra.sweep.dir={sweep}",
-                   cwd=tmp_path).returncode == 0
+    assert (
+        vae_run("-m", "beta=1,4", "prior=gaussian,mog", *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path).returncode == 0
+    )
     (run_dirs(sweep)[-1] / "metrics.json").unlink()  # a partly finished sweep
     assert sweep_report.main([str(sweep), "--x", "beta", "--group", "prior"]) == 0
     printed = capsys.readouterr().out
@@ -103,8 +121,9 @@ def _free_port() -> int:
 
 
 def _get(url: str, body: dict | None = None):
-    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=None if body is None else json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
@@ -113,8 +132,11 @@ def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_p
     sweep = tmp_path / "sweep"
     assert vae_run("-m", "beta=1,4", *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path).returncode == 0
     port = _free_port()
-    server = subprocess.Popen([str(BIN / "tensorboard"), "--logdir", str(sweep), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(BIN / "tensorboard"), "--logdir", str(sweep), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         tags, deadline = {}, time.time() + 90
@@ -127,10 +149,16 @@ def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_p
         assert set(tags) == {"0", "1"}
         for run in tags.values():
             assert {"train/elbo", "val/elbo", "test/elbo", "test/log_likelihood", "train/beta"} <= set(run)
-        groups = _get(f"{base}/data/plugin/hparams/session_groups", {
-            "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
-                                                      "STATUS_RUNNING"],
-            "colParams": [], "startIndex": 0, "sliceSize": 100})["sessionGroups"]
+        groups = _get(
+            f"{base}/data/plugin/hparams/session_groups",
+            {
+                "experimentName": "",
+                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+                "colParams": [],
+                "startIndex": 0,
+                "sliceSize": 100,
+            },
+        )["sessionGroups"]
         assert sorted(g["name"] for g in groups) == ["0", "1"]
         assert sorted(g["hparams"]["beta"] for g in groups) == [1.0, 4.0]
         assert all(g["hparams"]["prior"] == "GaussianPrior" for g in groups)
@@ -142,8 +170,13 @@ def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_p
 
 def test_vae_report_groups_seeds_with_mean_and_std(tmp_path, capsys):
     """Runs that differ only in seed (and threads) are one setting: mean ± sample std over the finished ones."""
-    values = {("gaussian", 1): -100.0, ("gaussian", 2): -102.0, ("gaussian", 3): -104.0, ("vamp", 1): -98.0,
-              ("vamp", 2): None}
+    values = {
+        ("gaussian", 1): -100.0,
+        ("gaussian", 2): -102.0,
+        ("gaussian", 3): -104.0,
+        ("vamp", 1): -98.0,
+        ("vamp", 2): None,
+    }
     for i, ((prior, seed), ll) in enumerate(values.items()):
         run_dir = tmp_path / str(i)
         (run_dir / ".hydra").mkdir(parents=True)

@@ -3,6 +3,7 @@
 A checkpoint holds the model and optimizer state, the epoch and step reached, the best validation ELBO, torch's RNG
 states and the resolved config (plain containers only, so `torch.load(..., weights_only=True)` accepts it).
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,10 @@ def resolve_checkpoint(path: str | os.PathLike, default_name: str = "last.pt") -
     if p.is_dir():
         p = p / "checkpoints" / default_name
     if not p.is_file():
-        raise UserError(f"Checkpoint not found: {p}. Pass a run directory (it must contain checkpoints/"
-                        f"{default_name}) or the path of a .pt file written by vae-run.")
+        raise UserError(
+            f"Checkpoint not found: {p}. Pass a run directory (it must contain checkpoints/"
+            f"{default_name}) or the path of a .pt file written by vae-run."
+        )
     return p
 
 
@@ -62,13 +65,19 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UserError(f"{path} holds objects that safe loading (weights_only=True) refuses ({err}). vae-run "
-                        f"never writes such files; load only checkpoints written by vae-run.") from err
+        raise UserError(
+            f"{path} holds objects that safe loading (weights_only=True) refuses ({err}). vae-run "
+            f"never writes such files; load only checkpoints written by vae-run."
+        ) from err
     except Exception as err:  # a damaged file can fail inside torch's reader in many ways (KeyError, EOFError, ...)
-        raise UserError(f"{path} is not a readable checkpoint (truncated or corrupt: {err}). Use another "
-                        f"checkpoint of the run (checkpoints/best.pt or checkpoints/last.pt).") from err
+        raise UserError(
+            f"{path} is not a readable checkpoint (truncated or corrupt: {err}). Use another "
+            f"checkpoint of the run (checkpoints/best.pt or checkpoints/last.pt)."
+        ) from err
     if not isinstance(state, dict) or not all(k in state for k in KEYS):
-        raise UserError(f"{path} is a torch file but not a vae-run checkpoint (it lacks "
-                        f"{', '.join(k for k in KEYS if not isinstance(state, dict) or k not in state)}). "
-                        f"Pass a checkpoint written by vae-run.")
+        raise UserError(
+            f"{path} is a torch file but not a vae-run checkpoint (it lacks "
+            f"{', '.join(k for k in KEYS if not isinstance(state, dict) or k not in state)}). "
+            f"Pass a checkpoint written by vae-run."
+        )
     return state

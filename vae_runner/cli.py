@@ -1,6 +1,7 @@
 """`vae-run`: the thin Hydra entry point. It composes `configs/train.yaml` (shipped as package data), hands the
 config to `run.run`, and returns the validation ELBO so Hydra sweepers can optimise it. Bad input (`UserError`)
 is printed as one paragraph with exit status 2, never as a traceback."""
+
 from __future__ import annotations
 
 import os
@@ -10,13 +11,13 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from vae_runner.rundir import run_dir_of
 from vae_runner.config import register_configs
 from vae_runner.errors import UserError
+from vae_runner.rundir import run_dir_of
 
 
 def _resume_run_dir(resume, default: str) -> str:

@@ -5,6 +5,7 @@ Each config group folder under `configs/` names its schema in its defaults list
 config, and `validate(cfg)` rejects well-typed but meaningless values (beta < 0, latent_dim < 1, ...) with one
 message that names the override to fix.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,7 +15,7 @@ from enum import Enum
 from typing import Any, Callable, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, II, DictConfig, OmegaConf
+from omegaconf import II, MISSING, DictConfig, OmegaConf
 
 from vae_runner.errors import UserError
 
@@ -269,12 +270,27 @@ class VAEConfig:
 
 
 SCHEMAS = {
-    "dataset": {"digits": DigitsConfig, "torchvision": TorchvisionConfig, "image_folder": ImageFolderConfig,
-                "synthetic": SyntheticConfig},
+    "dataset": {
+        "digits": DigitsConfig,
+        "torchvision": TorchvisionConfig,
+        "image_folder": ImageFolderConfig,
+        "synthetic": SyntheticConfig,
+    },
     "architecture": {"mlp": MLPArchConfig, "gated_mlp": GatedMLPArchConfig, "conv": ConvArchConfig},
-    "prior": {"prior": PriorConfig, "mog": MoGPriorConfig, "vamp": VampPriorConfig, "gtm": GTMPriorConfig,
-              "gtm_vamp": GTMVampPriorConfig, "flow": FlowPriorConfig},
-    "likelihood": {"likelihood": LikelihoodConfig, "bernoulli": BernoulliLikelihoodConfig, "mse": MSELikelihoodConfig, "gaussian": GaussianLikelihoodConfig},
+    "prior": {
+        "prior": PriorConfig,
+        "mog": MoGPriorConfig,
+        "vamp": VampPriorConfig,
+        "gtm": GTMPriorConfig,
+        "gtm_vamp": GTMVampPriorConfig,
+        "flow": FlowPriorConfig,
+    },
+    "likelihood": {
+        "likelihood": LikelihoodConfig,
+        "bernoulli": BernoulliLikelihoodConfig,
+        "mse": MSELikelihoodConfig,
+        "gaussian": GaussianLikelihoodConfig,
+    },
     "objective": {"objective": ObjectiveConfig},
     "optimizer": {"optimizer": OptimizerConfig, "adam": AdamConfig, "adam_normgrad": AdamNormGradConfig},
 }
@@ -362,8 +378,11 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("dataset.val_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.test_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.val_size", _pos_int, "an integer >= 1"),
-    ("dataset.image_size", lambda v: len(v) in (1, 2) and all(1 <= int(x) <= 4096 for x in v),
-     "[size] or [height, width], each in [1, 4096]"),
+    (
+        "dataset.image_size",
+        lambda v: len(v) in (1, 2) and all(1 <= int(x) <= 4096 for x in v),
+        "[size] or [height, width], each in [1, 4096]",
+    ),
     ("dataset.channels", lambda v: v in (1, 3), "1 or 3"),
     ("dataset.n_modes", lambda v: 1 <= v <= 10000, "an integer in [1, 10000]"),
     ("dataset.std", _finite_pos, "a finite number > 0"),
@@ -373,8 +392,11 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("dataset.n_val", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
     ("dataset.n_test", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
     ("architecture.hidden", _width_list, f"a non-empty list of integers in [1, {MAX_WIDTH}]"),
-    ("architecture.logvar_clamp", lambda v: v is None or (len(v) == 2 and all(map(math.isfinite, v)) and v[0] < v[1]),
-     "null or [low, high] with low < high, e.g. [-6, 2]"),
+    (
+        "architecture.logvar_clamp",
+        lambda v: v is None or (len(v) == 2 and all(map(math.isfinite, v)) and v[0] < v[1]),
+        "null or [low, high] with low < high, e.g. [-6, 2]",
+    ),
     ("architecture.init", lambda v: v in ("he", "torch"), "he or torch"),
     ("architecture.base_channels", _width, f"an integer in [1, {MAX_WIDTH}]"),
     ("architecture.max_channels", _width, f"an integer in [1, {MAX_WIDTH}]"),
@@ -431,8 +453,10 @@ def validate(cfg: DictConfig) -> None:
     for path in TARGETS:
         target = OmegaConf.select(cfg, f"{path}._target_", default=None)
         if isinstance(target, str) and not importable(target):
-            problems.append(f"{path}._target_={target!r} (cannot be imported: use one of the {path.split('.')[0]}= "
-                            f"options or the import path of your own class, on PYTHONPATH)")
+            problems.append(
+                f"{path}._target_={target!r} (cannot be imported: use one of the {path.split('.')[0]}= "
+                f"options or the import path of your own class, on PYTHONPATH)"
+            )
     for path, ok, want in CHECKS:
         node = OmegaConf.select(cfg, path, default="__absent__")
         if isinstance(node, str) and node == "__absent__":
@@ -447,11 +471,13 @@ def validate(cfg: DictConfig) -> None:
     mode = OmegaConf.select(cfg, "mode")
     if mode == Mode.eval and not cfg.get("ckpt"):
         problems.append("mode=eval needs a checkpoint: add ckpt=<run dir>/checkpoints/best.pt")
-    if OmegaConf.select(cfg, "objective.warmup_epochs", default=0) and \
-            OmegaConf.select(cfg, "objective.warmup_steps", default=0):
+    if OmegaConf.select(cfg, "objective.warmup_epochs", default=0) and OmegaConf.select(
+        cfg, "objective.warmup_steps", default=0
+    ):
         problems.append("objective.warmup_epochs and objective.warmup_steps are both set: use one of them")
-    if OmegaConf.select(cfg, "objective.warmup_per_epoch", default=False) and \
-            not OmegaConf.select(cfg, "objective.warmup_epochs", default=0):
+    if OmegaConf.select(cfg, "objective.warmup_per_epoch", default=False) and not OmegaConf.select(
+        cfg, "objective.warmup_epochs", default=0
+    ):
         problems.append("objective.warmup_per_epoch=true needs objective.warmup_epochs > 0")
     if cfg.get("ckpt") and cfg.get("resume"):
         problems.append("give either ckpt= (mode=eval) or resume= (continue training), not both")

@@ -12,6 +12,7 @@ quality. Every function takes the posterior means/log-variances of a split (one 
 - triplet accuracy (TVAE, Ishfaq et al. 2018): over fixed random test triplets (anchor and positive of one class,
   negative of another), how often the anchor is closer to the positive than to the negative in mean space.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,10 +78,19 @@ def elbo_surgery(prior, mu: Tensor, logvar: Tensor, samples: int = 8, seed: int 
     log_prior = prior.log_prob_fn()  # the prior's parameters once, not per chunk
     log_p = torch.cat([log_prior(c) for c in flat.split(4096)])
     log_q_agg = torch.cat([mixture_log_prob(c, mu, logvar) for c in flat.split(1024)])  # uniform over the M
-    avg_kl, mi, marg = ((log_q_cond - log_p).mean().item(), (log_q_cond - log_q_agg).mean().item(),
-                        (log_q_agg - log_p).mean().item())
-    return {"avg_kl": avg_kl, "mutual_information": mi, "marginal_kl": marg, "points": m, "samples": samples,
-            "mutual_information_bound": math.log(m)}
+    avg_kl, mi, marg = (
+        (log_q_cond - log_p).mean().item(),
+        (log_q_cond - log_q_agg).mean().item(),
+        (log_q_agg - log_p).mean().item(),
+    )
+    return {
+        "avg_kl": avg_kl,
+        "mutual_information": mi,
+        "marginal_kl": marg,
+        "points": m,
+        "samples": samples,
+        "mutual_information_bound": math.log(m),
+    }
 
 
 def linear_probe_accuracy(train_mu: Tensor, train_y: Tensor, test_mu: Tensor, test_y: Tensor) -> float:

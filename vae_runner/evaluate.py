@@ -6,6 +6,7 @@ counter-based hash of (seed, stream, image index, sample index, latent dimension
 depend on `trainer.eval_batch_size`, `evaluation.chunk_rows` or the images evaluated beside it, evaluating leaves the
 training RNG untouched (a resumed run matches an uninterrupted one), and the same model always gets the same numbers.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -41,7 +42,7 @@ def fmix32_(h: torch.Tensor) -> torch.Tensor:
 
 
 def _uniform24(h: torch.Tensor, offset: float) -> torch.Tensor:
-    return ((h >> 8) & 0xFFFFFF).float().add_(offset).mul_(2.0 ** -24)
+    return ((h >> 8) & 0xFFFFFF).float().add_(offset).mul_(2.0**-24)
 
 
 def index_noise(seed: int, stream: int, index: torch.Tensor, samples: range, dim: int) -> torch.Tensor:
@@ -82,6 +83,7 @@ def evaluate_split(model, objective, split: Split, batch_size: int, seed: int = 
         for x, y in eval_batches(split, batch_size):
             index = torch.arange(start, start + x.shape[0], device=x.device)
             start += x.shape[0]
+
             def noise(k: int, d: int, index=index) -> torch.Tensor:  # (k, B, d): the batch's images' own draws
                 return index_noise(seed, STREAM_ELBO, index, range(k), d)
 
@@ -93,8 +95,15 @@ def evaluate_split(model, objective, split: Split, batch_size: int, seed: int = 
 
 
 @torch.no_grad()
-def log_likelihood(model, split: Split, k: int = 1000, chunk_rows: int = 10000, seed: int = 0,
-                   limit: int | None = None, precision: str = "fp32") -> torch.Tensor:
+def log_likelihood(
+    model,
+    split: Split,
+    k: int = 1000,
+    chunk_rows: int = 10000,
+    seed: int = 0,
+    limit: int | None = None,
+    precision: str = "fp32",
+) -> torch.Tensor:
     """Per-example importance-sampled estimates log (1/k) sum_j p(x, z_j) / q(z_j|x), z_j ~ q(z|x), as (N,).
 
     Images go through the encoder once; the decoder sees chunks of at most `chunk_rows` (image, sample) rows (the

@@ -1,5 +1,6 @@
 """The run's logger: TensorBoard scalars, images and HParams written into the run directory itself, plus PNG copies
 of every picture, so the runs of a sweep line up side by side in TensorBoard."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +15,7 @@ class RunLogger:
         self.writer = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
+
             # purge_step: a resumed run drops events logged after its checkpoint, so curves do not double back.
             self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
 
@@ -36,6 +38,7 @@ class RunLogger:
         if not self.writer:
             return
         from torch.utils.tensorboard.summary import hparams as hparams_summary
+
         exp, ssi, sei = hparams_summary(hparams, {tag: 0.0 for tag in metric_tags})
         for s in (exp, ssi, sei):
             self.writer.file_writer.add_summary(s)

@@ -18,6 +18,7 @@ others and with every prior and likelihood:
   ||mu_a - mu_n|| + `triplet_margin`) over triplets drawn from the batch (anchor and positive of one class,
   negative of another), reported as `triplet`.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,9 @@ from torch import Tensor
 from vae_runner.errors import UserError
 
 
-def warmup_weight(beta: float, start: float, epochs: float, steps: int, epoch: float, step: int,
-                  per_epoch: bool = False) -> float:
+def warmup_weight(
+    beta: float, start: float, epochs: float, steps: int, epoch: float, step: int, per_epoch: bool = False
+) -> float:
     """The KL weight after `epoch` (fractional) epochs / `step` steps: linear from `start` to `beta`; per_epoch: the
     value of the epoch being trained, (floor(epoch) + 1) / epochs of the way."""
     if epochs > 0:
@@ -66,14 +68,27 @@ def triplet_loss(mu: Tensor, y: Tensor, margin: float) -> Tensor:
 
 
 class Objective:
-    def __init__(self, beta: float = 1.0, k: int = 1, warmup_epochs: float = 0.0, warmup_steps: int = 0,
-                 warmup_start: float = 0.0, free_bits: float = 0.0, triplet_weight: float = 0.0,
-                 triplet_margin: float = 1.0, warmup_per_epoch: bool = False, analytic_kl: bool = True):
+    def __init__(
+        self,
+        beta: float = 1.0,
+        k: int = 1,
+        warmup_epochs: float = 0.0,
+        warmup_steps: int = 0,
+        warmup_start: float = 0.0,
+        free_bits: float = 0.0,
+        triplet_weight: float = 0.0,
+        triplet_margin: float = 1.0,
+        warmup_per_epoch: bool = False,
+        analytic_kl: bool = True,
+    ):
         self.beta, self.k = float(beta), int(k)
         self.warmup = (float(warmup_start), float(warmup_epochs), int(warmup_steps))
         self.warmup_per_epoch, self.analytic_kl = bool(warmup_per_epoch), bool(analytic_kl)
-        self.free_bits, self.triplet_weight, self.triplet_margin = float(free_bits), float(triplet_weight), \
-            float(triplet_margin)
+        self.free_bits, self.triplet_weight, self.triplet_margin = (
+            float(free_bits),
+            float(triplet_weight),
+            float(triplet_margin),
+        )
 
     def kl_weight(self, progress: tuple[float, int] | None) -> float:
         """beta, or its warm-up value at progress = (epoch, step) during training."""
@@ -91,8 +106,9 @@ class Objective:
         """Training scalars that are not per-example terms (logged as train/<name>)."""
         return {"beta": self.kl_weight(progress)}
 
-    def __call__(self, model, x: Tensor, y: Tensor | None = None, progress: tuple[float, int] | None = None,
-                 noise=None) -> dict[str, Tensor]:
+    def __call__(
+        self, model, x: Tensor, y: Tensor | None = None, progress: tuple[float, int] | None = None, noise=None
+    ) -> dict[str, Tensor]:
         """`noise(k, D)`: the (k, B, D) standard normal draws to use (evaluation's per-image streams); None: torch's
         global RNG."""
         weight = self.kl_weight(progress)
@@ -121,8 +137,10 @@ class Objective:
             loss = -(bound - weight * self._free_bits_penalty(model, q, z[0]))
         if self.triplet_weight > 0:
             if y is None:
-                raise UserError("objective.triplet_weight > 0 needs a labelled dataset (digits, mnist, "
-                                "fashion_mnist, cifar10, image_folder or synthetic); set objective.triplet_weight=0.")
+                raise UserError(
+                    "objective.triplet_weight > 0 needs a labelled dataset (digits, mnist, "
+                    "fashion_mnist, cifar10, image_folder or synthetic); set objective.triplet_weight=0."
+                )
             terms["triplet"] = triplet_loss(q.base_dist.loc, y, self.triplet_margin)
             loss = loss + self.triplet_weight * terms["triplet"]
         terms["loss"] = loss

@@ -1,5 +1,6 @@
 """Optimizers that torch does not ship, for `optimizer=` (configs/optimizer/). torch's own are used by `_target_`
 directly (`optimizer=adam` is `torch.optim.Adam`)."""
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ standard error; active units; KL per latent dimension; ELBO surgery; linear-prob
 data). Pictures: samples, reconstructions, the prior's own, latent traversals, interpolations, latent scatter, KL
 per dimension.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,13 +16,22 @@ import torch
 from vae_runner import diagnostics as dx
 from vae_runner.data import binarize_once
 from vae_runner.evaluate import evaluate_split, log_likelihood
-from vae_runner.viz import (bar_picture, interpolation_picture, latent_scatter_picture, log_pictures,
-                            traversal_picture)
+from vae_runner.viz import bar_picture, interpolation_picture, latent_scatter_picture, log_pictures, traversal_picture
 
 # Scalars declared as the run's metrics in TensorBoard's HParams tab.
-METRIC_TAGS = ["test/elbo", "test/recon", "test/kl", "test/loss", "val/elbo", "test/log_likelihood",
-               "test/active_units", "test/mutual_information", "test/marginal_kl", "test/linear_probe_accuracy",
-               "test/triplet_accuracy"]
+METRIC_TAGS = [
+    "test/elbo",
+    "test/recon",
+    "test/kl",
+    "test/loss",
+    "val/elbo",
+    "test/log_likelihood",
+    "test/active_units",
+    "test/mutual_information",
+    "test/marginal_kl",
+    "test/linear_probe_accuracy",
+    "test/triplet_accuracy",
+]
 
 
 @torch.no_grad()
@@ -33,25 +43,42 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
         metrics.update({f"{split_name}/{k}": v for k, v in values.items()})
     model.eval()
 
-    ll = log_likelihood(model, data.test, k=ev.iw_samples, chunk_rows=ev.chunk_rows, seed=seed, limit=ev.test_limit,
-                        precision=ev.precision)
-    metrics.update({"test/log_likelihood": ll.mean().item(),
-                    "test/log_likelihood_stderr": (ll.std() / math.sqrt(len(ll))).item() if len(ll) > 1 else 0.0,
-                    "test/iw_samples": ev.iw_samples, "test/log_likelihood_images": len(ll)})
+    ll = log_likelihood(
+        model,
+        data.test,
+        k=ev.iw_samples,
+        chunk_rows=ev.chunk_rows,
+        seed=seed,
+        limit=ev.test_limit,
+        precision=ev.precision,
+    )
+    metrics.update(
+        {
+            "test/log_likelihood": ll.mean().item(),
+            "test/log_likelihood_stderr": (ll.std() / math.sqrt(len(ll))).item() if len(ll) > 1 else 0.0,
+            "test/iw_samples": ev.iw_samples,
+            "test/log_likelihood_images": len(ll),
+        }
+    )
 
     mu, logvar = dx.encode_split(model, data.test, cfg.trainer.eval_batch_size)
     activity, active = dx.active_units(mu, ev.active_threshold)
-    metrics.update({"test/active_units": len(active), "test/active_dims": active,
-                    "test/activity": [round(v, 6) for v in activity.tolist()]})
+    metrics.update(
+        {
+            "test/active_units": len(active),
+            "test/active_dims": active,
+            "test/activity": [round(v, 6) for v in activity.tolist()],
+        }
+    )
     kl_d = dx.kl_per_dim(model.prior, mu, logvar, ev.kl_samples, seed)
     if kl_d is not None:
         metrics["test/kl_per_dim"] = [round(v, 6) for v in kl_d.tolist()]
-        logger.image("test/kl_per_dim", bar_picture(kl_d, "KL per latent dimension (test)", "nats"), step,
-                     "kl_per_dim.png")
+        logger.image(
+            "test/kl_per_dim", bar_picture(kl_d, "KL per latent dimension (test)", "nats"), step, "kl_per_dim.png"
+        )
     m = min(ev.surgery_points, len(mu))
     surgery = dx.elbo_surgery(model.prior, mu[:m], logvar[:m], ev.surgery_samples, seed)
-    metrics.update({f"test/{k}": v for k, v in surgery.items() if k in ("avg_kl", "mutual_information",
-                                                                         "marginal_kl")})
+    metrics.update({f"test/{k}": v for k, v in surgery.items() if k in ("avg_kl", "mutual_information", "marginal_kl")})
     metrics.update({"test/surgery_points": m, "test/surgery_samples": ev.surgery_samples})
 
     if data.test.y is not None and data.train.y is not None:
@@ -69,10 +96,18 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
     log_pictures(model, data, logger, cfg.logger.n_images, step, seed, prefix="test/")
     if data.is_image:
         dims = active + [d for d in torch.argsort(activity, descending=True).tolist() if d not in active]
-        logger.image("test/traversals", traversal_picture(model, mu, dims[:ev.traversal_dims], ev.traversal_steps),
-                     step, "traversals.png")
+        logger.image(
+            "test/traversals",
+            traversal_picture(model, mu, dims[: ev.traversal_dims], ev.traversal_steps),
+            step,
+            "traversals.png",
+        )
         x = data.test.floats(slice(0, 2 * ev.interpolations))
-        logger.image("test/interpolations", interpolation_picture(model, x, mu, ev.interpolations,
-                                                                  ev.interpolation_steps), step, "interpolations.png")
+        logger.image(
+            "test/interpolations",
+            interpolation_picture(model, x, mu, ev.interpolations, ev.interpolation_steps),
+            step,
+            "interpolations.png",
+        )
     logger.image("test/latent_scatter", latent_scatter_picture(mu, data.test.y), step, "latent_scatter.png")
     return metrics

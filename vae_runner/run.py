@@ -4,6 +4,7 @@ logger / evaluator, built top to bottom with `hydra.utils.instantiate`.
 The run directory contract: TensorBoard events, `metrics.json`, `samples.png`, `reconstructions.png` and
 `checkpoints/{last,best}.pt`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -13,25 +14,25 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Sequence
 
 import torch
-from torch import nn
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from vae_runner.checkpoint import load_checkpoint, resolve_checkpoint, set_rng_state
-from vae_runner.rundir import run_dir_of
 from vae_runner.config import Mode, VAEConfig, validate
 from vae_runner.data import DataSplits, prepare
 from vae_runner.errors import UserError
 from vae_runner.logging import RunLogger
 from vae_runner.model.vae import VAE
-from vae_runner.trainer import Trainer
 from vae_runner.report import METRIC_TAGS, final_report
+from vae_runner.rundir import run_dir_of
+from vae_runner.trainer import Trainer
 
 log = logging.getLogger("vae_runner")
 
@@ -46,8 +47,10 @@ def setup(cfg: DictConfig) -> torch.device:
     """Device, threads and seed, before anything random happens."""
     want = _plain(cfg.trainer.device)
     if want == "cuda" and not torch.cuda.is_available():
-        raise UserError("trainer.device=cuda was asked for but torch sees no CUDA device (is this a CPU-only torch "
-                        "build or a machine without a GPU?). Use trainer.device=auto or trainer.device=cpu.")
+        raise UserError(
+            "trainer.device=cuda was asked for but torch sees no CUDA device (is this a CPU-only torch "
+            "build or a machine without a GPU?). Use trainer.device=auto or trainer.device=cpu."
+        )
     device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu")
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
@@ -64,8 +67,14 @@ def device_name(device: torch.device) -> str:
     """What trained the run, for reports: the GPU's name, or the CPU's model and the torch thread count."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    model = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown CPU")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
     return f"cpu ({model}, {torch.get_num_threads()} threads)"
 
 
@@ -84,9 +93,13 @@ def compile_networks(model: VAE) -> None:
         probe(torch.ones(4, device=next(model.parameters()).device))
     except Exception as err:  # noqa: BLE001 - any failure means: no compiler here
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        log.warning("trainer.compile=true, but torch.compile does not work on this machine (%s: %s). Training "
-                    "continues in eager mode: same results, without the compiled speed-up. Set "
-                    "trainer.compile=false to silence this.", type(err).__name__, reason)
+        log.warning(
+            "trainer.compile=true, but torch.compile does not work on this machine (%s: %s). Training "
+            "continues in eager mode: same results, without the compiled speed-up. Set "
+            "trainer.compile=false to silence this.",
+            type(err).__name__,
+            reason,
+        )
         return
     model.encoder.compile(dynamic=False)
     model.decoder.compile(dynamic=False)
@@ -100,16 +113,29 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
         binarize = "dynamic" if binary_likelihood else "none"
     data = build(spec)
     if binary_likelihood and not data.in_unit_range:
-        raise UserError(f"dataset={name} holds real-valued data but likelihood=bernoulli needs values in [0, 1]. Use "
-                        f"likelihood=gaussian or likelihood=mse (or experiment=synthetic_2d for the 2-D demo).")
+        raise UserError(
+            f"dataset={name} holds real-valued data but likelihood=bernoulli needs values in [0, 1]. Use "
+            f"likelihood=gaussian or likelihood=mse (or experiment=synthetic_2d for the 2-D demo)."
+        )
     if binarize != "none" and not data.in_unit_range:
-        raise UserError(f"dataset.binarize={binarize} needs data in [0, 1]; dataset={name} is real-valued. "
-                        f"Set dataset.binarize=none.")
+        raise UserError(
+            f"dataset.binarize={binarize} needs data in [0, 1]; dataset={name} is real-valued. "
+            f"Set dataset.binarize=none."
+        )
     if binary_likelihood and binarize == "none":
-        log.warning("likelihood=bernoulli on grey-level data without binarisation: the reported log-likelihoods are "
-                    "cross-entropies, not normalised densities (set dataset.binarize=dynamic for published numbers).")
-    log.info("data %s: shape %s, %d/%d/%d train/val/test, binarize=%s", name, data.shape, len(data.train),
-             len(data.val), len(data.test), binarize)
+        log.warning(
+            "likelihood=bernoulli on grey-level data without binarisation: the reported log-likelihoods are "
+            "cross-entropies, not normalised densities (set dataset.binarize=dynamic for published numbers)."
+        )
+    log.info(
+        "data %s: shape %s, %d/%d/%d train/val/test, binarize=%s",
+        name,
+        data.shape,
+        len(data.train),
+        len(data.val),
+        len(data.test),
+        binarize,
+    )
     return prepare(data, binarize, device)
 
 
@@ -133,11 +159,13 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
     # A prior gets the encoder and the data when its constructor asks for them by name (see priors/base.py).
     wanted = inspect.signature(get_class(cfg.prior._target_)).parameters
     extras = {k: v for k, v in (("encoder", encoder), ("data", data)) if k in wanted}
-    model = VAE(encoder=encoder,
-                decoder=build(arch.decoder, output_shape=shape, latent_dim=d),
-                # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
-                prior=build(cfg.prior, _partial_=True)(latent_dim=d, **extras),
-                likelihood=build(cfg.likelihood, data_shape=shape))
+    model = VAE(
+        encoder=encoder,
+        decoder=build(arch.decoder, output_shape=shape, latent_dim=d),
+        # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
+        prior=build(cfg.prior, _partial_=True)(latent_dim=d, **extras),
+        likelihood=build(cfg.likelihood, data_shape=shape),
+    )
     model = model.to(device)
     if any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules()):
         # NHWC kernels (oneDNN on CPU, cuDNN on GPU): a Fashion-MNIST conv step was 1.3x faster on CPU in fp32.
@@ -195,33 +223,49 @@ def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purp
         else:
             OmegaConf.update(merged, key, new, merge=False)
     if clashes:
-        raise UserError(f"The checkpoint's model config differs from the requested one in: {'; '.join(clashes)}. "
-                        f"{purpose} uses the checkpoint's own model config: drop these overrides, or train a new "
-                        f"run with them.")
+        raise UserError(
+            f"The checkpoint's model config differs from the requested one in: {'; '.join(clashes)}. "
+            f"{purpose} uses the checkpoint's own model config: drop these overrides, or train a new "
+            f"run with them."
+        )
     for key in ("mode", "ckpt", "resume"):
         merged[key] = current[key]
     return merged
 
 
 # Keys that say where and how a run executes, not what it computes: they may differ when a run is taken up again.
-EXECUTION_KEYS = ("mode", "ckpt", "resume", "optimized_metric", "logger", "trainer.device", "trainer.num_threads",
-                  "trainer.compile", "trainer.flush_denormal",
-                  "trainer.epochs", "evaluation") + LOCATION_KEYS
+EXECUTION_KEYS = (
+    "mode",
+    "ckpt",
+    "resume",
+    "optimized_metric",
+    "logger",
+    "trainer.device",
+    "trainer.num_threads",
+    "trainer.compile",
+    "trainer.flush_denormal",
+    "trainer.epochs",
+    "evaluation",
+) + LOCATION_KEYS
 
 
 def same_run_or_refuse(cfg: DictConfig, state: dict, run_dir: Path) -> None:
     """A run directory holding a checkpoint is taken up again only by the same run (same config but for
     EXECUTION_KEYS); anything else would overwrite it."""
+
     def flat(node):
-        return {k: v for k, v in flatten(node).items()
-                if not any(k == e or k.startswith(e + ".") for e in EXECUTION_KEYS)}
+        return {
+            k: v for k, v in flatten(node).items() if not any(k == e or k.startswith(e + ".") for e in EXECUTION_KEYS)
+        }
 
     old, new = flat(state["config"]), flat(_plain(cfg))
     differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if differ:
-        raise UserError(f"{run_dir} already holds a different run (its config differs in: {', '.join(differ[:8])}). "
-                        f"Nothing was changed there. Give this run its own directory (hydra.run.dir=... or "
-                        f"hydra.sweep.dir=...), or continue that run with resume={run_dir}.")
+        raise UserError(
+            f"{run_dir} already holds a different run (its config differs in: {', '.join(differ[:8])}). "
+            f"Nothing was changed there. Give this run its own directory (hydra.run.dir=... or "
+            f"hydra.sweep.dir=...), or continue that run with resume={run_dir}."
+        )
 
 
 def hparams_of(cfg: DictConfig) -> dict:
@@ -250,8 +294,10 @@ def _load_weights(model, state: dict, path: Path) -> None:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
         first = str(err).strip().splitlines()[1:3]
-        raise UserError(f"The weights in {path} do not fit the model built from its config ({' '.join(first)}). "
-                        f"The checkpoint was written by a different model definition; train a new run.") from err
+        raise UserError(
+            f"The weights in {path} do not fit the model built from its config ({' '.join(first)}). "
+            f"The checkpoint was written by a different model definition; train a new run."
+        ) from err
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -266,8 +312,19 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
     optimizer = build(cfg.optimizer)(model.parameters())  # _partial_: the optimizer group's class and settings
     config = {"config": _plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
     logger = RunLogger(run_dir, cfg.logger.tensorboard, purge_step=purge_step)
-    return Trainer(model, instantiate(cfg.objective), optimizer, data, cfg.trainer, logger, run_dir, config,
-                   eval_seed=cfg.seed, n_images=cfg.logger.n_images, progress_bar=cfg.logger.progress_bar)
+    return Trainer(
+        model,
+        instantiate(cfg.objective),
+        optimizer,
+        data,
+        cfg.trainer,
+        logger,
+        run_dir,
+        config,
+        eval_seed=cfg.seed,
+        n_images=cfg.logger.n_images,
+        progress_bar=cfg.logger.progress_bar,
+    )
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, float]:
@@ -304,15 +361,29 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         metrics = final_report(model, objective, data, cfg, logger, trainer.global_step)
     finally:
         logger.close()
-    metrics.update({"best_epoch": best["epoch"], "epochs": trainer.epoch, "steps": trainer.global_step,
-                    "train_time_s": round(train_time, 3), "device": device_name(device)})
+    metrics.update(
+        {
+            "best_epoch": best["epoch"],
+            "epochs": trainer.epoch,
+            "steps": trainer.global_step,
+            "train_time_s": round(train_time, 3),
+            "device": device_name(device),
+        }
+    )
     if trainer.epoch_times:
         metrics["epoch_time_s"] = round(statistics.median(trainer.epoch_times), 3)
     write_metrics(run_dir, metrics)
-    log.info("test ELBO %.3f nats (recon %.3f, KL %.3f), log-likelihood %.3f +- %.3f (K=%d); val ELBO %.3f; %s",
-             metrics["test/elbo"], metrics["test/recon"], metrics["test/kl"], metrics["test/log_likelihood"],
-             metrics["test/log_likelihood_stderr"], metrics["test/iw_samples"], metrics["val/elbo"],
-             run_dir / "metrics.json")
+    log.info(
+        "test ELBO %.3f nats (recon %.3f, KL %.3f), log-likelihood %.3f +- %.3f (K=%d); val ELBO %.3f; %s",
+        metrics["test/elbo"],
+        metrics["test/recon"],
+        metrics["test/kl"],
+        metrics["test/log_likelihood"],
+        metrics["test/log_likelihood_stderr"],
+        metrics["test/iw_samples"],
+        metrics["val/elbo"],
+        run_dir / "metrics.json",
+    )
     return metrics
 
 
@@ -337,8 +408,13 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
         logger.close()
     metrics.update({"checkpoint": str(path), "epochs": state["epoch"], "steps": state["global_step"]})
     write_metrics(run_dir, metrics)
-    log.info("test ELBO %.3f nats (recon %.3f, KL %.3f) for %s", metrics["test/elbo"], metrics["test/recon"],
-             metrics["test/kl"], path)
+    log.info(
+        "test ELBO %.3f nats (recon %.3f, KL %.3f) for %s",
+        metrics["test/elbo"],
+        metrics["test/recon"],
+        metrics["test/kl"],
+        path,
+    )
     return metrics
 
 
@@ -364,6 +440,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
             cfg.resume = str(run_dir)
         metrics = train(cfg, run_dir, overrides)
     if cfg.optimized_metric not in metrics:
-        raise UserError(f"optimized_metric={cfg.optimized_metric!r} is not among this run's metrics; use one of: "
-                        f"{', '.join(k for k, v in metrics.items() if isinstance(v, (int, float)))}.")
+        raise UserError(
+            f"optimized_metric={cfg.optimized_metric!r} is not among this run's metrics; use one of: "
+            f"{', '.join(k for k, v in metrics.items() if isinstance(v, (int, float)))}."
+        )
     return metrics[cfg.optimized_metric]

@@ -1,4 +1,5 @@
 """Run-directory paths, without importing torch (the CLI resolves `hydra.run.dir` before any heavy import)."""
+
 from __future__ import annotations
 
 import os

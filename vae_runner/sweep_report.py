@@ -8,6 +8,7 @@ mean ± sample standard deviation over the group's finished runs, with n (the pe
 Works on a partly finished sweep: a run without metrics.json is listed as unfinished (with the last epoch of its
 checkpoint when it has one). It reads only the run directories' files, never the models.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,17 @@ import yaml
 DEFAULT_METRICS = ["test/elbo", "test/log_likelihood", "test/kl", "test/active_units", "val/elbo"]
 # Overrides that say where or how a run executed, not what it computed: runs differing only in these (and the seed)
 # are repeats of one setting.
-NOT_A_SETTING = ("seed", "trainer.num_threads", "trainer.device", "trainer.compile", "trainer.flush_denormal",
-                 "logger", "optimized_metric", "resume", "ckpt")
+NOT_A_SETTING = (
+    "seed",
+    "trainer.num_threads",
+    "trainer.device",
+    "trainer.compile",
+    "trainer.flush_denormal",
+    "logger",
+    "optimized_metric",
+    "resume",
+    "ckpt",
+)
 RUN_INFO = ("best_epoch", "epochs", "train_time_s", "epoch_time_s")
 
 
@@ -59,7 +69,9 @@ def mean_std(row: dict, metric: str) -> str:
 
 def find_runs(root: Path) -> list[Path]:
     """Run directories under root: those with Hydra's .hydra/overrides.yaml or a metrics.json."""
-    found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {p.parent for p in root.rglob("metrics.json")}
+    found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {
+        p.parent for p in root.rglob("metrics.json")
+    }
     return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
 
 
@@ -91,10 +103,14 @@ def table(rows: list[dict], columns: list[str]) -> tuple[str, str]:
     """(aligned text, Markdown)."""
     cells = [[fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    text = "\n".join(["  ".join(c.ljust(w) for c, w in zip(columns, widths))] +
-                     ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells])
-    md = "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] +
-                   ["| " + " | ".join(row) + " |" for row in cells])
+    text = "\n".join(
+        ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+        + ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    )
+    md = "\n".join(
+        ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        + ["| " + " | ".join(row) + " |" for row in cells]
+    )
     return text, md
 
 
@@ -116,6 +132,7 @@ def plot(rows: list[dict], metric: str, x: str, group: str | None, path: Path) -
     """metric against x, a line per value of group (error bars: ± the std over seeds, for grouped rows); False when
     no finished run has both."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -130,8 +147,14 @@ def plot(rows: list[dict], metric: str, x: str, group: str | None, path: Path) -
         sel.sort(key=lambda r: _number(r[x]) if numeric else str(r[x]))
         xs = [_number(r[x]) if numeric else str(r[x]) for r in sel]
         errors = [r.get(metric + " std") or 0.0 for r in sel]
-        ax.errorbar(xs, [r[metric] for r in sel], yerr=errors if any(errors) else None, marker="o", capsize=3,
-                    label=f"{group}={g}" if group else None)
+        ax.errorbar(
+            xs,
+            [r[metric] for r in sel],
+            yerr=errors if any(errors) else None,
+            marker="o",
+            capsize=3,
+            label=f"{group}={g}" if group else None,
+        )
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} vs {x}")
@@ -144,29 +167,40 @@ def plot(rows: list[dict], metric: str, x: str, group: str | None, path: Path) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vae-report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="vae-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("path", type=Path, help="a sweep directory (outputs/multirun/<date>/<time>) or outputs/")
     parser.add_argument("--metric", default=None, help="metric to plot (default: test/log_likelihood or test/elbo)")
     parser.add_argument("--x", default=None, help="swept parameter on the x axis (default: the first that varies)")
-    parser.add_argument("--group", default=None, help="one line per value of this parameter (default: the second "
-                                                      "that varies)")
+    parser.add_argument(
+        "--group", default=None, help="one line per value of this parameter (default: the second that varies)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="where report.md/.csv/.png go (default: path)")
     args = parser.parse_args(argv)
 
     root = args.path.expanduser()
     if not root.is_dir():
-        print(f"vae-report: error: {root} is not a directory. Pass a sweep directory "
-              f"(outputs/multirun/<date>/<time>) or the outputs/ folder.", file=sys.stderr)
+        print(
+            f"vae-report: error: {root} is not a directory. Pass a sweep directory "
+            f"(outputs/multirun/<date>/<time>) or the outputs/ folder.",
+            file=sys.stderr,
+        )
         return 2
     runs = find_runs(root)
     if not runs:
-        print(f"vae-report: error: no vae-run runs under {root} (a run directory holds .hydra/overrides.yaml or "
-              f"metrics.json). Pass a sweep directory (outputs/multirun/<date>/<time>) or outputs/.", file=sys.stderr)
+        print(
+            f"vae-report: error: no vae-run runs under {root} (a run directory holds .hydra/overrides.yaml or "
+            f"metrics.json). Pass a sweep directory (outputs/multirun/<date>/<time>) or outputs/.",
+            file=sys.stderr,
+        )
         return 2
     rows = [read_run(r, root) for r in runs]
-    params = [k for k in dict.fromkeys(k for r in rows for k in r) if "/" not in k and k not in
-              ("run", "status", "best_epoch", "epochs", "steps", "train_time_s", "epoch_time_s")]
+    params = [
+        k
+        for k in dict.fromkeys(k for r in rows for k in r)
+        if "/" not in k and k not in ("run", "status", "best_epoch", "epochs", "steps", "train_time_s", "epoch_time_s")
+    ]
     varying = [p for p in params if len({str(r.get(p)) for r in rows}) > 1]
     metrics = [m for m in DEFAULT_METRICS if any(m in r for r in rows)]
     if args.metric and args.metric not in metrics:
@@ -185,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = [p for p in params if is_setting(p)]
         shown = [{**g, **{m: mean_std(g, m) for m in metrics + ["best_epoch"]}} for g in plotted]
         text, md = table(shown, settings + ["n", "seeds"] + metrics + ["best_epoch"])
-        write_csv(out / "report.csv", plotted, settings + ["n", "runs", "seeds"] +
-                  [c for m in metrics + list(RUN_INFO) for c in (m, m + " std")])
+        write_csv(
+            out / "report.csv",
+            plotted,
+            settings + ["n", "runs", "seeds"] + [c for m in metrics + list(RUN_INFO) for c in (m, m + " std")],
+        )
         (out / "report.md").write_text(md + "\n")
     print(text)
     finished = sum(r["status"] == "finished" for r in rows)

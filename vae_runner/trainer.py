@@ -8,6 +8,7 @@ the run at the next sync with the step and the term, before any checkpoint is wr
 and SIGTERM finish the current step, write `last.pt` (with the position inside the epoch, so the resumed run is the
 uninterrupted one, bit for bit on CPU) and stop with `Interrupted`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,10 @@ from vae_runner.errors import UserError
 from vae_runner.evaluate import evaluate_split
 from vae_runner.viz import log_pictures
 
-CAUSES = ("Usual causes: a learning rate too high (lower trainer.lr or set trainer.grad_clip), a likelihood sigma "
-          "too small (likelihood.sigma / likelihood.min_sigma), or data outside the likelihood's range.")
+CAUSES = (
+    "Usual causes: a learning rate too high (lower trainer.lr or set trainer.grad_clip), a likelihood sigma "
+    "too small (likelihood.sigma / likelihood.min_sigma), or data outside the likelihood's range."
+)
 
 
 class Interrupted(Exception):
@@ -44,14 +47,27 @@ def grad_norm(params) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, model, objective, optimizer, data, cfg, logger, run_dir: Path, config: dict,  # config: saved in checkpoints
-                 eval_seed: int = 0, n_images: int = 64, progress_bar: bool = True):
+    def __init__(
+        self,
+        model,
+        objective,
+        optimizer,
+        data,
+        cfg,
+        logger,
+        run_dir: Path,
+        config: dict,  # config: saved in checkpoints
+        eval_seed: int = 0,
+        n_images: int = 64,
+        progress_bar: bool = True,
+    ):
         self.model, self.objective, self.optimizer, self.data = model, objective, optimizer, data
         self.cfg, self.logger, self.config = cfg, logger, config
         self.ckpt_dir = run_dir / "checkpoints"
         self.eval_seed, self.n_images, self.progress_bar = eval_seed, n_images, progress_bar
-        self.batches = TrainBatches(data.train, cfg.batch_size, dynamic=data.binarize == "dynamic",
-                                    limit=cfg.limit_batches)
+        self.batches = TrainBatches(
+            data.train, cfg.batch_size, dynamic=data.binarize == "dynamic", limit=cfg.limit_batches
+        )
         self.params = [p for p in model.parameters() if p.requires_grad]
         # Early stopping counts epochs without a better validation ELBO from the end of KL warm-up on (a warm-up
         # epoch optimises another objective; the reference code holds its counter at zero there too).
@@ -100,8 +116,11 @@ class Trainer:
             if is_best:
                 self.checkpoint("best.pt")
             if self.patience_exhausted():
-                logging.getLogger("vae_runner").info("early stopping after epoch %d: no better validation ELBO "
-                                                     "for %d epochs", self.epoch, self.cfg.early_stopping)
+                logging.getLogger("vae_runner").info(
+                    "early stopping after epoch %d: no better validation ELBO for %d epochs",
+                    self.epoch,
+                    self.cfg.early_stopping,
+                )
 
     def patience_exhausted(self) -> bool:
         """`early_stopping` epochs without a better validation ELBO, not counting epochs before the first one
@@ -113,8 +132,15 @@ class Trainer:
         if self.perm is None:
             self.perm, self.batch_index = self.batches.permutation(), 0
         batches = self.batches.iterate(self.perm, start=self.batch_index)
-        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False, initial=self.batch_index,
-                   total=len(self.batches), disable=not self.progress_bar, dynamic_ncols=True)
+        bar = tqdm(
+            batches,
+            desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+            leave=False,
+            initial=self.batch_index,
+            total=len(self.batches),
+            disable=not self.progress_bar,
+            dynamic_ncols=True,
+        )
         window, n, names = None, 0, None  # running sums of the terms, kept on the device between host syncs
         first_bad = None  # (T,) step at which each term first went non-finite, -1 if never (on the device)
         for x, y in bar:
@@ -133,8 +159,11 @@ class Trainer:
             names = list(terms) + ["grad_norm"]
             means = torch.cat([torch.stack([t.detach().mean() for t in terms.values()]), norm.detach()[None]])
             bad = ~torch.isfinite(means)  # (T,)
-            first_bad = torch.where(bad, self.global_step, -1) if first_bad is None else \
-                torch.where((first_bad < 0) & bad, self.global_step, first_bad)
+            first_bad = (
+                torch.where(bad, self.global_step, -1)
+                if first_bad is None
+                else torch.where((first_bad < 0) & bad, self.global_step, first_bad)
+            )
             window, n = (means if window is None else window + means), n + 1
             if self.global_step % self.log_every == 0:
                 bar.set_postfix(loss=f"{self.log_window(names, window, n, first_bad, progress)['train/loss']:.2f}")
@@ -154,10 +183,13 @@ class Trainer:
         self.logger.flush()
         name = signal.Signals(self.stop_signal).name
         run_dir = self.ckpt_dir.parent
-        raise Interrupted(self.stop_signal, f"Stopped by {name} after step {self.global_step} (epoch "
-                                            f"{self.epoch + 1}, batch {self.batch_index}); the checkpoint "
-                                            f"{self.ckpt_dir / 'last.pt'} holds it. Continue with: "
-                                            f"vae-run resume={run_dir}")
+        raise Interrupted(
+            self.stop_signal,
+            f"Stopped by {name} after step {self.global_step} (epoch "
+            f"{self.epoch + 1}, batch {self.batch_index}); the checkpoint "
+            f"{self.ckpt_dir / 'last.pt'} holds it. Continue with: "
+            f"vae-run resume={run_dir}",
+        )
 
     def log_window(self, names, window, n, first_bad, progress) -> dict[str, float]:
         values = {f"train/{k}": v / n for k, v in zip(names, window.tolist())}  # one host sync per window
@@ -165,9 +197,11 @@ class Trainer:
         if any(s >= 0 for s in steps):
             step = min(s for s in steps if s >= 0)
             culprits = [k for k, s in zip(names, steps) if s == step]
-            raise UserError(f"Training diverged at step {step} (epoch {self.epoch + 1}): {', '.join(culprits)} "
-                            f"became non-finite (NaN or inf). {CAUSES} Nothing was saved from the diverged state: "
-                            f"{self.last_good()}")
+            raise UserError(
+                f"Training diverged at step {step} (epoch {self.epoch + 1}): {', '.join(culprits)} "
+                f"became non-finite (NaN or inf). {CAUSES} Nothing was saved from the diverged state: "
+                f"{self.last_good()}"
+            )
         values.update({f"train/{k}": v for k, v in self.objective.scalars(progress).items()})
         self.logger.scalars(values, self.global_step)
         return values
@@ -179,11 +213,12 @@ class Trainer:
         return "no checkpoint had been written yet (it diverged in the first epoch)."
 
     def validate(self) -> bool:
-        metrics = evaluate_split(self.model, self.objective, self.data.val, self.cfg.eval_batch_size,
-                                 self.eval_seed)
+        metrics = evaluate_split(self.model, self.objective, self.data.val, self.cfg.eval_batch_size, self.eval_seed)
         if not math.isfinite(metrics["elbo"]):
-            raise UserError(f"The validation ELBO is {metrics['elbo']} after epoch {self.epoch}: the model "
-                            f"diverged. {CAUSES} {self.last_good()}")
+            raise UserError(
+                f"The validation ELBO is {metrics['elbo']} after epoch {self.epoch}: the model "
+                f"diverged. {CAUSES} {self.last_good()}"
+            )
         self.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, self.global_step)
         log_pictures(self.model, self.data, self.logger, self.n_images, self.global_step, self.eval_seed)
         self.logger.flush()
@@ -193,7 +228,16 @@ class Trainer:
         return False
 
     def checkpoint(self, name: str) -> None:
-        save_checkpoint(self.ckpt_dir / name, model=self.model.state_dict(),
-                        optimizer=self.optimizer.state_dict(), epoch=self.epoch, global_step=self.global_step,
-                        best_val_elbo=self.best_val_elbo, best_epoch=self.best_epoch, rng=rng_state(),
-                        perm=self.perm, batch_index=self.batch_index, **self.config)
+        save_checkpoint(
+            self.ckpt_dir / name,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            epoch=self.epoch,
+            global_step=self.global_step,
+            best_val_elbo=self.best_val_elbo,
+            best_epoch=self.best_epoch,
+            rng=rng_state(),
+            perm=self.perm,
+            batch_index=self.batch_index,
+            **self.config,
+        )

@@ -2,6 +2,7 @@
 (component means, pseudo-inputs, the GTM manifold), for 2 latent dimensions the prior's density under the
 encoded test points (the hole-problem picture), latent traversals and interpolations, a 2-D scatter of the posterior
 means (PCA beyond 2 dimensions) and the KL per latent dimension; 2-D point data is drawn as scatter plots."""
+
 from __future__ import annotations
 
 import io
@@ -29,14 +30,16 @@ def recon_grid(inputs: Tensor, recons: Tensor, nrow: int = 8) -> Tensor:
     """Rows of `nrow` inputs, each directly above the row of their reconstructions."""
     rows = []
     for i in range(0, len(inputs), nrow):
-        rows += [inputs[i:i + nrow], recons[i:i + nrow]]
+        rows += [inputs[i : i + nrow], recons[i : i + nrow]]
     return image_grid(torch.cat(rows), nrow=nrow)
 
 
 def _pyplot():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -75,8 +78,13 @@ def latent_density_picture(model, data, n_points: int = 2000, resolution: int = 
     log_prior = model.prior.log_prob_fn()  # the prior's parameters once, not per chunk
     logp = torch.cat([log_prior(c) for c in pts.split(4096)]).view(resolution, resolution)
     fig, ax = _pyplot().subplots(figsize=(5, 4.5), dpi=100)
-    im = ax.imshow(logp.exp().cpu().numpy(), origin="lower", cmap="magma", aspect="auto",
-                   extent=[lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()])
+    im = ax.imshow(
+        logp.exp().cpu().numpy(),
+        origin="lower",
+        cmap="magma",
+        aspect="auto",
+        extent=[lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()],
+    )
     fig.colorbar(im, ax=ax, label="p(z)")
     labels = data.test.y[:n_points].cpu().numpy() if data.test.y is not None else "tab:cyan"
     mu = mu.cpu().numpy()
@@ -107,8 +115,11 @@ def prior_pictures(model, data) -> dict[str, Tensor]:
     """The prior's own pictures (`Prior.picture_batches`), and the latent density map when latent_dim = 2."""
     pictures = {}
     for name, (x, nrow) in model.prior.picture_batches(lambda z: model.decode(z).mean).items():
-        pictures[name] = image_grid(x, nrow=nrow) if data.is_image else \
-            scatter({"test data": data.test.floats()[:2000], name: x}, name.replace("_", " "))
+        pictures[name] = (
+            image_grid(x, nrow=nrow)
+            if data.is_image
+            else scatter({"test data": data.test.floats()[:2000], name: x}, name.replace("_", " "))
+        )
     if model.prior.latent_dim == 2:
         pictures["latent_density"] = latent_density_picture(model, data)
     return pictures
@@ -123,8 +134,9 @@ def log_pictures(model, data, logger, n_images: int, step: int, seed: int, prefi
     model.eval()
     with seeded(data.test.x.device, seed):
         logger.image(prefix + "samples", sample_picture(model, data, n_images), step, "samples.png")
-        logger.image(prefix + "reconstructions", recon_picture(model, data, max(1, n_images // 2)), step,
-                     "reconstructions.png")
+        logger.image(
+            prefix + "reconstructions", recon_picture(model, data, max(1, n_images // 2)), step, "reconstructions.png"
+        )
         for name, img in prior_pictures(model, data).items():
             logger.image(f"{prefix or 'prior/'}{name}", img, step, f"{name}.png")
     model.train(was_training)
@@ -155,7 +167,7 @@ def interpolation_picture(model, x: Tensor, mu: Tensor, pairs: int = 8, steps: i
     for i in range(pairs):
         a, b = 2 * i, 2 * i + 1
         decoded = model.decode((1 - t) * mu[a] + t * mu[b]).mean  # (steps, *shape)
-        rows.append(torch.cat([x[a:a + 1], decoded, x[b:b + 1]]))
+        rows.append(torch.cat([x[a : a + 1], decoded, x[b : b + 1]]))
     return image_grid(torch.cat(rows), nrow=steps + 2)
 
 
@@ -165,18 +177,19 @@ def latent_scatter_picture(mu: Tensor, y: Tensor | None) -> Tensor:
     mu = mu.detach().float().cpu()
     title = "posterior means"
     if mu.shape[1] == 1:
-        other = (y.detach().float().cpu() if y is not None else torch.arange(len(mu), dtype=torch.float32))
+        other = y.detach().float().cpu() if y is not None else torch.arange(len(mu), dtype=torch.float32)
         mu = torch.cat([mu, other[:, None]], 1)
         title += " against the label" if y is not None else " against the image index"
     elif mu.shape[1] > 2:
         centred = mu - mu.mean(0)
         _, svals, v = torch.linalg.svd(centred, full_matrices=False)
         mu = centred @ v[:2].T
-        share = (svals[:2] ** 2).sum() / (svals ** 2).sum()
+        share = (svals[:2] ** 2).sum() / (svals**2).sum()
         title += f" (PCA: {100 * share:.0f}% of the variance)"
     fig, ax = _pyplot().subplots(figsize=(5, 4.5), dpi=100)
-    points = ax.scatter(mu[:, 0], mu[:, 1], s=3, c=None if y is None else y.cpu().numpy(), cmap="tab10",
-                        alpha=0.7, linewidths=0)
+    points = ax.scatter(
+        mu[:, 0], mu[:, 1], s=3, c=None if y is None else y.cpu().numpy(), cmap="tab10", alpha=0.7, linewidths=0
+    )
     if y is not None:
         fig.colorbar(points, ax=ax, label="label")
     ax.set_title(title)

@@ -4,10 +4,11 @@ Every loader (`dataset/*.yaml` -> `_target_`) returns a `DataSplits`. `prepare()
 and moves the tensors to the training device once; the training loop then batches by index (no Dataset/DataLoader
 on the hot path).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -24,15 +25,15 @@ STATIC_TRAIN_SEED = 778  # binarize=static: the training set's one draw
 @dataclass
 class Split:
     x: Tensor  # (N, *shape): uint8 in 0..255 (images, converted per batch) or float32
-    y: Optional[Tensor] = None  # (N,) int64 labels, when the dataset has them
+    y: Tensor | None = None  # (N,) int64 labels, when the dataset has them
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def take(self, idx: Tensor) -> "Split":
+    def take(self, idx: Tensor) -> Split:
         return Split(self.x[idx], None if self.y is None else self.y[idx])
 
-    def to(self, device) -> "Split":
+    def to(self, device) -> Split:
         return Split(self.x.to(device), None if self.y is None else self.y.to(device))
 
     def floats(self, idx=None) -> Tensor:
@@ -65,7 +66,7 @@ def carve(n: int, n_val: int, n_test: int, seed: int | None) -> tuple[Tensor, Te
         perm = torch.cat([torch.arange(n - n_val - n_test, n), torch.arange(n - n_val - n_test)])
     else:
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[n_val + n_test:], perm[:n_val], perm[n_val:n_val + n_test]
+    return perm[n_val + n_test :], perm[:n_val], perm[n_val : n_val + n_test]
 
 
 def binarize_once(split: Split, rng: int | np.random.RandomState) -> Split:
@@ -98,7 +99,7 @@ class TrainBatches:
     """Shuffled index batches over the training split, drawn from torch's global RNG (checkpointed with the run);
     with `dynamic`, each batch freshly binarised (`resample_binary`)."""
 
-    def __init__(self, split: Split, batch_size: int, dynamic: bool, limit: Optional[int] = None):
+    def __init__(self, split: Split, batch_size: int, dynamic: bool, limit: int | None = None):
         self.split, self.batch_size, self.dynamic = split, batch_size, dynamic
         n_batches = -(-len(split) // batch_size)
         self.n_batches = n_batches if limit is None else min(limit, n_batches)
@@ -109,13 +110,13 @@ class TrainBatches:
     def permutation(self) -> Tensor:
         return torch.randperm(len(self.split), device=self.split.x.device)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
         return self.iterate(self.permutation())
 
-    def iterate(self, perm: Tensor, start: int = 0) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
+    def iterate(self, perm: Tensor, start: int = 0) -> Iterator[tuple[Tensor, Tensor | None]]:
         """The batches of one epoch in the order `perm`, from batch `start` on (a resumed epoch)."""
         for i in range(start, self.n_batches):
-            idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
             x = resample_binary(self.split.x[idx]) if self.dynamic else self.split.floats(idx)  # (B, *shape)
             yield x, None if self.split.y is None else self.split.y[idx]
 
@@ -129,7 +130,7 @@ def resample_binary(x: Tensor) -> Tensor:
     return (torch.rand(x.shape, device=x.device) < x).float()
 
 
-def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
+def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[Tensor, Tensor | None]]:
     """The split in order, in batches of `batch_size` (already binarised by `prepare` where the protocol says so)."""
     for i in range(0, len(split), batch_size):
         idx = slice(i, i + batch_size)

@@ -1,4 +1,5 @@
 """scikit-learn's bundled 8x8 handwritten digits (1797 images): the default dataset, available offline everywhere."""
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 
 Real-valued points of shape (2,), labelled by mode: the place to see what a prior does with latent_dim=2.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,16 @@ def mode_centres(shape: str, n_modes: int, radius: float) -> torch.Tensor:
     return grid[:n_modes].float()
 
 
-def load_synthetic(shape: str = "ring", n_modes: int = 8, radius: float = 2.0, std: float = 0.1,
-                   n_train: int = 8000, n_val: int = 1000, n_test: int = 1000, seed: int = 0) -> DataSplits:
+def load_synthetic(
+    shape: str = "ring",
+    n_modes: int = 8,
+    radius: float = 2.0,
+    std: float = 0.1,
+    n_train: int = 8000,
+    n_val: int = 1000,
+    n_test: int = 1000,
+    seed: int = 0,
+) -> DataSplits:
     g = torch.Generator().manual_seed(seed)
     centres = mode_centres(shape, n_modes, radius)
 

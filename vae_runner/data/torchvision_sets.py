@@ -4,6 +4,7 @@ The training set is split into train/val with a fixed seed (`val_size` images go
 official test set. When `root` holds no copy, the raw IDX `.gz` files in `system_dirs` (Debian's
 `dataset-fashion-mnist` installs them in /usr/share/datasets/fashion-mnist) are read in place.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,8 +18,10 @@ import torchvision
 from vae_runner.data import DataSplits, Split, carve
 from vae_runner.errors import UserError
 
-IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -28,7 +31,7 @@ def read_idx(path: Path) -> np.ndarray:
     ndim, dtype_code = magic & 0xFF, (magic >> 8) & 0xFF
     if raw[:2] != b"\x00\x00" or dtype_code != 0x08:
         raise UserError(f"{path} is not an unsigned-byte IDX file (magic {magic:#x}); replace it with the original.")
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -43,8 +46,10 @@ def _from_system_dirs(system_dirs) -> dict | None:
     for d in map(Path, system_dirs):
         paths = {split: [_find_idx(d, s) for s in stems] for split, stems in IDX_FILES.items()}
         if all(p is not None for ps in paths.values() for p in ps):
-            return {split: (torch.from_numpy(read_idx(xi).copy()), torch.from_numpy(read_idx(yi).astype(np.int64)))
-                    for split, (xi, yi) in paths.items()}
+            return {
+                split: (torch.from_numpy(read_idx(xi).copy()), torch.from_numpy(read_idx(yi).astype(np.int64)))
+                for split, (xi, yi) in paths.items()
+            }
     return None
 
 
@@ -54,12 +59,16 @@ def _torchvision(cls, root: str, download: bool) -> tuple | None:
         return cls(root, train=True, download=download), cls(root, train=False, download=download)
     except RuntimeError as err:  # torchvision: "Dataset not found ..." / "... corrupted"
         if download:
-            raise UserError(f"Could not download {cls.__name__} into {root}: {err}. Without network access, place "
-                            f"the files there yourself in torchvision's layout.") from err
+            raise UserError(
+                f"Could not download {cls.__name__} into {root}: {err}. Without network access, place "
+                f"the files there yourself in torchvision's layout."
+            ) from err
         return None
     except OSError as err:  # network failures during download
-        raise UserError(f"Could not download {cls.__name__} into {root} ({err}). Check the network, or place the "
-                        f"files there yourself in torchvision's layout and set dataset.download=false.") from err
+        raise UserError(
+            f"Could not download {cls.__name__} into {root} ({err}). Check the network, or place the "
+            f"files there yourself in torchvision's layout and set dataset.download=false."
+        ) from err
 
 
 def _mnist_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,13 +91,18 @@ def _load(cls, to_tensors, root: str, download: bool, val_size: int, split_seed:
     elif download:
         (xtr, ytr), (xte, yte) = map(to_tensors, _torchvision(cls, root, download=True))
     else:
-        where = [str(Path(root) / cls.__name__)] if cls is not torchvision.datasets.CIFAR10 else \
-            [str(Path(root) / "cifar-10-batches-py")]
+        where = (
+            [str(Path(root) / cls.__name__)]
+            if cls is not torchvision.datasets.CIFAR10
+            else [str(Path(root) / "cifar-10-batches-py")]
+        )
         where += [str(d) for d in system_dirs]
         hint = " or install Debian's dataset-fashion-mnist package" if system_dirs else ""
-        raise UserError(f"{cls.__name__} was not found offline; looked in: {', '.join(where)}. Turn on downloading "
-                        f"with dataset.download=true, or point dataset.root=<folder> at a copy in torchvision's "
-                        f"layout{hint}.")
+        raise UserError(
+            f"{cls.__name__} was not found offline; looked in: {', '.join(where)}. Turn on downloading "
+            f"with dataset.download=true, or point dataset.root=<folder> at a copy in torchvision's "
+            f"layout{hint}."
+        )
     if not 0 < val_size < len(xtr):
         raise UserError(f"dataset.val_size={val_size} must be between 1 and the {len(xtr)} training images - 1.")
     tr, va, _ = carve(len(xtr), val_size, 0, split_seed)
@@ -96,17 +110,19 @@ def _load(cls, to_tensors, root: str, download: bool, val_size: int, split_seed:
     return DataSplits(train.take(tr), train.take(va), Split(xte, yte))
 
 
-def load_mnist(root: str, download: bool = False, val_size: int = 10000, split_seed: int = 0,
-               system_dirs=()) -> DataSplits:
+def load_mnist(
+    root: str, download: bool = False, val_size: int = 10000, split_seed: int = 0, system_dirs=()
+) -> DataSplits:
     return _load(torchvision.datasets.MNIST, _mnist_tensors, root, download, val_size, split_seed, system_dirs)
 
 
-def load_fashion_mnist(root: str, download: bool = False, val_size: int = 10000, split_seed: int = 0,
-                       system_dirs=()) -> DataSplits:
-    return _load(torchvision.datasets.FashionMNIST, _mnist_tensors, root, download, val_size, split_seed,
-                 system_dirs)
+def load_fashion_mnist(
+    root: str, download: bool = False, val_size: int = 10000, split_seed: int = 0, system_dirs=()
+) -> DataSplits:
+    return _load(torchvision.datasets.FashionMNIST, _mnist_tensors, root, download, val_size, split_seed, system_dirs)
 
 
-def load_cifar10(root: str, download: bool = False, val_size: int = 5000, split_seed: int = 0,
-                 system_dirs=()) -> DataSplits:
+def load_cifar10(
+    root: str, download: bool = False, val_size: int = 5000, split_seed: int = 0, system_dirs=()
+) -> DataSplits:
     return _load(torchvision.datasets.CIFAR10, _cifar_tensors, root, download, val_size, split_seed, ())

@@ -4,6 +4,7 @@ torch.distributions' argument validation is switched off: it checks every parame
 (a host sync per step on a GPU) and turns a diverged model into a bare ValueError deep inside a distribution; the
 trainer checks the loss and gradient for non-finite values itself and stops with a clear message.
 """
+
 import torch.distributions as _td
 
 _td.Distribution.set_default_validate_args(False)

@@ -1,4 +1,5 @@
 """Decoders z -> the likelihood's parameters, one value per data element (B, *data_shape)."""
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,9 @@ class GatedMLPDecoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Mirror of `ConvEncoder`: a linear map to (c, h, w), then stride-2 transposed convolutions back to the image."""
 
-    def __init__(self, output_shape, latent_dim: int, base_channels: int = 32, max_channels: int = 256,
-                 fc_hidden: int = 256):
+    def __init__(
+        self, output_shape, latent_dim: int, base_channels: int = 32, max_channels: int = 256, fc_hidden: int = 256
+    ):
         super().__init__()
         channels, (h, w) = conv_plan(output_shape, base_channels, max_channels)
         upsample = (h, w) != tuple(output_shape[1:])
@@ -46,8 +48,10 @@ class ConvDecoder(nn.Module):
         self.fc = nn.Sequential(mlp([latent_dim, fc_hidden, channels[-1] * h * w]), nn.ReLU())
         layers = []
         for c_in, c_out in zip(reversed(channels), list(reversed(channels))[1:] + [channels[0]]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1) if upsample else nn.Conv2d(c_in, c_out, 3, 1, 1),
-                       nn.ReLU()]  # (B, c_in, h, w) -> (B, c_out, 2h, 2w)
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1) if upsample else nn.Conv2d(c_in, c_out, 3, 1, 1),
+                nn.ReLU(),
+            ]  # (B, c_in, h, w) -> (B, c_out, 2h, 2w)
         layers.append(nn.Conv2d(channels[0], output_shape[0], 3, 1, 1))
         self.deconv = nn.Sequential(*layers)
 

@@ -1,5 +1,6 @@
 """Encoders x -> (mean, log-variance) of a diagonal Gaussian q(z|x): an MLP, a gated MLP (the VampPrior code's) and
 a shape-adaptive conv net."""
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ class GatedMLPEncoder(nn.Module):
     """GatedDense layers, then a linear mean head and a linear log-variance head, the latter optionally clamped to
     [lo, hi] by a hard tanh (the reference code's Hardtanh(-6, 2): no gradient outside the range)."""
 
-    def __init__(self, input_shape, latent_dim: int, hidden: list[int], logvar_clamp: list[float] | None = None,
-                 init: str = "he"):
+    def __init__(
+        self, input_shape, latent_dim: int, hidden: list[int], logvar_clamp: list[float] | None = None, init: str = "he"
+    ):
         super().__init__()
         self.body = gated_stack([math.prod(input_shape), *hidden])
         self.mean, self.logvar = nn.Linear(hidden[-1], latent_dim), nn.Linear(hidden[-1], latent_dim)
@@ -56,8 +58,10 @@ def conv_plan(shape, base_channels: int, max_channels: int) -> tuple[list[int], 
     8x8 -> 4x4 (1 stage), 28x28 -> 7x7 (2), 32x32 -> 4x4 (3), 64x64 -> 4x4 (4); nothing is hard-coded.
     """
     if len(shape) != 3:
-        raise UserError(f"architecture=conv needs image data of shape (channels, height, width), but this dataset "
-                        f"has shape {tuple(shape)}; use architecture=mlp.")
+        raise UserError(
+            f"architecture=conv needs image data of shape (channels, height, width), but this dataset "
+            f"has shape {tuple(shape)}; use architecture=mlp."
+        )
     _, h, w = shape
     channels = []
     while h % 2 == 0 and w % 2 == 0 and min(h, w) > 4:
@@ -67,8 +71,9 @@ def conv_plan(shape, base_channels: int, max_channels: int) -> tuple[list[int], 
 
 
 class ConvEncoder(nn.Module):
-    def __init__(self, input_shape, latent_dim: int, base_channels: int = 32, max_channels: int = 256,
-                 fc_hidden: int = 256):
+    def __init__(
+        self, input_shape, latent_dim: int, base_channels: int = 32, max_channels: int = 256, fc_hidden: int = 256
+    ):
         super().__init__()
         channels, (h, w) = conv_plan(input_shape, base_channels, max_channels)
         stride = 2 if (h, w) != tuple(input_shape[1:]) else 1

@@ -4,6 +4,7 @@ GatedDense (Dauphin et al. 2017, as used by Tomczak & Welling 2018): h = (W_h x 
 other non-linearity. `he_init_` is that code's weight initialisation: every Linear weight ~ N(0, 2 / fan_in), biases
 left at PyTorch's default.
 """
+
 from __future__ import annotations
 
 import math

@@ -2,6 +2,7 @@
 `log_prob(x)` is the normalised log-density summed over data dimensions (B,), in nats, and whose `mean` is the
 picture shown for samples and reconstructions.
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ Mixed precision: inside `with vae.precision("bf16")` the encoder and decoder run
 matrix products and convolutions in bf16); their outputs are cast back to float32 before they parameterise q(z|x)
 and p(x|z), so the likelihood, the prior, the KL and every reduction stay float32.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext

@@ -15,6 +15,7 @@
 - `picture_batches(decode)`: optional pictures that show what the prior learnt, as name -> (images (N, *shape),
   images per row); `decode` maps latents to images. Logged as `prior/<name>` and `<name>.png`.
 """
+
 from __future__ import annotations
 
 import torch.distributions as td

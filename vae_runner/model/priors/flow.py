@@ -1,6 +1,7 @@
 """A RealNVP flow prior (Dinh et al. 2017): z = f(e), e ~ N(0, I), f a stack of affine coupling layers with
 alternating masks. log p(z) = log N(f^{-1}(z); 0, I) + sum over layers of log|det d f_l^{-1}|, each layer's
 log-determinant counted once."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The standard Gaussian prior N(0, I), with the closed-form KL to a diagonal Gaussian posterior."""
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ Modeling", ch. 4): a fixed grid of K = grid_size^grid_dim points in [-1, 1]^grid
 - `GTMVampPrior`: the network gives pseudo-inputs in data space, encoded by the model's encoder (a VampPrior whose
   pseudo-inputs lie on a low-dimensional manifold).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,13 +25,19 @@ def grid(grid_dim: int, grid_size: int) -> Tensor:
 
 
 class GTMPrior(MixturePrior):
-    def __init__(self, latent_dim: int, grid_dim: int = 2, grid_size: int = 10, hidden: list[int] = (64,),
-                 init_logvar: float = -1.0):
+    def __init__(
+        self,
+        latent_dim: int,
+        grid_dim: int = 2,
+        grid_size: int = 10,
+        hidden: list[int] = (64,),
+        init_logvar: float = -1.0,
+    ):
         super().__init__(latent_dim)
         self.grid_size = grid_size
         self.register_buffer("grid", grid(grid_dim, grid_size))  # (K, grid_dim), fixed
         self.net = mlp([grid_dim, *hidden, latent_dim])
-        self.logvars = nn.Parameter(torch.full((grid_size ** grid_dim, latent_dim), float(init_logvar)))
+        self.logvars = nn.Parameter(torch.full((grid_size**grid_dim, latent_dim), float(init_logvar)))
 
     def mixture_params(self):
         return self.net(self.grid), self.logvars, None  # means (K, D)
@@ -40,13 +47,24 @@ class GTMPrior(MixturePrior):
         means = self.net(self.grid)
         if means.shape[0] > 400:  # keep the picture readable: an evenly spaced subset
             means = means[torch.linspace(0, means.shape[0] - 1, 400).long()]
-        return {"manifold": (decode(means), self.grid_size if self.grid.shape[1] == 2 else
-                             int(math.sqrt(means.shape[0])) or 1)}
+        return {
+            "manifold": (
+                decode(means),
+                self.grid_size if self.grid.shape[1] == 2 else int(math.sqrt(means.shape[0])) or 1,
+            )
+        }
 
 
 class GTMVampPrior(MixturePrior):
-    def __init__(self, latent_dim: int, encoder: nn.Module, data, grid_dim: int = 2, grid_size: int = 10,
-                 hidden: list[int] = (64,)):
+    def __init__(
+        self,
+        latent_dim: int,
+        encoder: nn.Module,
+        data,
+        grid_dim: int = 2,
+        grid_size: int = 10,
+        hidden: list[int] = (64,),
+    ):
         super().__init__(latent_dim)
         self.grid_size = grid_size
         self.shape, self.squash = data.shape, data.in_unit_range

@@ -6,6 +6,7 @@ product of 1-D mixtures). It is `torch.distributions.MixtureSameFamily` over `In
 sampling, and as the oracle in the tests); `mixture_log_prob` computes the same density without the (B, K, D)
 intermediate, so K = 1000 components cost three small matrix products.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,7 @@ def diagonal_mixture(means: Tensor, logvars: Tensor, logits: Tensor | None = Non
     if logits is None:
         logits = torch.zeros(means.shape[0], device=means.device, dtype=means.dtype)
     components = td.Independent(td.Normal(means, torch.exp(0.5 * logvars), validate_args=False), 1)
-    return td.MixtureSameFamily(td.Categorical(logits=logits, validate_args=False), components,
-                                validate_args=False)
+    return td.MixtureSameFamily(td.Categorical(logits=logits, validate_args=False), components, validate_args=False)
 
 
 def mixture_log_prob(z: Tensor, means: Tensor, logvars: Tensor, logits: Tensor | None = None) -> Tensor:
@@ -62,8 +62,11 @@ class MixturePrior(Prior):
         """Dimension d's marginal is the 1-D mixture with the same weights: log-sum-exp over components per
         dimension (right for a marginal; summing these over d would *not* give log p(z))."""
         means, logvars, logits = self.mixture_params()
-        log_w = torch.log_softmax(logits, 0) if logits is not None else torch.full(
-            (means.shape[0],), -math.log(means.shape[0]), device=z.device, dtype=z.dtype)
+        log_w = (
+            torch.log_softmax(logits, 0)
+            if logits is not None
+            else torch.full((means.shape[0],), -math.log(means.shape[0]), device=z.device, dtype=z.dtype)
+        )
         comp = td.Normal(means, torch.exp(0.5 * logvars)).log_prob(z[:, None, :])  # (B, K, D)
         return torch.logsumexp(comp + log_w[:, None], dim=1)  # (B, D)
 

@@ -1,5 +1,6 @@
 """Mixture-of-Gaussians prior: K components with learnable weights, means and log-variances (trained jointly with
 the ELBO; Dilokthanakul et al. 2016; Tomczak & Welling 2018, section 2)."""
+
 from __future__ import annotations
 
 import torch

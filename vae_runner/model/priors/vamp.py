@@ -2,6 +2,7 @@
 space encoded by the model's own encoder. Pseudo-inputs start as random training images (`init: data`), noise around
 the data's mean (`init: noise`), both kept in the data range by u = sigmoid(raw) for [0, 1] images, or as the
 reference code does it (`init: reference`): raw ~ N(init_mean, init_std) (0.05, 0.01) and u = Hardtanh(0, 1)(raw)."""
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,10 @@ class PseudoInputs(nn.Module):
         self.hard = init == "reference"
         if self.hard:
             if not data.in_unit_range:
-                raise UserError("prior.init=reference clips pseudo-inputs to [0, 1], but this dataset is "
-                                "real-valued; use prior.init=data or prior.init=noise.")
+                raise UserError(
+                    "prior.init=reference clips pseudo-inputs to [0, 1], but this dataset is "
+                    "real-valued; use prior.init=data or prior.init=noise."
+                )
             self.raw = nn.Parameter(init_mean + init_std * torch.randn(n, *data.shape))  # (K, *shape)
             return
         if init == "data":
@@ -42,8 +45,16 @@ class PseudoInputs(nn.Module):
 
 
 class VampPrior(MixturePrior):
-    def __init__(self, latent_dim: int, encoder: nn.Module, data, n_components: int = 500, init: str = "data",
-                 init_mean: float = 0.05, init_std: float = 0.01):
+    def __init__(
+        self,
+        latent_dim: int,
+        encoder: nn.Module,
+        data,
+        n_components: int = 500,
+        init: str = "data",
+        init_mean: float = 0.05,
+        init_std: float = 0.01,
+    ):
         super().__init__(latent_dim)
         self.pseudo_inputs = PseudoInputs(data, n_components, init, init_mean, init_std)
         # The encoder belongs to the VAE; held without registering it, so it is not saved twice.
