@@ -42,11 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hydra import compose, initialize_config_module  # noqa: E402
 
+from vae_runner.build import make_trainer  # noqa: E402
 from vae_runner.cli import register_resolvers  # noqa: E402
-from vae_runner.config import register_configs  # noqa: E402
-from vae_runner.evaluate import evaluate_split, log_likelihood, seeded  # noqa: E402
+from vae_runner.config.schema import register_configs  # noqa: E402
+from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
 from vae_runner.model.encoders import mlp  # noqa: E402  (a plain nn.Sequential of Linear and ReLU)
-from vae_runner.run import make_trainer  # noqa: E402
+from vae_runner.rng import seeded  # noqa: E402
 
 RUNNER_VARIANTS = {
     "runner": [],

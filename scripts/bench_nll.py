@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 
+from vae_runner.build import build_model, load_data, setup
 from vae_runner.cli import register_resolvers
-from vae_runner.config import register_configs
+from vae_runner.config.schema import register_configs
 from vae_runner.data import Split
-from vae_runner.evaluate import log_likelihood
-from vae_runner.run import build_model, load_data, setup
+from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.trainer import Trainer
 
 

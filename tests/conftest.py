@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_module
 from PIL import Image
 
 from vae_runner.cli import register_resolvers
-from vae_runner.config import register_configs
+from vae_runner.config.schema import register_configs
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # A few CPU steps and no progress bar: what "shrunk" means in every test.

@@ -10,10 +10,10 @@ import torch.distributions as td
 from test_priors import LIKELIHOODS, PRIORS, tiny_data, tiny_vae
 from torch import nn
 
-from vae_runner import diagnostics as dx
 from vae_runner.data import Split, prepare
 from vae_runner.data.digits import load_digits
-from vae_runner.evaluate import evaluate_split, log_likelihood
+from vae_runner.evaluation import diagnostics as dx
+from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
 from vae_runner.model.decoders import MLPDecoder
 from vae_runner.model.encoders import MLPEncoder
 from vae_runner.model.likelihoods import MSE, Bernoulli

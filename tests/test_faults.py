@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli import VAE_RUN
 
-from vae_runner import run
+from vae_runner import build, run
 from vae_runner.checkpoint import load_checkpoint
 from vae_runner.errors import UserError
 from vae_runner.objectives import Objective
@@ -91,8 +91,8 @@ def test_a_nan_gradient_is_named(tmp_path, monkeypatch):
             next(p for p in run_model["m"].parameters()).grad.fill_(float("inf"))
 
     run_model = {}
-    real_build = run.build_model
-    monkeypatch.setattr(run, "build_model", lambda *a: run_model.setdefault("m", real_build(*a)))
+    real_build = build.build_model
+    monkeypatch.setattr(build, "build_model", lambda *a: run_model.setdefault("m", real_build(*a)))
     monkeypatch.setattr(torch.Tensor, "backward", backward)
     with pytest.raises(UserError, match=r"step 3 \(epoch 2\): grad_norm became non-finite"):
         run.train(make_cfg("trainer.epochs=3", "trainer.limit_batches=2"), tmp_path)

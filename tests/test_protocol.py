@@ -14,14 +14,14 @@ import torch.distributions as td
 from conftest import make_cfg
 from test_priors import LIKELIHOODS, PRIORS, tiny_data
 
+from vae_runner import build, run
 from vae_runner import data as data_module
-from vae_runner import diagnostics as dx
-from vae_runner import run
 from vae_runner.data import DataSplits, Split, prepare
 from vae_runner.data.digits import load_digits
 from vae_runner.data.torchvision_sets import load_mnist
 from vae_runner.errors import UserError
-from vae_runner.evaluate import evaluate_split, index_noise, log_likelihood
+from vae_runner.evaluation import diagnostics as dx
+from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
 from vae_runner.model.decoders import GatedMLPDecoder
 from vae_runner.model.encoders import GatedMLPEncoder
 from vae_runner.model.layers import GatedDense
@@ -31,6 +31,7 @@ from vae_runner.model.priors.vamp import VampPrior
 from vae_runner.model.vae import VAE
 from vae_runner.objectives import Objective, warmup_weight
 from vae_runner.optimizers import AdamNormGrad
+from vae_runner.rng import index_noise
 
 
 # ------------------------------------------------------------------------------------------ architecture
@@ -147,7 +148,7 @@ def test_adam_normgrad_matches_the_reference_update(fused):
 def test_optimizer_group_builds_the_named_class(tmp_path, no_threads):
     for name, cls in (("adam", torch.optim.Adam), ("adam_normgrad", AdamNormGrad)):
         cfg = make_cfg(f"optimizer={name}", "trainer.lr=0.002")
-        trainer = run.make_trainer(cfg, tmp_path / name)
+        trainer = build.make_trainer(cfg, tmp_path / name)
         assert type(trainer.optimizer) is cls and trainer.optimizer.param_groups[0]["lr"] == 0.002
         trainer.logger.close()
 
@@ -181,7 +182,7 @@ def test_early_stopping_counts_from_the_end_of_warmup(warmup, best, epoch, stops
         f"objective.warmup_epochs={warmup}",
         f"objective.warmup_per_epoch={str(warmup > 0).lower()}",
     )
-    trainer = run.make_trainer(cfg, tmp_path)
+    trainer = build.make_trainer(cfg, tmp_path)
     trainer.best_epoch, trainer.epoch = best, epoch
     assert trainer.patience_exhausted() is stops
     trainer.logger.close()
@@ -300,7 +301,7 @@ def test_index_noise_is_standard_normal_and_batching_free():
 
 
 def test_int32_hash_equals_unsigned_32_bit_arithmetic():
-    from vae_runner.evaluate import fmix32_
+    from vae_runner.rng import fmix32_
 
     x = torch.randint(0, 2**32, (10000,))
     m = 0xFFFFFFFF

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator as PluginEventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from vae_runner import run
+from vae_runner import build, run
 from vae_runner.checkpoint import KEYS, load_checkpoint
 from vae_runner.errors import UserError
 from vae_runner.trainer import Trainer
@@ -197,7 +197,7 @@ def test_a_users_own_prior_plugs_in_by_target(tmp_path, no_threads):
     ],
 )
 def test_bad_values_fail_before_any_data_is_read(override, fragment, tmp_path, monkeypatch):
-    monkeypatch.setattr(run, "load_data", lambda *a: pytest.fail("data was read"))
+    monkeypatch.setattr(build, "load_data", lambda *a: pytest.fail("data was read"))
     with pytest.raises(UserError, match="Invalid configuration") as err:
         run.run(make_cfg(override), tmp_path)
     assert fragment in str(err.value)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import make_cfg
 
-from vae_runner import run
+from vae_runner import build, run
 from vae_runner.data import resample_binary
 from vae_runner.model.vae import autocast
 from vae_runner.objectives import Objective
@@ -53,9 +53,9 @@ def test_bf16_autocasts_the_networks_only(tmp_path):
     """Inside precision("bf16") the networks' matrix products run in bfloat16 (outputs differ from fp32 by
     bf16 rounding), while q(z|x), p(x|z), the KL and every term come out float32."""
     cfg = make_cfg("dataset=digits")
-    device = run.setup(cfg)
-    data = run.load_data(cfg, device)
-    model = run.build_model(cfg, data, device)
+    device = build.setup(cfg)
+    data = build.load_data(cfg, device)
+    model = build.build_model(cfg, data, device)
     x = data.test.floats(slice(0, 64))
     torch.manual_seed(0)
     fp32 = Objective()(model, x)
@@ -84,9 +84,9 @@ def test_bf16_training_is_within_a_fraction_of_a_nat_of_fp32(tmp_path, no_thread
 
 def test_flush_denormal_is_on_by_default_and_can_be_turned_off():
     try:
-        run.setup(make_cfg())
+        build.setup(make_cfg())
         assert (torch.tensor([1e-39]) * 1.0).item() == 0.0  # a float32 subnormal, flushed
-        run.setup(make_cfg("trainer.flush_denormal=false"))
+        build.setup(make_cfg("trainer.flush_denormal=false"))
         assert (torch.tensor([1e-39]) * 1.0).item() != 0.0
     finally:
         torch.set_flush_denormal(False)
@@ -103,7 +103,7 @@ def test_flushing_subnormals_leaves_the_metrics_unchanged(tmp_path, no_threads):
 
 
 def test_the_optimizer_is_fused_adam(tmp_path):
-    trainer = run.make_trainer(make_cfg("dataset=digits"), tmp_path)
+    trainer = build.make_trainer(make_cfg("dataset=digits"), tmp_path)
     assert isinstance(trainer.optimizer, torch.optim.Adam) and trainer.optimizer.defaults["fused"]
     trainer.logger.close()
 
@@ -131,7 +131,7 @@ def test_compiled_networks_keep_their_checkpoint_keys(tmp_path, no_threads):
     state = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
     assert not any("_orig_mod" in k for k in state["model"])
     cfg = make_cfg("dataset=digits")
-    model = run.build_model(cfg, run.load_data(cfg, torch.device("cpu")), torch.device("cpu"))
+    model = build.build_model(cfg, build.load_data(cfg, torch.device("cpu")), torch.device("cpu"))
     model.load_state_dict(state["model"])
 
 
@@ -185,8 +185,8 @@ def test_bench_script_runs_every_implementation(tmp_path):
 
 def test_conv_nets_run_channels_last_with_the_same_numbers():
     cfg = make_cfg("dataset=digits", "architecture=conv")
-    data = run.load_data(cfg, torch.device("cpu"))
-    model = run.build_model(cfg, data, torch.device("cpu"))
+    data = build.load_data(cfg, torch.device("cpu"))
+    model = build.build_model(cfg, data, torch.device("cpu"))
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
     assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
     x = data.test.floats(slice(0, 32))
@@ -209,7 +209,7 @@ def test_training_reads_the_device_only_every_log_every_steps(tmp_path, monkeypa
         "trainer.log_every=20",
         "trainer.grad_clip=5",
     )
-    trainer = run.make_trainer(cfg, tmp_path)
+    trainer = build.make_trainer(cfg, tmp_path)
     reads = []
     for name in ("item", "tolist", "__bool__", "__float__", "__int__", "numpy"):
         original = getattr(torch.Tensor, name)

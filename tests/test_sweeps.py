@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from test_cli import FAST, vae_run
 
-from vae_runner import sweep_report
+from vae_runner import runs_table
 
 BIN = Path(sys.executable).parent
 
@@ -99,7 +99,7 @@ def test_vae_report_on_a_sweep(tmp_path, capsys):
         vae_run("-m", "beta=1,4", "prior=gaussian,mog", *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path).returncode == 0
     )
     (run_dirs(sweep)[-1] / "metrics.json").unlink()  # a partly finished sweep
-    assert sweep_report.main([str(sweep), "--x", "beta", "--group", "prior"]) == 0
+    assert runs_table.main([str(sweep), "--x", "beta", "--group", "prior"]) == 0
     printed = capsys.readouterr().out
     assert "4 runs (3 finished)" in printed and "unfinished (has checkpoint)" in printed
     md = (sweep / "report.md").read_text()
@@ -184,7 +184,7 @@ def test_vae_report_groups_seeds_with_mean_and_std(tmp_path, capsys):
         (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
         if ll is not None:
             (run_dir / "metrics.json").write_text(json.dumps({"test/log_likelihood": ll, "best_epoch": 10 * seed}))
-    assert sweep_report.main([str(tmp_path)]) == 0
+    assert runs_table.main([str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "5 runs (4 finished), 2 settings" in printed
     assert "-102 ± 2" in printed and "-98" in printed

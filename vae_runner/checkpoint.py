@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from vae_runner.errors import UserError
+from vae_runner.rundir import checkpoint_path
 
 KEYS = ("model", "optimizer", "epoch", "global_step", "best_val_elbo", "rng", "config")
 
@@ -52,7 +53,7 @@ def resolve_checkpoint(path: str | os.PathLike, default_name: str = "last.pt") -
     """A checkpoint file, or a run directory (-> <dir>/checkpoints/<default_name>)."""
     p = Path(os.path.expanduser(str(path)))
     if p.is_dir():
-        p = p / "checkpoints" / default_name
+        p = checkpoint_path(p, default_name)
     if not p.is_file():
         raise UserError(
             f"Checkpoint not found: {p}. Pass a run directory (it must contain checkpoints/"
@@ -81,3 +82,15 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
             f"Pass a checkpoint written by vae-run."
         )
     return state
+
+
+def load_weights(model, state: dict, path: Path) -> None:
+    """The checkpoint's weights into `model`, or one message when they do not fit it."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:3]
+        raise UserError(
+            f"The weights in {path} do not fit the model built from its config ({' '.join(first)}). "
+            f"The checkpoint was written by a different model definition; train a new run."
+        ) from err

@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from vae_runner.config import register_configs
+from vae_runner.config.schema import register_configs
 from vae_runner.errors import UserError
 from vae_runner.rundir import run_dir_of
 

@@ -1,14 +1,135 @@
-"""Run-directory paths, without importing torch (the CLI resolves `hydra.run.dir` before any heavy import)."""
+"""The run directory: where each file of a run lives, and what happens when a run meets a directory that already
+holds one (finished: skipped; interrupted: resumed; a different run: refused; resume=/ckpt=: the saved config with
+the command line's execution overrides). Torch-free: the CLI resolves `hydra.run.dir` before any heavy import.
+
+    <run dir>/metrics.json                     every final number (written last, atomically)
+    <run dir>/checkpoints/last.pt, best.pt     resume point and the best-validation model
+    <run dir>/events.out.tfevents.*, *.png     TensorBoard and the pictures
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from vae_runner.config.plain import flatten, plain
+from vae_runner.config.schema import VAEConfig
+from vae_runner.errors import UserError
+
+CHECKPOINTS = "checkpoints"
+LAST, BEST = "last.pt", "best.pt"
+METRICS = "metrics.json"
+
+
+def checkpoint_path(run_dir: Path, name: str = LAST) -> Path:
+    return run_dir / CHECKPOINTS / name
 
 
 def run_dir_of(path: str | os.PathLike) -> Path:
     """The run directory a checkpoint (or run directory) belongs to."""
     p = Path(os.path.expanduser(str(path)))
     if p.is_file():
-        return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+        return p.parent.parent if p.parent.name == CHECKPOINTS else p.parent
     return p
+
+
+# Keys that define the model (and the data it was fitted to): a checkpoint can only be used with the same values.
+MODEL_KEYS = ("dataset", "architecture", "prior", "likelihood", "latent_dim")
+
+
+# ... except where the data lives on this machine.
+LOCATION_KEYS = ("dataset.root", "dataset.download", "dataset.system_dirs")
+
+
+def _model_part(key: str, value):
+    """What of an override must match the checkpoint: for a group choice (`prior=mog`) the `_target_`s it builds,
+    for a single key (`latent_dim=8`, `prior.n_components=5`) its value."""
+    value = plain(value)
+    if "." in key or not isinstance(value, dict):
+        return value
+    return [v for k, v in flatten(value).items() if k.rsplit(".", 1)[-1] == "_target_"]
+
+
+def override_keys(overrides: Sequence[str]) -> list[str]:
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    return [k for k in keys if k != "hydra" and not k.startswith("hydra.") and not k.startswith("hydra/")]
+
+
+def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purpose: str) -> DictConfig:
+    """The checkpoint's config with the command line's explicit overrides applied; an override that would change the
+    model (MODEL_KEYS) is refused with a list of the differences."""
+    merged = OmegaConf.merge(OmegaConf.structured(VAEConfig), state.get("config_source", state["config"]))
+    if OmegaConf.is_missing(merged, "optimizer"):  # saved before the optimizer group existed: it was Adam
+        merged.optimizer = current.optimizer
+    clashes = []
+    for key in override_keys(overrides):
+        if key in ("mode", "ckpt", "resume"):
+            continue
+        if key == "experiment":
+            clashes.append("experiment= (a preset cannot be applied to a saved run)")
+            continue
+        new = OmegaConf.select(current, key, default=None)
+        if key.split(".")[0] in MODEL_KEYS and key not in LOCATION_KEYS:
+            old, requested = _model_part(key, OmegaConf.select(merged, key, default=None)), _model_part(key, new)
+            if old != requested:
+                clashes.append(f"{key} (checkpoint: {old!r}, requested: {requested!r})")
+        else:
+            OmegaConf.update(merged, key, new, merge=False)
+    if clashes:
+        raise UserError(
+            f"The checkpoint's model config differs from the requested one in: {'; '.join(clashes)}. "
+            f"{purpose} uses the checkpoint's own model config: drop these overrides, or train a new "
+            f"run with them."
+        )
+    for key in ("mode", "ckpt", "resume"):
+        merged[key] = current[key]
+    return merged
+
+
+# Keys that say where and how a run executes, not what it computes: they may differ when a run is taken up again.
+EXECUTION_KEYS = (
+    "mode",
+    "ckpt",
+    "resume",
+    "optimized_metric",
+    "logger",
+    "trainer.device",
+    "trainer.num_threads",
+    "trainer.compile",
+    "trainer.flush_denormal",
+    "trainer.epochs",
+    "evaluation",
+) + LOCATION_KEYS
+
+
+def same_run_or_refuse(cfg: DictConfig, state: dict, run_dir: Path) -> None:
+    """A run directory holding a checkpoint is taken up again only by the same run (same config but for
+    EXECUTION_KEYS); anything else would overwrite it."""
+
+    def flat(node):
+        return {
+            k: v for k, v in flatten(node).items() if not any(k == e or k.startswith(e + ".") for e in EXECUTION_KEYS)
+        }
+
+    old, new = flat(state["config"]), flat(plain(cfg))
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if differ:
+        raise UserError(
+            f"{run_dir} already holds a different run (its config differs in: {', '.join(differ[:8])}). "
+            f"Nothing was changed there. Give this run its own directory (hydra.run.dir=... or "
+            f"hydra.sweep.dir=...), or continue that run with resume={run_dir}."
+        )
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> None:
+    tmp = run_dir / (METRICS + ".tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, run_dir / METRICS)
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / METRICS).read_text())

@@ -24,8 +24,9 @@ from tqdm import tqdm
 from vae_runner.checkpoint import rng_state, save_checkpoint
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
-from vae_runner.evaluate import evaluate_split
-from vae_runner.viz import log_pictures
+from vae_runner.evaluation.metrics import evaluate_split
+from vae_runner.evaluation.pictures import log_pictures
+from vae_runner.rundir import BEST, CHECKPOINTS, LAST
 
 CAUSES = (
     "Usual causes: a learning rate too high (lower trainer.lr or set trainer.grad_clip), a likelihood sigma "
@@ -63,7 +64,7 @@ class Trainer:
     ):
         self.model, self.objective, self.optimizer, self.data = model, objective, optimizer, data
         self.cfg, self.logger, self.config = cfg, logger, config
-        self.ckpt_dir = run_dir / "checkpoints"
+        self.ckpt_dir = run_dir / CHECKPOINTS
         self.eval_seed, self.n_images, self.progress_bar = eval_seed, n_images, progress_bar
         self.batches = TrainBatches(
             data.train, cfg.batch_size, dynamic=data.binarize == "dynamic", limit=cfg.limit_batches
@@ -112,9 +113,9 @@ class Trainer:
             is_best = False
             if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
                 is_best = self.validate()
-            self.checkpoint("last.pt")
+            self.checkpoint(LAST)
             if is_best:
-                self.checkpoint("best.pt")
+                self.checkpoint(BEST)
             if self.patience_exhausted():
                 logging.getLogger("vae_runner").info(
                     "early stopping after epoch %d: no better validation ELBO for %d epochs",
@@ -179,7 +180,7 @@ class Trainer:
         """After the step that followed a signal: check, checkpoint, stop."""
         if n:
             self.log_window(names, window, n, first_bad, progress)
-        self.checkpoint("last.pt")
+        self.checkpoint(LAST)
         self.logger.flush()
         name = signal.Signals(self.stop_signal).name
         run_dir = self.ckpt_dir.parent
@@ -187,7 +188,7 @@ class Trainer:
             self.stop_signal,
             f"Stopped by {name} after step {self.global_step} (epoch "
             f"{self.epoch + 1}, batch {self.batch_index}); the checkpoint "
-            f"{self.ckpt_dir / 'last.pt'} holds it. Continue with: "
+            f"{self.ckpt_dir / LAST} holds it. Continue with: "
             f"vae-run resume={run_dir}",
         )
 
@@ -207,7 +208,7 @@ class Trainer:
         return values
 
     def last_good(self) -> str:
-        last = self.ckpt_dir / "last.pt"
+        last = self.ckpt_dir / LAST
         if last.is_file():
             return f"the last good checkpoint is {last} (resume={self.ckpt_dir.parent} continues from it)."
         return "no checkpoint had been written yet (it diverged in the first epoch)."

@@ -13,10 +13,16 @@ import math
 
 import torch
 
-from vae_runner import diagnostics as dx
 from vae_runner.data import binarize_once
-from vae_runner.evaluate import evaluate_split, log_likelihood
-from vae_runner.viz import bar_picture, interpolation_picture, latent_scatter_picture, log_pictures, traversal_picture
+from vae_runner.evaluation import diagnostics as dx
+from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
+from vae_runner.evaluation.pictures import (
+    bar_picture,
+    interpolation_picture,
+    latent_scatter_picture,
+    log_pictures,
+    traversal_picture,
+)
 
 # Scalars declared as the run's metrics in TensorBoard's HParams tab.
 METRIC_TAGS = [

@@ -23,8 +23,8 @@ import torch.distributions as td
 from torch import Tensor
 
 from vae_runner.data import Split, eval_batches
-from vae_runner.evaluate import seeded
 from vae_runner.model.priors.mixture import mixture_log_prob
+from vae_runner.rng import seeded
 
 TRIPLET_SEED = 0  # the same triplets for every run
 

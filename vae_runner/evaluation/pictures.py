@@ -14,7 +14,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from vae_runner.evaluate import seeded
+from vae_runner.rng import seeded
 
 
 def image_grid(x: Tensor, nrow: int = 8, min_side: int = 32) -> Tensor:

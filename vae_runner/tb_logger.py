@@ -8,6 +8,8 @@ from pathlib import Path
 from torch import Tensor
 from torchvision.utils import save_image
 
+from vae_runner.config.plain import flatten, plain
+
 
 class RunLogger:
     def __init__(self, run_dir: Path, enabled: bool = True, purge_step: int | None = None):
@@ -50,3 +52,17 @@ class RunLogger:
     def close(self) -> None:
         if self.writer:
             self.writer.close()
+
+
+def hparams_of(cfg) -> dict:
+    """The run's hyper-parameters as flat key -> int/float/str/bool (HParams plugin)."""
+    values = plain(cfg)
+    for k in ("mode", "ckpt", "resume", "logger"):
+        values.pop(k, None)
+    hparams = {}
+    for key, v in flatten(values).items():
+        if key.rsplit(".", 1)[-1] == "_target_":  # prior._target_ -> prior: the class name
+            hparams[key.rsplit(".", 1)[0]] = str(v).rsplit(".", 1)[-1]
+        else:
+            hparams[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return hparams

@@ -1,0 +1,182 @@
+"""Everything a run is made of, built from its config: device, threads and seed (`setup`), the data
+(`load_data`), the VAE (`build_model`: encoder, prior, decoder, likelihood via `hydra.utils.instantiate`), and the
+trainer with its objective, optimizer and logger (`make_trainer`, also what scripts/bench.py times).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import platform
+from pathlib import Path
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from vae_runner.config.plain import plain
+from vae_runner.data import DataSplits, prepare
+from vae_runner.errors import UserError
+from vae_runner.model.vae import VAE
+from vae_runner.tb_logger import RunLogger
+from vae_runner.trainer import Trainer
+
+log = logging.getLogger("vae_runner")
+
+
+def setup(cfg: DictConfig) -> torch.device:
+    """Device, threads and seed, before anything random happens."""
+    want = plain(cfg.trainer.device)
+    if want == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "trainer.device=cuda was asked for but torch sees no CUDA device (is this a CPU-only torch "
+            "build or a machine without a GPU?). Use trainer.device=auto or trainer.device=cpu."
+        )
+    device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu")
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    if device.type == "cpu":
+        # Subnormal floats (Adam's decayed moments of dead units and never-lit pixels: ~250k of them after 10
+        # Fashion-MNIST epochs) take a slow path on many CPUs; flushing them to zero leaves the metrics unchanged.
+        if not torch.set_flush_denormal(bool(cfg.trainer.flush_denormal)) and cfg.trainer.flush_denormal:
+            log.info("this CPU cannot flush subnormal floats; trainer.flush_denormal has no effect")
+    torch.manual_seed(cfg.seed)
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """What trained the run, for reports: the GPU's name, or the CPU's model and the torch thread count."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return f"cpu ({model}, {torch.get_num_threads()} threads)"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def compile_networks(model: VAE) -> None:
+    """torch.compile the encoder and decoder in place (state_dict keys unchanged); where torch.compile does not work
+    (no C++ compiler, an unsupported Python or platform), say so once and train in eager mode."""
+    try:
+        probe = torch.compile(lambda t: torch.relu(t) * 2.0 + 1.0)
+        probe(torch.ones(4, device=next(model.parameters()).device))
+    except Exception as err:  # noqa: BLE001 - any failure means: no compiler here
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        log.warning(
+            "trainer.compile=true, but torch.compile does not work on this machine (%s: %s). Training "
+            "continues in eager mode: same results, without the compiled speed-up. Set "
+            "trainer.compile=false to silence this.",
+            type(err).__name__,
+            reason,
+        )
+        return
+    model.encoder.compile(dynamic=False)
+    model.decoder.compile(dynamic=False)
+
+
+def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
+    spec = OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True)
+    binarize, name = spec.pop("binarize"), spec.pop("name", "dataset")
+    binary_likelihood = getattr(get_class(cfg.likelihood._target_), "binary", False)
+    if binarize == "auto":
+        binarize = "dynamic" if binary_likelihood else "none"
+    data = build(spec)
+    if binary_likelihood and not data.in_unit_range:
+        raise UserError(
+            f"dataset={name} holds real-valued data but likelihood=bernoulli needs values in [0, 1]. Use "
+            f"likelihood=gaussian or likelihood=mse (or experiment=synthetic_2d for the 2-D demo)."
+        )
+    if binarize != "none" and not data.in_unit_range:
+        raise UserError(
+            f"dataset.binarize={binarize} needs data in [0, 1]; dataset={name} is real-valued. "
+            f"Set dataset.binarize=none."
+        )
+    if binary_likelihood and binarize == "none":
+        log.warning(
+            "likelihood=bernoulli on grey-level data without binarisation: the reported log-likelihoods are "
+            "cross-entropies, not normalised densities (set dataset.binarize=dynamic for published numbers)."
+        )
+    log.info(
+        "data %s: shape %s, %d/%d/%d train/val/test, binarize=%s",
+        name,
+        data.shape,
+        len(data.train),
+        len(data.val),
+        len(data.test),
+        binarize,
+    )
+    return prepare(data, binarize, device)
+
+
+def build(node, *args, **kwargs):
+    """hydra.utils.instantiate, with a UserError raised by the component passed on as itself (instantiate wraps
+    everything a `_target_` raises in an InstantiationException)."""
+    try:
+        return instantiate(node, *args, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
+    arch, d, shape = cfg.architecture, cfg.latent_dim, data.shape
+    encoder = build(arch.encoder, input_shape=shape, latent_dim=d)
+    # A prior gets the encoder and the data when its constructor asks for them by name (see priors/base.py).
+    wanted = inspect.signature(get_class(cfg.prior._target_)).parameters
+    extras = {k: v for k, v in (("encoder", encoder), ("data", data)) if k in wanted}
+    model = VAE(
+        encoder=encoder,
+        decoder=build(arch.decoder, output_shape=shape, latent_dim=d),
+        # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
+        prior=build(cfg.prior, _partial_=True)(latent_dim=d, **extras),
+        likelihood=build(cfg.likelihood, data_shape=shape),
+    )
+    model = model.to(device)
+    if any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules()):
+        # NHWC kernels (oneDNN on CPU, cuDNN on GPU): a Fashion-MNIST conv step was 1.3x faster on CPU in fp32.
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) -> Trainer:
+    """Device, data, model, objective, optimizer and logger for `cfg`, ready to `fit()` (also what
+    scripts/bench.py times)."""
+    device = setup(cfg)
+    data = load_data(cfg, device)
+    model = build_model(cfg, data, device)
+    if cfg.trainer.compile:
+        compile_networks(model)
+    optimizer = build(cfg.optimizer)(model.parameters())  # _partial_: the optimizer group's class and settings
+    config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
+    logger = RunLogger(run_dir, cfg.logger.tensorboard, purge_step=purge_step)
+    return Trainer(
+        model,
+        instantiate(cfg.objective),
+        optimizer,
+        data,
+        cfg.trainer,
+        logger,
+        run_dir,
+        config,
+        eval_seed=cfg.seed,
+        n_images=cfg.logger.n_images,
+        progress_bar=cfg.logger.progress_bar,
+    )

@@ -1,0 +1,194 @@
+"""The value checks run before any data is read: `validate(cfg)` rejects well-typed but meaningless values
+(beta < 0, latent_dim < 1, an unimportable `_target_`, ...) with one message that names every override to fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from vae_runner.config.schema import Mode
+from vae_runner.errors import UserError
+
+
+def _finite_nonneg(v) -> bool:
+    return math.isfinite(v) and v >= 0
+
+
+def _finite_pos(v) -> bool:
+    return math.isfinite(v) and v > 0
+
+
+def _pos_int(v) -> bool:
+    return v >= 1
+
+
+def _opt_pos_int(v) -> bool:
+    return v is None or v >= 1
+
+
+def _fraction(v) -> bool:
+    return math.isfinite(v) and 0 < v < 1
+
+
+def _precision(v) -> bool:
+    return v in ("fp32", "bf16")  # the names of vae_runner.model.vae.PRECISIONS (kept torch-free here)
+
+
+# Upper bounds on sizes, so that a typo (latent_dim=1000000) is a message, not an out-of-memory crash.
+MAX_WIDTH = 65536
+MAX_COMPONENTS = 100000
+
+
+def _width(v) -> bool:
+    return 1 <= v <= MAX_WIDTH
+
+
+def _width_list(v) -> bool:
+    return len(v) > 0 and all(1 <= int(x) <= MAX_WIDTH for x in v)
+
+
+# (config path, predicate, what a valid value is). Paths absent from a config (another option) are skipped.
+CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("beta", _finite_nonneg, "a finite number >= 0"),
+    ("latent_dim", lambda v: 1 <= v <= MAX_WIDTH, f"an integer in [1, {MAX_WIDTH}]"),
+    ("seed", lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)"),
+    ("trainer.epochs", _pos_int, "an integer >= 1"),
+    ("trainer.batch_size", _pos_int, "an integer >= 1"),
+    ("trainer.eval_batch_size", _pos_int, "an integer >= 1"),
+    ("trainer.lr", _finite_pos, "a finite number > 0"),
+    ("optimizer.norm_eps", _finite_pos, "a finite number > 0"),
+    ("trainer.eval_every", _pos_int, "an integer >= 1"),
+    ("trainer.log_every", _pos_int, "an integer >= 1"),
+    ("trainer.limit_batches", _opt_pos_int, "null or an integer >= 1"),
+    ("trainer.num_threads", _opt_pos_int, "null or an integer >= 1"),
+    ("trainer.early_stopping", _opt_pos_int, "null or an integer >= 1"),
+    ("trainer.grad_clip", lambda v: v is None or _finite_pos(v), "null or a finite number > 0"),
+    ("logger.n_images", _pos_int, "an integer >= 1"),
+    ("evaluation.iw_samples", lambda v: 1 <= v <= 10**6, "an integer in [1, 10^6]"),
+    ("evaluation.chunk_rows", _pos_int, "an integer >= 1"),
+    ("trainer.precision", _precision, "fp32 or bf16"),
+    ("evaluation.precision", _precision, "fp32 or bf16"),
+    ("evaluation.test_limit", _opt_pos_int, "null or an integer >= 1"),
+    ("evaluation.active_threshold", _finite_nonneg, "a finite number >= 0"),
+    ("evaluation.kl_samples", _pos_int, "an integer >= 1"),
+    ("evaluation.surgery_points", lambda v: v >= 2, "an integer >= 2"),
+    ("evaluation.surgery_samples", _pos_int, "an integer >= 1"),
+    ("evaluation.probe_train_points", lambda v: v >= 2, "an integer >= 2"),
+    ("evaluation.triplets", _pos_int, "an integer >= 1"),
+    ("evaluation.traversal_dims", _pos_int, "an integer >= 1"),
+    ("evaluation.traversal_steps", lambda v: v >= 2, "an integer >= 2"),
+    ("evaluation.interpolations", _pos_int, "an integer >= 1"),
+    ("evaluation.interpolation_steps", lambda v: v >= 2, "an integer >= 2"),
+    ("dataset.val_fraction", _fraction, "a number strictly between 0 and 1"),
+    ("dataset.test_fraction", _fraction, "a number strictly between 0 and 1"),
+    ("dataset.val_size", _pos_int, "an integer >= 1"),
+    (
+        "dataset.image_size",
+        lambda v: len(v) in (1, 2) and all(1 <= int(x) <= 4096 for x in v),
+        "[size] or [height, width], each in [1, 4096]",
+    ),
+    ("dataset.channels", lambda v: v in (1, 3), "1 or 3"),
+    ("dataset.n_modes", lambda v: 1 <= v <= 10000, "an integer in [1, 10000]"),
+    ("dataset.std", _finite_pos, "a finite number > 0"),
+    ("dataset.radius", _finite_pos, "a finite number > 0"),
+    ("dataset.shape", lambda v: v in ("ring", "grid"), "ring or grid"),
+    ("dataset.n_train", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
+    ("dataset.n_val", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
+    ("dataset.n_test", lambda v: 1 <= v <= 10**7, "an integer in [1, 10^7]"),
+    ("architecture.hidden", _width_list, f"a non-empty list of integers in [1, {MAX_WIDTH}]"),
+    (
+        "architecture.logvar_clamp",
+        lambda v: v is None or (len(v) == 2 and all(map(math.isfinite, v)) and v[0] < v[1]),
+        "null or [low, high] with low < high, e.g. [-6, 2]",
+    ),
+    ("architecture.init", lambda v: v in ("he", "torch"), "he or torch"),
+    ("architecture.base_channels", _width, f"an integer in [1, {MAX_WIDTH}]"),
+    ("architecture.max_channels", _width, f"an integer in [1, {MAX_WIDTH}]"),
+    ("architecture.fc_hidden", _width, f"an integer in [1, {MAX_WIDTH}]"),
+    ("prior.n_components", lambda v: 1 <= v <= MAX_COMPONENTS, f"an integer in [1, {MAX_COMPONENTS}]"),
+    ("prior.init_spread", _finite_nonneg, "a finite number >= 0"),
+    ("prior.init_logvar", math.isfinite, "a finite number"),
+    ("prior.init", lambda v: v in ("data", "noise", "reference"), "data, noise or reference"),
+    ("prior.init_mean", math.isfinite, "a finite number"),
+    ("prior.init_std", _finite_nonneg, "a finite number >= 0"),
+    ("prior.grid_dim", lambda v: v in (1, 2), "1 or 2"),
+    ("prior.grid_size", lambda v: 1 <= v <= 1000, "an integer in [1, 1000]"),
+    ("prior.hidden", _width_list, f"a non-empty list of integers in [1, {MAX_WIDTH}]"),
+    ("prior.depth", lambda v: 1 <= v <= 64, "an integer in [1, 64]"),
+    ("prior.width", _width, f"an integer in [1, {MAX_WIDTH}]"),
+    ("objective.k", lambda v: 1 <= v <= 5000, "an integer in [1, 5000]"),
+    ("objective.warmup_epochs", _finite_nonneg, "a finite number >= 0"),
+    ("objective.warmup_steps", lambda v: v >= 0, "an integer >= 0"),
+    ("objective.warmup_start", _finite_nonneg, "a finite number >= 0"),
+    ("objective.free_bits", _finite_nonneg, "a finite number >= 0"),
+    ("objective.triplet_weight", _finite_nonneg, "a finite number >= 0"),
+    ("objective.triplet_margin", _finite_nonneg, "a finite number >= 0"),
+    ("likelihood.sigma", _finite_pos, "a finite number > 0"),
+    ("likelihood.prob_clamp", lambda v: v is None or 0 < v < 0.5, "null or a number in (0, 0.5)"),
+    ("likelihood.init_sigma", _finite_pos, "a finite number > 0"),
+    ("likelihood.min_sigma", _finite_pos, "a finite number > 0"),
+]
+
+
+# Every component built with `_target_`; each must be importable before any data is read.
+TARGETS = ("dataset", "architecture.encoder", "architecture.decoder", "prior", "likelihood", "objective", "optimizer")
+
+
+def importable(path: str) -> bool:
+    """Whether `pkg.module.Name` names an importable object (what instantiate will look up)."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[i:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject meaningless values before any data is read; one message lists every problem."""
+    problems = []
+    for path in TARGETS:
+        target = OmegaConf.select(cfg, f"{path}._target_", default=None)
+        if isinstance(target, str) and not importable(target):
+            problems.append(
+                f"{path}._target_={target!r} (cannot be imported: use one of the {path.split('.')[0]}= "
+                f"options or the import path of your own class, on PYTHONPATH)"
+            )
+    for path, ok, want in CHECKS:
+        node = OmegaConf.select(cfg, path, default="__absent__")
+        if isinstance(node, str) and node == "__absent__":
+            continue
+        value = OmegaConf.to_object(node) if OmegaConf.is_config(node) else node
+        try:
+            good = ok(value)
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            problems.append(f"{path}={value!r} (must be {want})")
+    mode = OmegaConf.select(cfg, "mode")
+    if mode == Mode.eval and not cfg.get("ckpt"):
+        problems.append("mode=eval needs a checkpoint: add ckpt=<run dir>/checkpoints/best.pt")
+    if OmegaConf.select(cfg, "objective.warmup_epochs", default=0) and OmegaConf.select(
+        cfg, "objective.warmup_steps", default=0
+    ):
+        problems.append("objective.warmup_epochs and objective.warmup_steps are both set: use one of them")
+    if OmegaConf.select(cfg, "objective.warmup_per_epoch", default=False) and not OmegaConf.select(
+        cfg, "objective.warmup_epochs", default=0
+    ):
+        problems.append("objective.warmup_per_epoch=true needs objective.warmup_epochs > 0")
+    if cfg.get("ckpt") and cfg.get("resume"):
+        problems.append("give either ckpt= (mode=eval) or resume= (continue training), not both")
+    if problems:
+        raise UserError("Invalid configuration: " + "; ".join(problems) + ". Fix these overrides and run again.")
