@@ -142,6 +142,18 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, no_threads):
     assert not (tmp_path / "ignored").exists()  # training went on in the original run directory
 
 
+def test_a_checkpoint_saved_before_an_option_existed_still_evaluates(tmp_path, no_threads):
+    """Keys added to vae-runner after a run was saved take today's defaults (the optimizer group, new options)."""
+    trained = run.train(make_cfg("architecture.hidden=[32]", "latent_dim=4"), tmp_path / "train")
+    ckpt = tmp_path / "train" / "checkpoints" / "best.pt"
+    state = torch.load(ckpt, weights_only=True)
+    for config in (state["config"], state["config_source"]):
+        del config["optimizer"], config["objective"]["analytic_kl"], config["evaluation"]["kl_samples"]
+    torch.save(state, ckpt)
+    evaluated = run.evaluate(make_cfg("mode=eval", f"ckpt={ckpt}"), tmp_path / "eval", ["mode=eval", f"ckpt={ckpt}"])
+    assert evaluated["test/elbo"] == pytest.approx(trained["test/elbo"], rel=1e-6)
+
+
 def test_resume_can_extend_training_but_not_change_the_model(tmp_path, no_threads):
     run.train(make_cfg(), tmp_path / "a")
     more = run.train(

@@ -63,8 +63,11 @@ def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purp
     """The checkpoint's config with the command line's explicit overrides applied; an override that would change the
     model (MODEL_KEYS) is refused with a list of the differences."""
     merged = OmegaConf.merge(OmegaConf.structured(VAEConfig), state.get("config_source", state["config"]))
-    if OmegaConf.is_missing(merged, "optimizer"):  # saved before the optimizer group existed: it was Adam
-        merged.optimizer = current.optimizer
+    # A key the saved config lacks was added to vae-runner after the run started (the optimizer group: it was Adam;
+    # a new option: its default reproduces the old behaviour): today's value is the one to use.
+    for key in sorted(OmegaConf.missing_keys(merged)):
+        if not OmegaConf.is_missing(current, key):
+            OmegaConf.update(merged, key, OmegaConf.select(current, key), merge=False)
     clashes = []
     for key in override_keys(overrides):
         if key in ("mode", "ckpt", "resume"):

@@ -38,52 +38,52 @@ class Binarize(Enum):
 class DatasetConfig:
     _target_: str = MISSING
     name: str = MISSING
-    binarize: Binarize = Binarize.auto
+    binarize: Binarize = MISSING
 
 
 @dataclass
 class DigitsConfig(DatasetConfig):
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
-    split_seed: int = 0
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING
+    split_seed: int = MISSING
 
 
 @dataclass
 class TorchvisionConfig(DatasetConfig):
-    root: str = "~/.cache/vae-runner/data"
-    download: bool = False
-    val_size: int = 10000
-    split_seed: Optional[int] = 0  # null: validation = the training file's last val_size images (reference code)
+    root: str = MISSING
+    download: bool = MISSING
+    val_size: int = MISSING
+    split_seed: Optional[int] = MISSING  # null: validation = the training file's last val_size images (reference code)
     # Extra folders searched for the raw IDX .gz files when `root` has none (Debian's dataset packages).
-    system_dirs: List[str] = field(default_factory=list)
+    system_dirs: List[str] = MISSING
 
 
 @dataclass
 class ImageFolderConfig(DatasetConfig):
     root: str = MISSING
-    image_size: List[int] = field(default_factory=lambda: [64, 64])
-    channels: int = 3
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    split_seed: int = 0
+    image_size: List[int] = MISSING
+    channels: int = MISSING
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING
+    split_seed: int = MISSING
 
 
 @dataclass
 class SyntheticConfig(DatasetConfig):
-    shape: str = "ring"  # ring | grid
-    n_modes: int = 8
-    radius: float = 2.0
-    std: float = 0.1
-    n_train: int = 8000
-    n_val: int = 1000
-    n_test: int = 1000
-    seed: int = 0
+    shape: str = MISSING  # ring | grid
+    n_modes: int = MISSING
+    radius: float = MISSING
+    std: float = MISSING
+    n_train: int = MISSING
+    n_val: int = MISSING
+    n_test: int = MISSING
+    seed: int = MISSING
 
 
 # ------------------------------------------------------------------------------------------ architecture
 @dataclass
 class MLPArchConfig:
-    hidden: List[int] = field(default_factory=lambda: [512, 256])
+    hidden: List[int] = MISSING
     encoder: Any = MISSING
     decoder: Any = MISSING
 
@@ -99,9 +99,9 @@ class GatedMLPArchConfig:  # types only: the defaults live in configs/architectu
 
 @dataclass
 class ConvArchConfig:
-    base_channels: int = 32
-    max_channels: int = 256
-    fc_hidden: int = 256
+    base_channels: int = MISSING
+    max_channels: int = MISSING
+    fc_hidden: int = MISSING
     encoder: Any = MISSING
     decoder: Any = MISSING
 
@@ -114,35 +114,35 @@ class PriorConfig:
 
 @dataclass
 class MoGPriorConfig(PriorConfig):
-    n_components: int = 10
-    init_spread: float = 1.0
-    init_logvar: float = 0.0
+    n_components: int = MISSING
+    init_spread: float = MISSING
+    init_logvar: float = MISSING
 
 
 @dataclass
 class VampPriorConfig(PriorConfig):
-    n_components: int = 500
-    init: str = "data"  # data (random training images) | noise | reference
+    n_components: int = MISSING
+    init: str = MISSING  # data (random training images) | noise | reference
     init_mean: float = MISSING  # init=reference: raw pseudo-pixels ~ N(init_mean, init_std), clipped to [0, 1] ...
     init_std: float = MISSING  # ... (defaults in configs/prior/vamp.yaml)
 
 
 @dataclass
 class GTMVampPriorConfig(PriorConfig):
-    grid_dim: int = 2
-    grid_size: int = 10
-    hidden: List[int] = field(default_factory=lambda: [64])
+    grid_dim: int = MISSING
+    grid_size: int = MISSING
+    hidden: List[int] = MISSING
 
 
 @dataclass
 class GTMPriorConfig(GTMVampPriorConfig):  # the same grid and network, plus the components' variances
-    init_logvar: float = -1.0
+    init_logvar: float = MISSING
 
 
 @dataclass
 class FlowPriorConfig(PriorConfig):
-    depth: int = 4
-    width: int = 64
+    depth: int = MISSING
+    width: int = MISSING
 
 
 @dataclass
@@ -157,29 +157,29 @@ class BernoulliLikelihoodConfig(LikelihoodConfig):  # types only: the default li
 
 @dataclass
 class MSELikelihoodConfig(LikelihoodConfig):
-    sigma: float = 0.1
+    sigma: float = MISSING
 
 
 @dataclass
 class GaussianLikelihoodConfig(LikelihoodConfig):
-    init_sigma: float = 0.1
-    min_sigma: float = 1e-3
+    init_sigma: float = MISSING
+    min_sigma: float = MISSING
 
 
 @dataclass
 class ObjectiveConfig:
     _target_: str = MISSING
     beta: float = II("beta")
-    k: int = 1  # importance samples: 1 = the ELBO, > 1 = the IWAE bound
-    warmup_epochs: float = 0.0  # KL weight ramps from warmup_start to beta over this many epochs ...
-    warmup_steps: int = 0  # ... or steps (not both)
-    warmup_start: float = 0.0
+    k: int = MISSING  # importance samples: 1 = the ELBO, > 1 = the IWAE bound
+    warmup_epochs: float = MISSING  # KL weight ramps from warmup_start to beta over this many epochs ...
+    warmup_steps: int = MISSING  # ... or steps (not both)
+    warmup_start: float = MISSING
     # The two below have their defaults in configs/objective/*.yaml only.
     warmup_per_epoch: bool = MISSING  # the weight constant within an epoch: e / warmup_epochs in epoch e
     analytic_kl: bool = MISSING  # the prior's closed-form KL where it has one; false: log q(z|x) - log p(z) at z
-    free_bits: float = 0.0  # per-dimension KL floor lambda, nats
-    triplet_weight: float = 0.0  # TVAE triplet loss weight (labelled data)
-    triplet_margin: float = 1.0
+    free_bits: float = MISSING  # per-dimension KL floor lambda, nats
+    triplet_weight: float = MISSING  # TVAE triplet loss weight (labelled data)
+    triplet_margin: float = MISSING
 
 
 @dataclass
@@ -202,46 +202,46 @@ class AdamNormGradConfig(AdamConfig):
 # ------------------------------------------------------------------------------------- trainer / logger
 @dataclass
 class TrainerConfig:
-    epochs: int = 100
-    batch_size: int = 128
-    eval_batch_size: int = 1000
-    lr: float = 1e-3
-    eval_every: int = 1  # validate (and write images, best.pt) every N epochs
-    log_every: int = 50  # steps between host syncs for the running train metrics
-    limit_batches: Optional[int] = None  # cap on training steps per epoch (smoke tests, debugging)
-    early_stopping: Optional[int] = None  # stop after this many epochs without a better validation ELBO, counted
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    lr: float = MISSING
+    eval_every: int = MISSING  # validate (and write images, best.pt) every N epochs
+    log_every: int = MISSING  # steps between host syncs for the running train metrics
+    limit_batches: Optional[int] = MISSING  # cap on training steps per epoch (smoke tests, debugging)
+    early_stopping: Optional[int] = MISSING  # stop after this many epochs without a better validation ELBO, counted
     # from the first epoch trained at the full KL weight (from the start without warm-up)
-    grad_clip: Optional[float] = None  # clip the gradient's global norm to this
-    device: Device = Device.auto
-    num_threads: Optional[int] = None  # torch intra-op threads; null keeps torch's default
-    precision: str = "fp32"  # fp32 | bf16: the encoder's and decoder's matrix products under bf16 autocast
-    compile: bool = False  # torch.compile the encoder and decoder (falls back to eager, with a message)
-    flush_denormal: bool = True  # CPU: flush float32 subnormals to zero (where they take a slow path, they slow steps)
+    grad_clip: Optional[float] = MISSING  # clip the gradient's global norm to this
+    device: Device = MISSING
+    num_threads: Optional[int] = MISSING  # torch intra-op threads; null keeps torch's default
+    precision: str = MISSING  # fp32 | bf16: the encoder's and decoder's matrix products under bf16 autocast
+    compile: bool = MISSING  # torch.compile the encoder and decoder (falls back to eager, with a message)
+    flush_denormal: bool = MISSING  # CPU: flush float32 subnormals to zero (a slow path on some CPUs)
 
 
 @dataclass
 class EvaluationConfig:
-    iw_samples: int = 1000  # K for the importance-sampled test log-likelihood (papers: 5000)
-    chunk_rows: int = 10000  # memory bound: (image, sample) rows per decoder forward
-    precision: str = "fp32"  # fp32 | bf16 (the decoder's matrix products in bfloat16, for speed)
-    test_limit: Optional[int] = None  # log-likelihood on the first N test images only (null: all)
-    active_threshold: float = 0.01  # active unit: Cov_x(E_q[z_d]) above this
-    kl_samples: int = 16  # Monte-Carlo draws per example for the KL per dimension
-    surgery_points: int = 1000  # M held-out test points whose posteriors form the aggregate q(z)
-    surgery_samples: int = 8  # draws per point for the ELBO-surgery estimates
-    probe_train_points: int = 10000  # training examples for the linear probe
-    triplets: int = 10000  # fixed random test triplets
-    traversal_dims: int = 10
-    traversal_steps: int = 9
-    interpolations: int = 8
-    interpolation_steps: int = 10
+    iw_samples: int = MISSING  # K for the importance-sampled test log-likelihood (papers: 5000)
+    chunk_rows: int = MISSING  # memory bound: (image, sample) rows per decoder forward
+    precision: str = MISSING  # fp32 | bf16 (the decoder's matrix products in bfloat16, for speed)
+    test_limit: Optional[int] = MISSING  # log-likelihood on the first N test images only (null: all)
+    active_threshold: float = MISSING  # active unit: Cov_x(E_q[z_d]) above this
+    kl_samples: int = MISSING  # Monte-Carlo draws per example for the KL per dimension
+    surgery_points: int = MISSING  # M held-out test points whose posteriors form the aggregate q(z)
+    surgery_samples: int = MISSING  # draws per point for the ELBO-surgery estimates
+    probe_train_points: int = MISSING  # training examples for the linear probe
+    triplets: int = MISSING  # fixed random test triplets
+    traversal_dims: int = MISSING
+    traversal_steps: int = MISSING
+    interpolations: int = MISSING
+    interpolation_steps: int = MISSING
 
 
 @dataclass
 class LoggerConfig:
-    tensorboard: bool = True
-    n_images: int = 64  # samples / reconstructions per picture
-    progress_bar: bool = True
+    tensorboard: bool = MISSING
+    n_images: int = MISSING  # samples / reconstructions per picture
+    progress_bar: bool = MISSING
 
 
 @dataclass
@@ -255,13 +255,13 @@ class VAEConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    beta: float = 1.0
-    latent_dim: int = 16
-    seed: int = 0
-    mode: Mode = Mode.train
-    optimized_metric: str = "val/elbo"  # what the task returns to Hydra sweepers (Optuna)
-    ckpt: Optional[str] = None  # mode=eval: the checkpoint to evaluate
-    resume: Optional[str] = None  # a run directory or checkpoint to continue
+    beta: float = MISSING
+    latent_dim: int = MISSING
+    seed: int = MISSING
+    mode: Mode = MISSING
+    optimized_metric: str = MISSING  # what the task returns to Hydra sweepers (Optuna)
+    ckpt: Optional[str] = MISSING  # mode=eval: the checkpoint to evaluate
+    resume: Optional[str] = MISSING  # a run directory or checkpoint to continue
 
 
 SCHEMAS = {
