@@ -46,7 +46,7 @@ from vae_runner.build import make_trainer  # noqa: E402
 from vae_runner.cli import register_resolvers  # noqa: E402
 from vae_runner.config.schema import register_configs  # noqa: E402
 from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
-from vae_runner.model.encoders import mlp  # noqa: E402  (a plain nn.Sequential of Linear and ReLU)
+from vae_runner.model.layers import mlp  # noqa: E402  (a plain nn.Sequential of Linear and ReLU)
 from vae_runner.rng import seeded  # noqa: E402
 
 RUNNER_VARIANTS = {

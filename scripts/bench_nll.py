@@ -30,7 +30,7 @@ from vae_runner.build import build_model, load_data, setup
 from vae_runner.cli import register_resolvers
 from vae_runner.config.schema import register_configs
 from vae_runner.data import Split
-from vae_runner.evaluation.metrics import log_likelihood
+from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
 from vae_runner.trainer import Trainer
 
 
@@ -138,8 +138,10 @@ def main() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
+        objective = Objective()
+        validation = lambda: evaluate_split(model, objective, data.val, cfg.trainer.eval_batch_size)  # noqa: E731
         Trainer(
-            model, Objective(), opt, data, cfg.trainer, NoLog(), Path(tmp), {"config": {}}, progress_bar=False
+            model, objective, opt, data, cfg.trainer, NoLog(), Path(tmp), {"config": {}}, validation, progress_bar=False
         ).fit()
     model.eval()
     subset = Split(data.test.x[: args.images])

@@ -1,9 +1,14 @@
-"""Shared fixtures: compose the real Hydra configs (shrunk to a few CPU steps) and write small datasets in
+"""Shared helpers and fixtures: compose the real Hydra configs (shrunk to a few CPU steps: `SHRINK`, `shrink`),
+run `vae-run` as a subprocess, tiny models with every prior and likelihood, and small datasets written in
 torchvision's on-disk layouts."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +19,16 @@ from PIL import Image
 
 from vae_runner.cli import register_resolvers
 from vae_runner.config.schema import register_configs
+from vae_runner.data import DataSplits, Split
+from vae_runner.model.decoders import MLPDecoder
+from vae_runner.model.encoders import MLPEncoder
+from vae_runner.model.likelihoods import MSE, Bernoulli, Gaussian
+from vae_runner.model.priors.flow import FlowPrior
+from vae_runner.model.priors.gaussian import GaussianPrior
+from vae_runner.model.priors.gtm import GTMPrior, GTMVampPrior
+from vae_runner.model.priors.mog import MoGPrior
+from vae_runner.model.priors.vamp import VampPrior
+from vae_runner.model.vae import VAE
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # A few CPU steps and no progress bar: what "shrunk" means in every test.
@@ -37,6 +52,11 @@ register_resolvers()
 def options(group: str) -> list[str]:
     """Every option of a config group: the yaml files in configs/<group>/."""
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def shrink(*overrides: str) -> list[str]:
+    """SHRINK, then `overrides`: Hydra applies overrides in order, so a key given here wins over SHRINK's."""
+    return [*SHRINK, *overrides]
 
 
 def make_cfg(*overrides: str, shrink: bool = True):
@@ -121,3 +141,65 @@ def dataset_overrides(name: str, root: Path) -> list[str]:
 @pytest.fixture
 def no_threads():
     torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------------ vae-run as a subprocess
+VAE_RUN = shutil.which("vae-run") or str(Path(sys.executable).parent / "vae-run")
+
+
+def vae_run(*args, cwd) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", OMP_NUM_THREADS="1")
+    return subprocess.run([VAE_RUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+# The command line's shrink (vae-run subprocesses): two epochs, one torch thread.
+FAST = shrink("trainer.epochs=2", "trainer.num_threads=1", "evaluation.iw_samples=16")
+
+
+# ------------------------------------------------------------------ tiny models, every prior and likelihood
+SHAPE = (1, 4, 4)
+
+
+PRIORS = ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
+
+
+def tiny_data(n: int = 64) -> DataSplits:
+    g = torch.Generator().manual_seed(0)
+    split = lambda: Split(torch.rand(n, *SHAPE, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
+    return DataSplits(split(), split(), split())
+
+
+def make_prior(name: str, d: int, seed: int = 0):
+    """Each prior with random (non-initial) parameters, so the oracles test something."""
+    torch.manual_seed(seed)
+    encoder = MLPEncoder(SHAPE, d, [8])
+    data = tiny_data()
+    prior = {
+        "gaussian": lambda: GaussianPrior(d),
+        "mog": lambda: MoGPrior(d, n_components=5),
+        "vamp": lambda: VampPrior(d, encoder, data, n_components=6),
+        "gtm": lambda: GTMPrior(d, grid_dim=2, grid_size=3, hidden=[8]),
+        "gtm_vamp": lambda: GTMVampPrior(d, encoder, data, grid_dim=1, grid_size=4, hidden=[8]),
+        "flow": lambda: FlowPrior(d, depth=4, width=16),
+    }[name]()
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.add_((0.25 if name == "flow" else 0.5) * torch.randn_like(p))
+    return prior, encoder
+
+
+LIKELIHOODS = ["bernoulli", "mse", "gaussian"]
+
+
+def tiny_vae(prior_name: str, likelihood: str, d: int = 2) -> VAE:
+    """A small VAE on SHAPE data with the named prior (random parameters) and likelihood."""
+    prior, encoder = make_prior(prior_name, d)
+    lik = {"bernoulli": Bernoulli(SHAPE), "mse": MSE(SHAPE, 0.3), "gaussian": Gaussian(SHAPE, 0.3)}[likelihood]
+    return VAE(encoder, MLPDecoder(SHAPE, d, [8]), prior, lik)
+
+
+class MCOnlyPrior(GaussianPrior):
+    """The same N(0, I) density but no closed form: the objective must fall back to the Monte-Carlo KL."""
+
+    def analytic_kl(self, q):
+        return None

@@ -2,31 +2,11 @@
 must end in one clear message and a non-zero exit, never a traceback."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import FAST, vae_run
 from omegaconf import OmegaConf
-
-VAE_RUN = shutil.which("vae-run") or str(Path(sys.executable).parent / "vae-run")
-FAST = [
-    "trainer.epochs=2",
-    "trainer.limit_batches=2",
-    "trainer.device=cpu",
-    "trainer.num_threads=1",
-    "logger.progress_bar=false",
-    "logger.n_images=4",
-    "evaluation.iw_samples=16",
-    "evaluation.probe_train_points=200",
-]
-
-
-def vae_run(*args, cwd) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HYDRA_FULL_ERROR="0", OMP_NUM_THREADS="1")
-    return subprocess.run([VAE_RUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -71,12 +51,15 @@ def test_multirun_sweep_makes_one_run_per_value(tmp_path):
     "args,fragment",
     [
         (["beta=-1"], "beta=-1.0 (must be a finite number >= 0)"),
-        (["latent_dim=0"], "latent_dim=0"),
-        (["beta=abc"], "beta=abc"),
+        pytest.param(["latent_dim=0"], "latent_dim=0", marks=pytest.mark.slow),
+        # The in-process tests (test_run.py) check these messages; through the CLI they run with -m slow.
+        pytest.param(["beta=abc"], "beta=abc", marks=pytest.mark.slow),
         (["prior=nope"], "Could not find 'prior/nope'"),
-        (["dataset=mnist", "dataset.root=/nonexistent/data"], "dataset.download=true"),
+        pytest.param(
+            ["dataset=mnist", "dataset.root=/nonexistent/data"], "dataset.download=true", marks=pytest.mark.slow
+        ),
         (["mode=eval", "ckpt=/nonexistent/best.pt"], "Checkpoint not found"),
-        (["resume=/nonexistent/run"], "Checkpoint not found"),
+        pytest.param(["resume=/nonexistent/run"], "Checkpoint not found", marks=pytest.mark.slow),
     ],
 )
 def test_bad_input_is_one_clear_message(args, fragment, tmp_path):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.distributions as td
-from test_priors import LIKELIHOODS, PRIORS, tiny_data, tiny_vae
+from conftest import LIKELIHOODS, PRIORS, tiny_data, tiny_vae
 from torch import nn
 
 from vae_runner.data import Split, prepare
@@ -141,11 +141,11 @@ def test_active_units_finds_the_dead_dimensions():
 def test_kl_per_dim_sums_to_the_kl_for_a_factorised_prior(digits_model):
     model, data = digits_model
     mu, logvar = dx.encode_split(model, data.test)
-    per_dim = dx.kl_per_dim(model.prior, mu, logvar, samples=256)
+    per_dim = dx.mean_kl_per_dim(model.prior, mu, logvar, samples=256)
     closed = td.kl_divergence(td.Normal(mu, torch.exp(0.5 * logvar)), td.Normal(0.0, 1.0)).mean(0)
     torch.testing.assert_close(per_dim, closed, atol=0.02, rtol=0.05)
     mog = MoGPrior(4, n_components=3)
-    assert dx.kl_per_dim(mog, mu, logvar).shape == (4,)
+    assert dx.mean_kl_per_dim(mog, mu, logvar).shape == (4,)
 
 
 def test_mixture_marginals_are_one_dimensional_mixtures():

@@ -5,7 +5,8 @@ import torch
 
 from vae_runner.errors import UserError
 from vae_runner.model.decoders import ConvDecoder, MLPDecoder
-from vae_runner.model.encoders import ConvEncoder, MLPEncoder, conv_plan
+from vae_runner.model.encoders import ConvEncoder, MLPEncoder
+from vae_runner.model.layers import conv_plan
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,7 @@ with every prior and likelihood."""
 
 import pytest
 import torch
-from conftest import make_cfg
-from test_objectives import MCOnlyPrior
-from test_priors import LIKELIHOODS, PRIORS, SHAPE, tiny_data, tiny_vae
+from conftest import LIKELIHOODS, PRIORS, SHAPE, MCOnlyPrior, make_cfg, tiny_data, tiny_vae
 
 from vae_runner import run
 from vae_runner.errors import UserError

@@ -5,6 +5,7 @@ import math
 
 import torch
 import torch.distributions as td
+from conftest import MCOnlyPrior
 from torch import nn
 
 from vae_runner.model.likelihoods import MSE, Bernoulli, Gaussian
@@ -75,13 +76,6 @@ class FixedEncoder(nn.Module):
 
     def forward(self, x):
         return self.mu, self.logvar
-
-
-class MCOnlyPrior(GaussianPrior):
-    """The same N(0, I) density but no closed form: the objective must fall back to the Monte-Carlo KL."""
-
-    def analytic_kl(self, q):
-        return None
 
 
 def test_elbo_terms_by_hand_on_a_tiny_model():

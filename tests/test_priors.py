@@ -7,61 +7,14 @@ import math
 import pytest
 import torch
 import torch.distributions as td
-from conftest import make_cfg
+from conftest import PRIORS, SHAPE, make_cfg, make_prior, tiny_data
 
 from vae_runner import run
-from vae_runner.data import DataSplits, Split
 from vae_runner.model.decoders import MLPDecoder
-from vae_runner.model.encoders import MLPEncoder
 from vae_runner.model.likelihoods import Bernoulli
-from vae_runner.model.priors.flow import FlowPrior
-from vae_runner.model.priors.gaussian import GaussianPrior
-from vae_runner.model.priors.gtm import GTMPrior, GTMVampPrior
 from vae_runner.model.priors.mixture import MixturePrior
-from vae_runner.model.priors.mog import MoGPrior
-from vae_runner.model.priors.vamp import VampPrior
 from vae_runner.model.vae import VAE
 from vae_runner.objectives import Objective
-
-SHAPE = (1, 4, 4)
-PRIORS = ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
-
-
-def tiny_data(n: int = 64) -> DataSplits:
-    g = torch.Generator().manual_seed(0)
-    split = lambda: Split(torch.rand(n, *SHAPE, generator=g), torch.randint(0, 3, (n,), generator=g))  # noqa: E731
-    return DataSplits(split(), split(), split())
-
-
-def make_prior(name: str, d: int, seed: int = 0):
-    """Each prior with random (non-initial) parameters, so the oracles test something."""
-    torch.manual_seed(seed)
-    encoder = MLPEncoder(SHAPE, d, [8])
-    data = tiny_data()
-    prior = {
-        "gaussian": lambda: GaussianPrior(d),
-        "mog": lambda: MoGPrior(d, n_components=5),
-        "vamp": lambda: VampPrior(d, encoder, data, n_components=6),
-        "gtm": lambda: GTMPrior(d, grid_dim=2, grid_size=3, hidden=[8]),
-        "gtm_vamp": lambda: GTMVampPrior(d, encoder, data, grid_dim=1, grid_size=4, hidden=[8]),
-        "flow": lambda: FlowPrior(d, depth=4, width=16),
-    }[name]()
-    with torch.no_grad():
-        for p in prior.parameters():
-            p.add_((0.25 if name == "flow" else 0.5) * torch.randn_like(p))
-    return prior, encoder
-
-
-LIKELIHOODS = ["bernoulli", "mse", "gaussian"]
-
-
-def tiny_vae(prior_name: str, likelihood: str, d: int = 2) -> VAE:
-    """A small VAE on SHAPE data with the named prior (random parameters) and likelihood."""
-    from vae_runner.model.likelihoods import MSE, Gaussian
-
-    prior, encoder = make_prior(prior_name, d)
-    lik = {"bernoulli": Bernoulli(SHAPE), "mse": MSE(SHAPE, 0.3), "gaussian": Gaussian(SHAPE, 0.3)}[likelihood]
-    return VAE(encoder, MLPDecoder(SHAPE, d, [8]), prior, lik)
 
 
 def reference_mixture_log_prob(z, means, logvars, logits):

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributions as td
-from conftest import make_cfg
-from test_priors import LIKELIHOODS, PRIORS, tiny_data
+from conftest import LIKELIHOODS, PRIORS, make_cfg, tiny_data
 
 from vae_runner import build, run
 from vae_runner import data as data_module
@@ -316,7 +315,7 @@ def test_int32_hash_equals_unsigned_32_bit_arithmetic():
 def test_kl_per_dim_uses_the_closed_form_for_the_gaussian_prior():
     torch.manual_seed(0)
     mu, logvar = torch.randn(200, 5), torch.randn(200, 5)
-    got = dx.kl_per_dim(GaussianPrior(5), mu, logvar, samples=1)
+    got = dx.mean_kl_per_dim(GaussianPrior(5), mu, logvar, samples=1)
     q = td.Normal(mu, torch.exp(0.5 * logvar))
     want = td.kl_divergence(q, td.Normal(0.0, 1.0)).mean(0)
     torch.testing.assert_close(got, want)

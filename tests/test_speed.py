@@ -122,11 +122,8 @@ def test_compile_falls_back_to_eager_with_a_message(tmp_path, monkeypatch, caplo
 
 def test_compiled_networks_keep_their_checkpoint_keys(tmp_path, no_threads):
     """nn.Module.compile in place: the compiled run's checkpoint loads into a plain model."""
-    try:
-        torch._dynamo.reset()
-        metrics = run.train(make_cfg("dataset=digits", "trainer.compile=true", "trainer.limit_batches=2"), tmp_path)
-    except Exception as err:  # noqa: BLE001
-        pytest.skip(f"torch.compile unavailable here: {err}")
+    torch._dynamo.reset()  # where torch.compile does not work, the run falls back to eager mode by itself
+    metrics = run.train(make_cfg("dataset=digits", "trainer.compile=true", "trainer.limit_batches=2"), tmp_path)
     assert math.isfinite(metrics["test/elbo"])
     state = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
     assert not any("_orig_mod" in k for k in state["model"])

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import torch
-from test_cli import FAST, vae_run
+from conftest import FAST, vae_run
 
 from vae_runner import runs_table
 

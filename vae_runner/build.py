@@ -19,6 +19,8 @@ from torch import nn
 from vae_runner.config.plain import plain
 from vae_runner.data import DataSplits, prepare
 from vae_runner.errors import UserError
+from vae_runner.evaluation.metrics import evaluate_split
+from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.model.vae import VAE
 from vae_runner.tb_logger import RunLogger
 from vae_runner.trainer import Trainer
@@ -167,16 +169,17 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
     optimizer = build(cfg.optimizer)(model.parameters())  # _partial_: the optimizer group's class and settings
     config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
     logger = RunLogger(run_dir, cfg.logger.tensorboard, purge_step=purge_step)
+    objective = instantiate(cfg.objective)
     return Trainer(
         model,
-        instantiate(cfg.objective),
+        objective,
         optimizer,
         data,
         cfg.trainer,
         logger,
         run_dir,
         config,
-        eval_seed=cfg.seed,
-        n_images=cfg.logger.n_images,
+        validation=lambda: evaluate_split(model, objective, data.val, cfg.trainer.eval_batch_size, cfg.seed),
+        pictures=lambda step: log_pictures(model, data, logger, cfg.logger.n_images, step, cfg.seed),
         progress_bar=cfg.logger.progress_bar,
     )

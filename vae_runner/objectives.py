@@ -44,16 +44,6 @@ def warmup_weight(
     return beta
 
 
-def kl_per_dim(model, q: td.Independent, z: Tensor) -> Tensor | None:
-    """(B, D) per-dimension KL terms: closed form for a factorised prior that has one, else the single-sample
-    log q(z_d|x) - log p(z_d) with the prior's marginals; None when the prior has no marginals (the flow)."""
-    closed = model.prior.analytic_kl_per_dim(q.base_dist)
-    if closed is not None:
-        return closed
-    marginal = model.prior.marginal_log_prob(z)
-    return None if marginal is None else q.base_dist.log_prob(z) - marginal
-
-
 def triplet_loss(mu: Tensor, y: Tensor, margin: float) -> Tensor:
     """(B,) hinge per anchor over one random (positive, negative) pair per anchor from the batch; 0 for anchors
     without a positive or a negative."""
@@ -151,7 +141,7 @@ class Objective:
         as lambda (exactly, for a factorised prior). Priors without marginals get the floor on the total KL."""
         if self.free_bits <= 0:
             return 0.0
-        per_dim = kl_per_dim(model, q, z)
+        per_dim = model.prior.kl_per_dim(q.base_dist, z)
         if per_dim is None:
             total = (q.log_prob(z) - model.prior.log_prob(z)).mean()
             return F.relu(self.free_bits * z.shape[-1] - total)

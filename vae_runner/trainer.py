@@ -16,6 +16,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,8 +25,6 @@ from tqdm import tqdm
 from vae_runner.checkpoint import rng_state, save_checkpoint
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
-from vae_runner.evaluation.metrics import evaluate_split
-from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST
 
 CAUSES = (
@@ -58,14 +57,14 @@ class Trainer:
         logger,
         run_dir: Path,
         config: dict,  # config: saved in checkpoints
-        eval_seed: int = 0,
-        n_images: int = 64,
+        validation: Callable[[], dict[str, float]],  # the validation split's terms (evaluation/metrics.py)
+        pictures: Callable[[int], None] | None = None,  # draws the pictures at a step (evaluation/pictures.py)
         progress_bar: bool = True,
     ):
         self.model, self.objective, self.optimizer, self.data = model, objective, optimizer, data
         self.cfg, self.logger, self.config = cfg, logger, config
         self.ckpt_dir = run_dir / CHECKPOINTS
-        self.eval_seed, self.n_images, self.progress_bar = eval_seed, n_images, progress_bar
+        self.validation, self.pictures, self.progress_bar = validation, pictures, progress_bar
         self.batches = TrainBatches(
             data.train, cfg.batch_size, dynamic=data.binarize == "dynamic", limit=cfg.limit_batches
         )
@@ -214,14 +213,15 @@ class Trainer:
         return "no checkpoint had been written yet (it diverged in the first epoch)."
 
     def validate(self) -> bool:
-        metrics = evaluate_split(self.model, self.objective, self.data.val, self.cfg.eval_batch_size, self.eval_seed)
+        metrics = self.validation()
         if not math.isfinite(metrics["elbo"]):
             raise UserError(
                 f"The validation ELBO is {metrics['elbo']} after epoch {self.epoch}: the model "
                 f"diverged. {CAUSES} {self.last_good()}"
             )
         self.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, self.global_step)
-        log_pictures(self.model, self.data, self.logger, self.n_images, self.global_step, self.eval_seed)
+        if self.pictures is not None:
+            self.pictures(self.global_step)
         self.logger.flush()
         if metrics["elbo"] > self.best_val_elbo:
             self.best_val_elbo, self.best_epoch = metrics["elbo"], self.epoch

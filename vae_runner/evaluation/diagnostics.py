@@ -24,6 +24,7 @@ from torch import Tensor
 
 from vae_runner.data import Split, eval_batches
 from vae_runner.model.priors.mixture import mixture_log_prob
+from vae_runner.model.vae import diagonal_normal
 from vae_runner.rng import seeded
 
 TRIPLET_SEED = 0  # the same triplets for every run
@@ -49,20 +50,24 @@ def active_units(mu: Tensor, threshold: float = 0.01) -> tuple[Tensor, list[int]
 
 
 @torch.no_grad()
-def kl_per_dim(prior, mu: Tensor, logvar: Tensor, samples: int = 16, seed: int = 0) -> Tensor | None:
+def mean_kl_per_dim(prior, mu: Tensor, logvar: Tensor, samples: int = 16, seed: int = 0) -> Tensor | None:
     """E_x KL(q(z_d|x) || p(z_d)) per dimension (D,): the prior's closed form (`analytic_kl_per_dim`) where it has
     one, else E_q[log q(z_d|x) - log p(z_d)] by Monte Carlo (`samples` draws per example); None when the prior has no
     closed-form marginals. For a factorised prior these sum to the average KL."""
-    q = td.Normal(mu, torch.exp(0.5 * logvar))
+    q = diagonal_normal(mu, logvar)
     closed = prior.analytic_kl_per_dim(q)
     if closed is not None:
         return closed.mean(0)  # (D,)
     with seeded(mu.device, seed):
         z = q.sample((samples,))  # (S, N, D)
-    marg = [prior.marginal_log_prob(c) for c in z.flatten(0, 1).split(4096)]
-    if marg[0] is None:
+    loc, scale = (t.expand_as(z).flatten(0, 1) for t in (q.loc, q.scale))  # (S*N, D): each draw's own posterior
+    rows = [
+        prior.kl_per_dim(td.Normal(m, s), c)
+        for m, s, c in zip(loc.split(4096), scale.split(4096), z.flatten(0, 1).split(4096))
+    ]
+    if rows[0] is None:
         return None
-    return (q.log_prob(z) - torch.cat(marg).view_as(z)).mean((0, 1))  # (D,)
+    return torch.cat(rows).view_as(z).mean((0, 1))  # (D,)
 
 
 @torch.no_grad()
@@ -70,7 +75,7 @@ def elbo_surgery(prior, mu: Tensor, logvar: Tensor, samples: int = 8, seed: int 
     """Average KL, I_q(x; z) and KL(q(z) || p(z)) on the given M posteriors (one estimator, the same z draws, so
     avg_kl = mutual_information + marginal_kl holds exactly; the Gaussian prior's avg_kl is also in closed form)."""
     m = mu.shape[0]
-    q = td.Normal(mu, torch.exp(0.5 * logvar))
+    q = diagonal_normal(mu, logvar)
     with seeded(mu.device, seed):
         z = q.sample((samples,))  # (S, M, D)
     flat = z.flatten(0, 1)  # (S*M, D)

@@ -76,7 +76,7 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
             "test/activity": [round(v, 6) for v in activity.tolist()],
         }
     )
-    kl_d = dx.kl_per_dim(model.prior, mu, logvar, ev.kl_samples, seed)
+    kl_d = dx.mean_kl_per_dim(model.prior, mu, logvar, ev.kl_samples, seed)
     if kl_d is not None:
         metrics["test/kl_per_dim"] = [round(v, 6) for v in kl_d.tolist()]
         logger.image(

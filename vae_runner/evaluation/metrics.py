@@ -12,10 +12,9 @@ import inspect
 import math
 
 import torch
-import torch.distributions as td
 
 from vae_runner.data import Split, eval_batches
-from vae_runner.model.vae import autocast
+from vae_runner.model.vae import diagonal_normal
 from vae_runner.rng import STREAM_ELBO, STREAM_LOG_LIKELIHOOD, index_noise, seeded
 
 
@@ -70,15 +69,15 @@ def log_likelihood(
         x = split.floats(slice(start, min(start + images, n_total)))  # (n, *shape)
         index = torch.arange(start, start + x.shape[0], device=x.device)
         mu, logvar = model.encoder(x)  # (n, D) each, once per image
-        q = td.Normal(mu, torch.exp(0.5 * logvar))
+        q = diagonal_normal(mu, logvar)
         log_w = []
         for s0 in range(0, k, samples):
             s = min(samples, k - s0)
             z = mu + q.scale * index_noise(seed, STREAM_LOG_LIKELIHOOD, index, range(s0, s0 + s), mu.shape[1])
             log_q = q.log_prob(z).sum(-1)  # (s, n)
             log_p = log_prior(z.flatten(0, 1)).view(s, -1)  # (s, n)
-            with autocast(split.x.device, precision):
-                params = model.decoder(z.flatten(0, 1)).float()  # (s*n, *shape)
+            with model.precision(precision):
+                params = model.decode_params(z.flatten(0, 1))  # (s*n, *shape)
             log_px = model.likelihood(params.view(s, x.shape[0], *x.shape[1:])).log_prob(x)  # (s, n)
             log_w.append(log_px + log_p - log_q)
         out.append(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))  # (n,)

@@ -6,8 +6,7 @@ import math
 
 from torch import Tensor, nn
 
-from vae_runner.model.encoders import conv_plan, mlp
-from vae_runner.model.layers import gated_stack, he_init_
+from vae_runner.model.layers import conv_plan, gated_stack, he_init_, mlp
 
 
 class MLPDecoder(nn.Module):

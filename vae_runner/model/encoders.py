@@ -8,16 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from vae_runner.errors import UserError
-from vae_runner.model.layers import gated_stack, he_init_
-
-
-def mlp(sizes: list[int]) -> nn.Sequential:
-    """Linear layers with ReLU between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
-    return nn.Sequential(*layers)
+from vae_runner.model.layers import conv_plan, gated_stack, he_init_, mlp
 
 
 class MLPEncoder(nn.Module):
@@ -50,24 +41,6 @@ class GatedMLPEncoder(nn.Module):
         if self.logvar_clamp is not None:
             logvar = nn.functional.hardtanh(logvar, *self.logvar_clamp)
         return self.mean(h), logvar
-
-
-def conv_plan(shape, base_channels: int, max_channels: int) -> tuple[list[int], tuple[int, int]]:
-    """Channels after each stride-2 stage and the final (h, w): halve while both sides are even and > 4.
-
-    8x8 -> 4x4 (1 stage), 28x28 -> 7x7 (2), 32x32 -> 4x4 (3), 64x64 -> 4x4 (4); nothing is hard-coded.
-    """
-    if len(shape) != 3:
-        raise UserError(
-            f"architecture=conv needs image data of shape (channels, height, width), but this dataset "
-            f"has shape {tuple(shape)}; use architecture=mlp."
-        )
-    _, h, w = shape
-    channels = []
-    while h % 2 == 0 and w % 2 == 0 and min(h, w) > 4:
-        channels.append(min(base_channels * 2 ** len(channels), max_channels))
-        h, w = h // 2, w // 2
-    return channels or [base_channels], (h, w)
 
 
 class ConvEncoder(nn.Module):

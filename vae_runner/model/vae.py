@@ -22,6 +22,12 @@ def autocast(device: torch.device, precision: str):
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
+def diagonal_normal(mu: Tensor, logvar: Tensor) -> td.Normal:
+    """N(mu, diag(exp(logvar))) per dimension: q(z|x) from the encoder's outputs (VAE.posterior, evaluation and the
+    diagnostics all build it here)."""
+    return td.Normal(mu, torch.exp(0.5 * logvar))
+
+
 class VAE(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module, likelihood: nn.Module):
         super().__init__()
@@ -41,13 +47,17 @@ class VAE(nn.Module):
         """q(z|x) = N(mu(x), diag(exp(logvar(x)))), with batch shape (B,) and event shape (D,)."""
         with autocast(x.device, self.network_precision):
             mu, logvar = self.encoder(x)
-        return td.Independent(td.Normal(mu.float(), torch.exp(0.5 * logvar.float())), 1)
+        return td.Independent(diagonal_normal(mu.float(), logvar.float()), 1)
+
+    def decode_params(self, z: Tensor) -> Tensor:
+        """The decoder's output for z (B, D), in float32 whatever the network precision."""
+        with autocast(z.device, self.network_precision):
+            params = self.decoder(z)
+        return params.float()
 
     def decode(self, z: Tensor) -> td.Distribution:
         """p(x|z), batch shape (B,), event shape the data shape."""
-        with autocast(z.device, self.network_precision):
-            params = self.decoder(z)
-        return self.likelihood(params.float())
+        return self.likelihood(self.decode_params(z))
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:

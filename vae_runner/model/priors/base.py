@@ -45,5 +45,15 @@ class Prior(nn.Module):
     def marginal_log_prob(self, z: Tensor) -> Tensor | None:
         return None
 
+    def kl_per_dim(self, q_base: td.Normal, z: Tensor) -> Tensor | None:
+        """The KL per latent dimension, (B, D): the closed form where there is one, else log q(z_d|x) - log p(z_d)
+        at the given draws z (B, D) with the prior's marginals; None when the prior has no marginals (the flow).
+        The one copy of this formula: free bits (objectives.py) and the diagnostics both use it."""
+        closed = self.analytic_kl_per_dim(q_base)
+        if closed is not None:
+            return closed
+        marginal = self.marginal_log_prob(z)
+        return None if marginal is None else q_base.log_prob(z) - marginal
+
     def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:
         return {}

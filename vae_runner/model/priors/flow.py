@@ -8,7 +8,7 @@ import torch
 import torch.distributions as td
 from torch import Tensor, nn
 
-from vae_runner.model.encoders import mlp
+from vae_runner.model.layers import mlp
 from vae_runner.model.priors.base import Prior
 
 

@@ -14,8 +14,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from vae_runner.model.encoders import mlp
+from vae_runner.model.layers import mlp
 from vae_runner.model.priors.mixture import MixturePrior
+from vae_runner.model.priors.pseudo_inputs import PseudoInputPrior, squash
 
 
 def grid(grid_dim: int, grid_size: int) -> Tensor:
@@ -55,7 +56,7 @@ class GTMPrior(MixturePrior):
         }
 
 
-class GTMVampPrior(MixturePrior):
+class GTMVampPrior(PseudoInputPrior):
     def __init__(
         self,
         latent_dim: int,
@@ -65,20 +66,14 @@ class GTMVampPrior(MixturePrior):
         grid_size: int = 10,
         hidden: list[int] = (64,),
     ):
-        super().__init__(latent_dim)
+        super().__init__(latent_dim, encoder)
         self.grid_size = grid_size
         self.shape, self.squash = data.shape, data.in_unit_range
         self.register_buffer("grid", grid(grid_dim, grid_size))  # (K, grid_dim)
         self.net = mlp([grid_dim, *hidden, math.prod(data.shape)])
-        object.__setattr__(self, "encoder", encoder)  # the VAE's own, not registered twice
 
     def pseudo_inputs(self) -> Tensor:
-        u = self.net(self.grid).view(-1, *self.shape)  # (K, *shape)
-        return torch.sigmoid(u) if self.squash else u
-
-    def mixture_params(self):
-        means, logvars = self.encoder(self.pseudo_inputs())
-        return means, logvars, None
+        return squash(self.net(self.grid).view(-1, *self.shape), self.squash)  # (K, *shape)
 
     def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:
         u = self.pseudo_inputs()

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from vae_runner.errors import UserError
-from vae_runner.model.priors.mixture import MixturePrior
+from vae_runner.model.priors.pseudo_inputs import PseudoInputPrior, squash
 
 EPS = 1e-3  # keeps the logit of a 0/1 training pixel finite
 
@@ -41,10 +41,10 @@ class PseudoInputs(nn.Module):
     def forward(self) -> Tensor:
         if self.hard:
             return nn.functional.hardtanh(self.raw, 0.0, 1.0)  # no gradient where a pixel sits outside [0, 1]
-        return torch.sigmoid(self.raw) if self.squash else self.raw
+        return squash(self.raw, self.squash)
 
 
-class VampPrior(MixturePrior):
+class VampPrior(PseudoInputPrior):
     def __init__(
         self,
         latent_dim: int,
@@ -55,14 +55,8 @@ class VampPrior(MixturePrior):
         init_mean: float = 0.05,
         init_std: float = 0.01,
     ):
-        super().__init__(latent_dim)
-        self.pseudo_inputs = PseudoInputs(data, n_components, init, init_mean, init_std)
-        # The encoder belongs to the VAE; held without registering it, so it is not saved twice.
-        object.__setattr__(self, "encoder", encoder)
-
-    def mixture_params(self):
-        means, logvars = self.encoder(self.pseudo_inputs())  # (K, D) each
-        return means, logvars, None
+        super().__init__(latent_dim, encoder)
+        self.pseudo_inputs = PseudoInputs(data, n_components, init, init_mean, init_std)  # a module: u = its output
 
     def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:
         return {"pseudo_inputs": (self.pseudo_inputs()[:64], 8)}
