@@ -71,6 +71,7 @@ def test_bad_input_is_one_clear_message(args, fragment, tmp_path):
     assert run_dirs(tmp_path) == []
 
 
+@pytest.mark.slow  # every prior trains in-process (test_run.py); sweeps from the CLI: the tests above
 def test_every_prior_from_the_cli_in_one_sweep(tmp_path):
     priors = ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
     done = vae_run("-m", f"prior={','.join(priors)}", "latent_dim=2", *FAST, cwd=tmp_path)

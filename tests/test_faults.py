@@ -112,7 +112,10 @@ def test_grad_clip_bounds_the_update(tmp_path, monkeypatch):
 
 
 # -------------------------------------------------------------------------------------------- signals
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+SIGNALS = [pytest.param(signal.SIGINT, marks=pytest.mark.slow, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
+
+
+@pytest.mark.parametrize("sig", SIGNALS)  # one handler serves both: SIGINT (Ctrl-C) runs with -m slow
 def test_a_signal_checkpoints_and_resume_equals_the_uninterrupted_run(sig, tmp_path):
     args = [*SHORT, "trainer.epochs=40", "seed=3"]
     finish(*args, "hydra.run.dir=full", cwd=tmp_path)
