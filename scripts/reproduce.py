@@ -168,8 +168,8 @@ def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int],
             devices = sorted({r.get("device", "?") for r in done})
             lines.append(
                 f"| {DATASETS[dataset]} | {prior} | {paper_text} | {fmt_ms(lls)} | {diff} | {len(done)} | "
-                f"{fmt_ms([r['best_epoch'] for r in done]).split(' ±')[0]} | "
-                f"{fmt_ms([r['epochs'] for r in done]).split(' ±')[0]} | "
+                f"{'/'.join(str(r['best_epoch']) for r in done)} | "
+                f"{'/'.join(str(r['epochs']) for r in done)} | "
                 f"{fmt_ms([r['epoch_time_s'] for r in done if 'epoch_time_s' in r]).split(' ±')[0]} | "
                 f"{', '.join(devices)} | {'; '.join(status)} |"
             )
