@@ -154,6 +154,25 @@ def test_a_checkpoint_saved_before_an_option_existed_still_evaluates(tmp_path, n
     assert evaluated["test/elbo"] == pytest.approx(trained["test/elbo"], rel=1e-6)
 
 
+def test_the_same_command_again_resumes_an_interrupted_preset_run(tmp_path, monkeypatch, no_threads):
+    """A re-launched sweep or scripts/reproduce.py runs the same `experiment=` command in a directory holding an
+    interrupted run: it resumes (the preset is not refused as a change to a saved run)."""
+    overrides = ["experiment=tvae_digits", "trainer.epochs=3", "trainer.limit_batches=2"]
+    real_epoch = Trainer.train_epoch
+
+    def crash_in_epoch_2(self):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        real_epoch(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        run.run(make_cfg(*overrides), tmp_path, overrides)
+    monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
+    run.run(make_cfg(*overrides), tmp_path, overrides)
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 3
+
+
 def test_resume_can_extend_training_but_not_change_the_model(tmp_path, no_threads):
     run.train(make_cfg(), tmp_path / "a")
     more = run.train(

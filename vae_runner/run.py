@@ -138,6 +138,9 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
             log.info("%s holds an interrupted run; resuming it", run_dir)
             cfg = cfg.copy()
             cfg.resume = str(run_dir)
+            # same_run_or_refuse found the saved config equal to this one: the preset (experiment=) that composed
+            # it has nothing left to change, and merge_saved refuses presets on saved runs.
+            overrides = [o for o in overrides if rundir.override_keys([o]) != ["experiment"]]
         metrics = train(cfg, run_dir, overrides)
     if cfg.optimized_metric not in metrics:
         raise UserError(
