@@ -26,6 +26,7 @@ from vae_runner.checkpoint import rng_state, save_checkpoint
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST
+from vae_runner.step_metrics import RunningWindow
 
 CAUSES = (
     "Usual causes: a learning rate too high (lower trainer.lr or set trainer.grad_clip), a likelihood sigma "
@@ -141,8 +142,7 @@ class Trainer:
             disable=not self.progress_bar,
             dynamic_ncols=True,
         )
-        window, n, names = None, 0, None  # running sums of the terms, kept on the device between host syncs
-        first_bad = None  # (T,) step at which each term first went non-finite, -1 if never (on the device)
+        window = RunningWindow()
         for x, y in bar:
             progress = (self.epoch + self.batch_index / len(self.batches), self.global_step)  # for warm-up
             with self.model.precision(self.precision):
@@ -156,29 +156,22 @@ class Trainer:
             self.optimizer.step()
             self.global_step += 1
             self.batch_index += 1
-            names = list(terms) + ["grad_norm"]
             means = torch.cat([torch.stack([t.detach().mean() for t in terms.values()]), norm.detach()[None]])
-            bad = ~torch.isfinite(means)  # (T,)
-            first_bad = (
-                torch.where(bad, self.global_step, -1)
-                if first_bad is None
-                else torch.where((first_bad < 0) & bad, self.global_step, first_bad)
-            )
-            window, n = (means if window is None else window + means), n + 1
+            window.add([*terms, "grad_norm"], means, self.global_step, progress)
             if self.global_step % self.log_every == 0:
-                bar.set_postfix(loss=f"{self.log_window(names, window, n, first_bad, progress)['train/loss']:.2f}")
-                window, n = None, 0
+                bar.set_postfix(loss=f"{self.log_window(window)['train/loss']:.2f}")
+                window.restart()
             if self.stop_signal is not None:
-                self.interrupt(names, window, n, first_bad, progress)
-        if n:
-            self.log_window(names, window, n, first_bad, progress)
+                self.interrupt(window)
+        if window.n:
+            self.log_window(window)
         bar.close()
         self.perm, self.batch_index = None, 0
 
-    def interrupt(self, names, window, n, first_bad, progress) -> None:
+    def interrupt(self, window: RunningWindow) -> None:
         """After the step that followed a signal: check, checkpoint, stop."""
-        if n:
-            self.log_window(names, window, n, first_bad, progress)
+        if window.n:
+            self.log_window(window)
         self.checkpoint(LAST)
         self.logger.flush()
         name = signal.Signals(self.stop_signal).name
@@ -191,9 +184,10 @@ class Trainer:
             f"vae-run resume={run_dir}",
         )
 
-    def log_window(self, names, window, n, first_bad, progress) -> dict[str, float]:
-        values = {f"train/{k}": v / n for k, v in zip(names, window.tolist())}  # one host sync per window
-        steps = first_bad.tolist()
+    def log_window(self, window: RunningWindow) -> dict[str, float]:
+        names, n = window.names, window.n
+        values = {f"train/{k}": v / n for k, v in zip(names, window.sums.tolist())}  # one host sync per window
+        steps = window.first_bad.tolist()
         if any(s >= 0 for s in steps):
             step = min(s for s in steps if s >= 0)
             culprits = [k for k, s in zip(names, steps) if s == step]
@@ -202,7 +196,7 @@ class Trainer:
                 f"became non-finite (NaN or inf). {CAUSES} Nothing was saved from the diverged state: "
                 f"{self.last_good()}"
             )
-        values.update({f"train/{k}": v for k, v in self.objective.scalars(progress).items()})
+        values.update({f"train/{k}": v for k, v in self.objective.scalars(window.progress).items()})
         self.logger.scalars(values, self.global_step)
         return values
 
