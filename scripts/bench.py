@@ -19,8 +19,8 @@ then epoch 2 of each, ...), so drifts in machine speed hit all of them alike:
 
 Images/s is the training images seen divided by the training time summed over epochs (no validation, no start-up).
 After training, the test ELBO of every implementation is computed by the same fp32 code (one sample, fixed seed),
-and the runner's importance-sampled test log-likelihood estimator (vae_runner.evaluate.log_likelihood) is timed in
-fp32 and bf16 on --ll-images test images with K = --ll-k. --json writes everything, with the machine.
+and the runner's importance-sampled test log-likelihood estimator (vae_runner.evaluation.metrics.log_likelihood) is
+timed in fp32 and bf16 on --ll-images test images with K = --ll-k. --json writes everything, with the machine.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 The model is trained for `--epochs` epochs first (Bernoulli likelihood, dynamic binarisation), so the numbers are
 those of a real model. The baseline re-implements the algorithm of pythae's `VAE.get_nll` (benchmark_VAE): one test
 image at a time, replicated `batch_size` (100) times, re-encoded for every replica, K / batch_size forwards per image,
-one host sync per image. Ours (`vae_runner.evaluate.log_likelihood`) encodes each image once and decodes
+one host sync per image. Ours (`vae_runner.evaluation.metrics.log_likelihood`) encodes each image once and decodes
 `chunk_rows` (image, sample) rows per forward. Both see the same images, model and K; each timing is the median of
 `--repeats`, alternating.
 """

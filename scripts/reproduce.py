@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import shutil
 import statistics
@@ -84,14 +83,15 @@ def have_mnist() -> bool:
 
 def progress(out: Path) -> dict:
     """A run's state: its metrics.json when finished, else what its last checkpoint says."""
-    if (out / "metrics.json").is_file():
-        return {"status": "finished", **json.loads((out / "metrics.json").read_text())}
-    last = out / "checkpoints" / "last.pt"
+    from vae_runner.checkpoint import load_checkpoint
+    from vae_runner.rundir import METRICS, checkpoint_path, read_metrics
+
+    if (out / METRICS).is_file():
+        return {"status": "finished", **read_metrics(out)}
+    last = checkpoint_path(out)
     if not last.is_file():
         return {"status": "not started"}
-    import torch
-
-    state = torch.load(last, map_location="cpu", weights_only=False)
+    state = load_checkpoint(last)
     return {
         "status": "training",
         "epoch": state["epoch"],

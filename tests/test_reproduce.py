@@ -42,7 +42,8 @@ def test_report_shows_finished_unfinished_and_ablation_rows(tmp_path):
     finished(reproduce.run_dir(root, "fashion_mnist", "gaussian", 14, "adam"), -232.5, 200)
     last = reproduce.run_dir(root, "fashion_mnist", "vamp", 14) / "checkpoints" / "last.pt"
     last.parent.mkdir(parents=True)
-    torch.save({"epoch": 120, "best_epoch": 118, "best_val_elbo": -240.25}, last)
+    state = {"model": {}, "optimizer": {}, "global_step": 6000, "rng": {}, "config": {}}  # the keys vae-run writes
+    torch.save({**state, "epoch": 120, "best_epoch": 118, "best_val_elbo": -240.25}, last)
     text = reproduce.report(root, ["fashion_mnist"], ["gaussian", "vamp"], [14, 15], tmp_path / "R.md", "A note.")
     assert (tmp_path / "R.md").read_text() == text and "A note." in text
     gauss = next(line for line in text.splitlines() if "| gaussian |" in line and "Fashion" in line)

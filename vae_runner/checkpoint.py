@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from vae_runner.errors import UserError
-from vae_runner.rundir import checkpoint_path
+from vae_runner.rundir import LAST, checkpoint_path
 
 KEYS = ("model", "optimizer", "epoch", "global_step", "best_val_elbo", "rng", "config")
 
@@ -49,7 +49,7 @@ def save_checkpoint(path: Path, **state) -> None:
         raise
 
 
-def resolve_checkpoint(path: str | os.PathLike, default_name: str = "last.pt") -> Path:
+def resolve_checkpoint(path: str | os.PathLike, default_name: str = LAST) -> Path:
     """A checkpoint file, or a run directory (-> <dir>/checkpoints/<default_name>)."""
     p = Path(os.path.expanduser(str(path)))
     if p.is_dir():

@@ -17,7 +17,6 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from vae_runner.config.plain import flatten, plain
-from vae_runner.config.schema import VAEConfig
 from vae_runner.errors import UserError
 
 CHECKPOINTS = "checkpoints"
@@ -62,6 +61,8 @@ def override_keys(overrides: Sequence[str]) -> list[str]:
 def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purpose: str) -> DictConfig:
     """The checkpoint's config with the command line's explicit overrides applied; an override that would change the
     model (MODEL_KEYS) is refused with a list of the differences."""
+    from vae_runner.config.schema import VAEConfig  # here: vae-report uses the layout above without loading Hydra
+
     merged = OmegaConf.merge(OmegaConf.structured(VAEConfig), state.get("config_source", state["config"]))
     # A key the saved config lacks was added to vae-runner after the run started (the optimizer group: it was Adam;
     # a new option: its default reproduces the old behaviour): today's value is the one to use.

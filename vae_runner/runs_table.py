@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 import sys
 from pathlib import Path
 
 import yaml
+
+from vae_runner.rundir import METRICS, checkpoint_path, read_metrics
 
 DEFAULT_METRICS = ["test/elbo", "test/log_likelihood", "test/kl", "test/active_units", "val/elbo"]
 # Overrides that say where or how a run executed, not what it computed: runs differing only in these (and the seed)
@@ -69,9 +70,7 @@ def mean_std(row: dict, metric: str) -> str:
 
 def find_runs(root: Path) -> list[Path]:
     """Run directories under root: those with Hydra's .hydra/overrides.yaml or a metrics.json."""
-    found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {
-        p.parent for p in root.rglob("metrics.json")
-    }
+    found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {p.parent for p in root.rglob(METRICS)}
     return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
 
 
@@ -83,13 +82,12 @@ def read_run(run_dir: Path, root: Path) -> dict:
             key, _, value = str(item).partition("=")
             if not key.startswith("hydra"):
                 row[key.lstrip("+~")] = value
-    metrics_file = run_dir / "metrics.json"
-    if metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
+    if (run_dir / METRICS).is_file():
+        metrics = read_metrics(run_dir)
         row["status"] = "finished"
         row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     else:
-        row["status"] = "unfinished" + (" (has checkpoint)" if (run_dir / "checkpoints" / "last.pt").is_file() else "")
+        row["status"] = "unfinished" + (" (has checkpoint)" if checkpoint_path(run_dir).is_file() else "")
     return row
 
 
