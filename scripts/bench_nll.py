@@ -126,7 +126,7 @@ def main() -> None:
     device = setup(cfg)
     data = load_data(cfg, device)
     model = build_model(cfg, data, device)
-    from vae_runner.objectives import Objective
+    from hydra.utils import instantiate
 
     opt = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr)
 
@@ -138,7 +138,7 @@ def main() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        objective = Objective()
+        objective = instantiate(cfg.objective)
         validation = lambda: evaluate_split(model, objective, data.val, cfg.trainer.eval_batch_size)  # noqa: E731
         Trainer(
             model, objective, opt, data, cfg.trainer, NoLog(), Path(tmp), {"config": {}}, validation, progress_bar=False

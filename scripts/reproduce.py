@@ -71,11 +71,11 @@ def command(dataset: str, prior: str, seed: int, out: Path, threads: int | None,
 def have_mnist() -> bool:
     """Whether MNIST's files are on this machine (torchvision's layout in the dataset's root)."""
     sys.path.insert(0, str(ROOT))
-    from vae_runner.data.torchvision_sets import load_mnist
+    from vae_runner.config.compose import build_option
     from vae_runner.errors import UserError
 
     try:
-        load_mnist(os.path.expanduser("~/.cache/vae-runner/data"))
+        build_option("dataset", "mnist")  # its yaml's root and system folders
         return True
     except UserError:
         return False

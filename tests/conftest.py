@@ -18,16 +18,10 @@ from hydra import compose, initialize_config_module
 from PIL import Image
 
 from vae_runner.cli import register_resolvers
+from vae_runner.config.compose import build_option
 from vae_runner.config.schema import register_configs
 from vae_runner.data import DataSplits, Split
-from vae_runner.model.decoders import MLPDecoder
-from vae_runner.model.encoders import MLPEncoder
-from vae_runner.model.likelihoods import MSE, Bernoulli, Gaussian
-from vae_runner.model.priors.flow import FlowPrior
 from vae_runner.model.priors.gaussian import GaussianPrior
-from vae_runner.model.priors.gtm import GTMPrior, GTMVampPrior
-from vae_runner.model.priors.mog import MoGPrior
-from vae_runner.model.priors.vamp import VampPrior
 from vae_runner.model.vae import VAE
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -170,18 +164,20 @@ def tiny_data(n: int = 64) -> DataSplits:
 
 
 def make_prior(name: str, d: int, seed: int = 0):
-    """Each prior with random (non-initial) parameters, so the oracles test something."""
+    """Each prior built from its yaml (small settings) with random (non-initial) parameters, so the oracles test
+    something."""
     torch.manual_seed(seed)
-    encoder = MLPEncoder(SHAPE, d, [8])
-    data = tiny_data()
-    prior = {
-        "gaussian": lambda: GaussianPrior(d),
-        "mog": lambda: MoGPrior(d, n_components=5),
-        "vamp": lambda: VampPrior(d, encoder, data, n_components=6),
-        "gtm": lambda: GTMPrior(d, grid_dim=2, grid_size=3, hidden=[8]),
-        "gtm_vamp": lambda: GTMVampPrior(d, encoder, data, grid_dim=1, grid_size=4, hidden=[8]),
-        "flow": lambda: FlowPrior(d, depth=4, width=16),
-    }[name]()
+    encoder = build_option("architecture", "mlp", "encoder", hidden=[8], input_shape=SHAPE, latent_dim=d)
+    live = {"encoder": encoder, "data": tiny_data()}
+    settings = {
+        "gaussian": {},
+        "mog": {"n_components": 5},
+        "vamp": {"n_components": 6, **live},
+        "gtm": {"grid_dim": 2, "grid_size": 3, "hidden": [8]},
+        "gtm_vamp": {"grid_dim": 1, "grid_size": 4, "hidden": [8], **live},
+        "flow": {"depth": 4, "width": 16},
+    }[name]
+    prior = build_option("prior", name, latent_dim=d, **settings)
     with torch.no_grad():
         for p in prior.parameters():
             p.add_((0.25 if name == "flow" else 0.5) * torch.randn_like(p))
@@ -194,8 +190,10 @@ LIKELIHOODS = ["bernoulli", "mse", "gaussian"]
 def tiny_vae(prior_name: str, likelihood: str, d: int = 2) -> VAE:
     """A small VAE on SHAPE data with the named prior (random parameters) and likelihood."""
     prior, encoder = make_prior(prior_name, d)
-    lik = {"bernoulli": Bernoulli(SHAPE), "mse": MSE(SHAPE, 0.3), "gaussian": Gaussian(SHAPE, 0.3)}[likelihood]
-    return VAE(encoder, MLPDecoder(SHAPE, d, [8]), prior, lik)
+    sigma = {"bernoulli": {}, "mse": {"sigma": 0.3}, "gaussian": {"init_sigma": 0.3}}[likelihood]
+    lik = build_option("likelihood", likelihood, data_shape=SHAPE, **sigma)
+    decoder = build_option("architecture", "mlp", "decoder", hidden=[8], output_shape=SHAPE, latent_dim=d)
+    return VAE(encoder, decoder, prior, lik)
 
 
 class MCOnlyPrior(GaussianPrior):

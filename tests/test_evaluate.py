@@ -10,30 +10,28 @@ import torch.distributions as td
 from conftest import LIKELIHOODS, PRIORS, tiny_data, tiny_vae
 from torch import nn
 
+from vae_runner.config.compose import build_option
 from vae_runner.data import Split, prepare
-from vae_runner.data.digits import load_digits
 from vae_runner.evaluation import diagnostics as dx
 from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
-from vae_runner.model.decoders import MLPDecoder
-from vae_runner.model.encoders import MLPEncoder
-from vae_runner.model.likelihoods import MSE, Bernoulli
 from vae_runner.model.priors.gaussian import GaussianPrior
-from vae_runner.model.priors.mog import MoGPrior
 from vae_runner.model.vae import VAE
-from vae_runner.objectives import Objective
 
 
 def trained_digits_model(prior=None, steps=300, d=4):
     torch.manual_seed(0)
-    data = prepare(load_digits(), "dynamic", torch.device("cpu"))
+    data = prepare(build_option("dataset", "digits"), "dynamic", torch.device("cpu"))
     model = VAE(
-        MLPEncoder((1, 8, 8), d, [64]), MLPDecoder((1, 8, 8), d, [64]), prior or GaussianPrior(d), Bernoulli((1, 8, 8))
+        build_option("architecture", "mlp", "encoder", input_shape=(1, 8, 8), latent_dim=d, hidden=[64]),
+        build_option("architecture", "mlp", "decoder", output_shape=(1, 8, 8), latent_dim=d, hidden=[64]),
+        prior or GaussianPrior(d),
+        build_option("likelihood", "bernoulli", data_shape=(1, 8, 8)),
     )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
         x = torch.bernoulli(data.train.floats(torch.randint(len(data.train), (128,))))
         opt.zero_grad()
-        Objective()(model, x)["loss"].mean().backward()
+        build_option("objective", "elbo")(model, x)["loss"].mean().backward()
         opt.step()
     return model, data
 
@@ -45,7 +43,7 @@ def digits_model():
 
 def test_iwae_is_above_the_elbo_and_grows_with_k(digits_model):
     model, data = digits_model
-    elbo = evaluate_split(model, Objective(), data.test, 1000)["elbo"]
+    elbo = evaluate_split(model, build_option("objective", "elbo"), data.test, 1000)["elbo"]
     ll = {k: log_likelihood(model, data.test, k=k, seed=1).mean().item() for k in (1, 10, 100, 1000)}
     assert ll[1] == pytest.approx(elbo, abs=0.3)  # K = 1 is the (single-sample) ELBO
     assert ll[10] > elbo and ll[10] <= ll[100] + 0.01 <= ll[1000] + 0.02
@@ -102,17 +100,22 @@ def test_log_likelihood_matches_the_analytic_value_of_a_linear_gaussian_model():
     x = torch.distributions.MultivariateNormal(b, w @ w.T + sigma**2 * torch.eye(p_dim)).sample((50,))
     exact = torch.distributions.MultivariateNormal(b, w @ w.T + sigma**2 * torch.eye(p_dim)).log_prob(x)
     split = Split(x)
-    model = VAE(LinearGaussianEncoder(a, -(a @ b), post_var.log()), decoder, GaussianPrior(d), MSE((p_dim,), sigma))
+    model = VAE(
+        LinearGaussianEncoder(a, -(a @ b), post_var.log()),
+        decoder,
+        GaussianPrior(d),
+        build_option("likelihood", "mse", data_shape=(p_dim,), sigma=sigma),
+    )
     torch.testing.assert_close(log_likelihood(model, split, k=4), exact, atol=1e-4, rtol=1e-5)
     off = VAE(
         LinearGaussianEncoder(0.8 * a, -(0.8 * a @ b), (1.5 * post_var).log()),
         decoder,
         GaussianPrior(d),
-        MSE((p_dim,), sigma),
+        build_option("likelihood", "mse", data_shape=(p_dim,), sigma=sigma),
     )
     est = log_likelihood(off, split, k=5000)
     assert (est - exact).abs().mean().item() < 0.02
-    elbo = evaluate_split(off, Objective(), split, 100)["elbo"]
+    elbo = evaluate_split(off, build_option("objective", "elbo"), split, 100)["elbo"]
     assert elbo < est.mean().item() - 0.01
 
 
@@ -144,12 +147,12 @@ def test_kl_per_dim_sums_to_the_kl_for_a_factorised_prior(digits_model):
     per_dim = dx.mean_kl_per_dim(model.prior, mu, logvar, samples=256)
     closed = td.kl_divergence(td.Normal(mu, torch.exp(0.5 * logvar)), td.Normal(0.0, 1.0)).mean(0)
     torch.testing.assert_close(per_dim, closed, atol=0.02, rtol=0.05)
-    mog = MoGPrior(4, n_components=3)
+    mog = build_option("prior", "mog", latent_dim=4, n_components=3)
     assert dx.mean_kl_per_dim(mog, mu, logvar).shape == (4,)
 
 
 def test_mixture_marginals_are_one_dimensional_mixtures():
-    prior = MoGPrior(2, n_components=3)
+    prior = build_option("prior", "mog", latent_dim=2, n_components=3)
     means, logvars, logits = prior.mixture_params()
     z = torch.randn(7, 2)
     for d in range(2):
@@ -178,7 +181,7 @@ def test_log_likelihood_for_every_prior_and_likelihood(prior_name, likelihood):
     model = tiny_vae(prior_name, likelihood)
     split = tiny_data().test
     ll = log_likelihood(model, split, k=50)
-    elbo = evaluate_split(model, Objective(), split, 100)["elbo"]
+    elbo = evaluate_split(model, build_option("objective", "elbo"), split, 100)["elbo"]
     assert torch.isfinite(ll).all() and ll.mean().item() > elbo
 
 

@@ -22,6 +22,7 @@ from vae_runner import build, run
 from vae_runner.checkpoint import load_checkpoint
 from vae_runner.errors import UserError
 from vae_runner.objectives import Objective
+from vae_runner.trainer import Interrupted
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 # Many short epochs: most of the time goes to validation and checkpoint writes, where kills and signals must be safe.
@@ -276,3 +277,25 @@ def test_a_run_writes_only_inside_its_run_directory(tmp_path):
     (run_dir,) = {p.parent for p in cwd.rglob("metrics.json")}
     assert all(run_dir in p.parents for p in written)
     assert [p for p in home.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_final_evaluation_says_how_to_finish(tmp_path, monkeypatch, sig, no_threads):
+    """Ctrl-C (or a scheduler's SIGTERM) while the final evaluation runs: one message naming the command that
+    finishes the run, not a KeyboardInterrupt traceback; that command then writes metrics.json without training."""
+    real = run.final_report
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), sig)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("the signal was not handled")
+
+    monkeypatch.setattr(run, "final_report", interrupted)
+    with pytest.raises(Interrupted, match=f"Stopped by {sig.name} during the final evaluation.*vae-run resume=") as e:
+        run.run(make_cfg(), tmp_path)
+    assert e.value.signum == sig and not (tmp_path / "metrics.json").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    monkeypatch.setattr(run, "final_report", real)
+    finished = run.run(make_cfg(f"resume={tmp_path}"), tmp_path / "ignored", [f"resume={tmp_path}"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["val/elbo"] == finished and metrics["epochs"] == 1

@@ -7,18 +7,21 @@ import torch
 from conftest import LIKELIHOODS, PRIORS, SHAPE, MCOnlyPrior, make_cfg, tiny_data, tiny_vae
 
 from vae_runner import run
+from vae_runner.config.compose import build_option
 from vae_runner.errors import UserError
-from vae_runner.model.decoders import MLPDecoder
-from vae_runner.model.encoders import MLPEncoder
-from vae_runner.model.likelihoods import Bernoulli
 from vae_runner.model.priors.gaussian import GaussianPrior
 from vae_runner.model.vae import VAE
-from vae_runner.objectives import Objective, triplet_loss, warmup_weight
+from vae_runner.objectives import triplet_loss, warmup_weight
 
 
 def tiny_model(prior=None, d=3, seed=0):
     torch.manual_seed(seed)
-    return VAE(MLPEncoder(SHAPE, d, [16]), MLPDecoder(SHAPE, d, [16]), prior or GaussianPrior(d), Bernoulli(SHAPE))
+    return VAE(
+        build_option("architecture", "mlp", "encoder", input_shape=SHAPE, latent_dim=d, hidden=[16]),
+        build_option("architecture", "mlp", "decoder", output_shape=SHAPE, latent_dim=d, hidden=[16]),
+        prior or GaussianPrior(d),
+        build_option("likelihood", "bernoulli", data_shape=SHAPE),
+    )
 
 
 def batch(n=32):
@@ -29,9 +32,9 @@ def batch(n=32):
 def test_iwae_with_one_sample_is_the_elbo_exactly(prior):
     model, x = tiny_model(prior), batch()
     torch.manual_seed(1)
-    elbo = Objective(beta=2.0)(model, x)
+    elbo = build_option("objective", "elbo", beta=2.0)(model, x)
     torch.manual_seed(1)
-    iwae = Objective(beta=2.0, k=1)(model, x)
+    iwae = build_option("objective", "elbo", beta=2.0, k=1)(model, x)
     for key in ("elbo", "recon", "kl", "loss"):
         assert torch.equal(elbo[key], iwae[key]), key
     if isinstance(prior, GaussianPrior):
@@ -43,10 +46,10 @@ def test_iwae_bound_is_above_the_elbo_and_grows_with_k():
     torch.manual_seed(0)
     means = {}
     for k in (1, 5, 50):
-        vals = [(-Objective(k=k)(model, x)["loss"]).mean().item() for _ in range(20)]
+        vals = [(-build_option("objective", "elbo", k=k)(model, x)["loss"]).mean().item() for _ in range(20)]
         means[k] = sum(vals) / len(vals)
     assert means[1] < means[5] < means[50]
-    terms = Objective(k=5)(model, x)
+    terms = build_option("objective", "elbo", k=5)(model, x)
     assert torch.allclose(terms["iwae"], -terms["loss"])  # beta = 1: the loss is minus the IWAE bound
     assert set(terms) >= {"elbo", "recon", "kl", "iwae", "loss"}
 
@@ -56,7 +59,7 @@ def test_iwae_gradient_is_the_self_normalised_weighted_gradient():
     model, x = tiny_model(MCOnlyPrior(3)), batch(4)
     params = [p for p in model.parameters() if p.requires_grad]
     torch.manual_seed(7)
-    loss = Objective(k=6)(model, x)["loss"].sum()
+    loss = build_option("objective", "elbo", k=6)(model, x)["loss"].sum()
     auto = torch.autograd.grad(loss, params)
     torch.manual_seed(7)  # the same draws, computed by hand
     q = model.posterior(x)
@@ -76,7 +79,7 @@ def test_warmup_schedule_values():
     assert [warmup_weight(4.0, 0.0, 10, 0, e, 0) for e in (0, 2.5, 5, 10, 20)] == [0.0, 1.0, 2.0, 4.0, 4.0]
     assert [warmup_weight(1.0, 0.5, 0, 100, 0, s) for s in (0, 50, 100, 1000)] == [0.5, 0.75, 1.0, 1.0]
     assert warmup_weight(3.0, 0.0, 0, 0, 1, 1) == 3.0
-    obj = Objective(beta=2.0, warmup_epochs=4)
+    obj = build_option("objective", "elbo", beta=2.0, warmup_epochs=4)
     assert obj.kl_weight((1.0, 10)) == 0.5 and obj.kl_weight(None) == 2.0  # evaluation uses beta
     model, x = tiny_model(), batch()
     torch.manual_seed(0)
@@ -98,17 +101,17 @@ def test_warmup_is_logged_as_train_beta(tmp_path, no_threads):
 def test_free_bits_changes_only_dimensions_below_the_floor():
     model, x = tiny_model(), batch()
     torch.manual_seed(0)
-    plain = Objective()(model, x)
+    plain = build_option("objective", "elbo")(model, x)
     torch.manual_seed(0)
-    floored = Objective(free_bits=1e-6)(model, x)  # every dimension is above a tiny floor
+    floored = build_option("objective", "elbo", free_bits=1e-6)(model, x)  # every dimension is above a tiny floor
     assert torch.equal(plain["loss"], floored["loss"])
     with torch.no_grad():  # collapse dimension 0: its KL goes to ~0
         model.encoder.net[-1].weight[[0, 3]] = 0.0
         model.encoder.net[-1].bias[[0, 3]] = 0.0
     torch.manual_seed(0)
-    plain = Objective()(model, x)
+    plain = build_option("objective", "elbo")(model, x)
     torch.manual_seed(0)
-    floored = Objective(free_bits=0.5)(model, x)
+    floored = build_option("objective", "elbo", free_bits=0.5)(model, x)
     q = model.posterior(x)
     per_dim = torch.distributions.kl_divergence(q.base_dist, torch.distributions.Normal(0.0, 1.0)).mean(0)
     expected = torch.clamp(0.5 - per_dim, min=0).sum()
@@ -139,7 +142,7 @@ def test_triplet_loss_is_zero_when_margins_are_met_and_its_gradient_moves_the_ri
 
 def test_triplet_loss_needs_labels():
     with pytest.raises(UserError, match="labelled"):
-        Objective(triplet_weight=1.0)(tiny_model(), batch(), None)
+        build_option("objective", "elbo", triplet_weight=1.0)(tiny_model(), batch(), None)
 
 
 @pytest.mark.parametrize("prior_name", PRIORS)
@@ -147,7 +150,7 @@ def test_triplet_loss_needs_labels():
 def test_every_option_composes_with_every_prior_and_likelihood(prior_name, likelihood):
     model = tiny_vae(prior_name, likelihood)
     data = tiny_data(32).train
-    obj = Objective(beta=2.0, k=3, warmup_epochs=2, free_bits=0.1, triplet_weight=0.5)
+    obj = build_option("objective", "elbo", beta=2.0, k=3, warmup_epochs=2, free_bits=0.1, triplet_weight=0.5)
     terms = obj(model, torch.bernoulli(data.x), data.y, progress=(1.0, 5))
     assert set(terms) == {"elbo", "recon", "kl", "iwae", "triplet", "loss"}
     assert all(torch.isfinite(t).all() for t in terms.values())

@@ -8,10 +8,9 @@ import torch.distributions as td
 from conftest import MCOnlyPrior
 from torch import nn
 
-from vae_runner.model.likelihoods import MSE, Bernoulli, Gaussian
+from vae_runner.config.compose import build_option
 from vae_runner.model.priors.gaussian import GaussianPrior
 from vae_runner.model.vae import VAE
-from vae_runner.objectives import Objective
 
 
 def diag_gaussian(mu, logvar):
@@ -43,24 +42,29 @@ def test_gaussian_prior_log_prob_and_sample():
 
 def test_bernoulli_log_prob_is_summed_negative_bce():
     logits, x = torch.randn(3, 1, 4, 4), torch.randint(0, 2, (3, 1, 4, 4)).float()
-    lp = Bernoulli((1, 4, 4))(logits).log_prob(x)
+    lp = build_option("likelihood", "bernoulli", data_shape=(1, 4, 4))(logits).log_prob(x)
     p = torch.sigmoid(logits)
     by_hand = (x * p.log() + (1 - x) * (1 - p).log()).sum((1, 2, 3))
     torch.testing.assert_close(lp, by_hand, atol=1e-4, rtol=1e-5)
     xc = torch.rand(3, 1, 4, 4)  # grey levels: the cross-entropy, still summed
     by_hand = (xc * p.log() + (1 - xc) * (1 - p).log()).sum((1, 2, 3))
-    torch.testing.assert_close(Bernoulli((1, 4, 4))(logits).log_prob(xc), by_hand, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(
+        build_option("likelihood", "bernoulli", data_shape=(1, 4, 4))(logits).log_prob(xc),
+        by_hand,
+        atol=1e-4,
+        rtol=1e-5,
+    )
 
 
 def test_mse_is_normalised_gaussian_with_fixed_sigma():
     mean, x, sigma = torch.randn(2, 6), torch.randn(2, 6), 0.3
-    lp = MSE((6,), sigma=sigma)(mean).log_prob(x)
+    lp = build_option("likelihood", "mse", data_shape=(6,), sigma=sigma)(mean).log_prob(x)
     by_hand = (-((x - mean) ** 2) / (2 * sigma**2) - math.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
     torch.testing.assert_close(lp, by_hand)
 
 
 def test_gaussian_likelihood_learns_per_pixel_sigma():
-    lik = Gaussian((1, 2, 2), init_sigma=0.5, min_sigma=0.01)
+    lik = build_option("likelihood", "gaussian", data_shape=(1, 2, 2), init_sigma=0.5, min_sigma=0.01)
     torch.testing.assert_close(lik.sigma, torch.full((1, 2, 2), 0.5))
     mean, x = torch.zeros(3, 1, 2, 2), torch.randn(3, 1, 2, 2)
     by_hand = td.Normal(0.0, 0.5).log_prob(x).sum((1, 2, 3))
@@ -86,9 +90,9 @@ def test_elbo_terms_by_hand_on_a_tiny_model():
     decoder = nn.Linear(2, 3, bias=False)
     decoder.weight.data = w
     for prior, closed in ((GaussianPrior(2), True), (MCOnlyPrior(2), False)):
-        model = VAE(FixedEncoder(mu, logvar), decoder, prior, Bernoulli((3,)))
+        model = VAE(FixedEncoder(mu, logvar), decoder, prior, build_option("likelihood", "bernoulli", data_shape=(3,)))
         torch.manual_seed(1)
-        terms = Objective(beta=4.0)(model, x)
+        terms = build_option("objective", "elbo", beta=4.0)(model, x)
         torch.manual_seed(1)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(1, 2)  # the same reparameterised draw
         p = torch.sigmoid(z @ w.T)
@@ -109,6 +113,19 @@ def test_monte_carlo_kl_is_unbiased_for_the_closed_form():
     mu, logvar = torch.randn(1, 3).expand(20_000, 3), torch.randn(1, 3).expand(20_000, 3)
     x = torch.zeros(20_000, 3)
     decoder = nn.Linear(3, 3)
-    closed = Objective()(VAE(FixedEncoder(mu, logvar), decoder, GaussianPrior(3), Bernoulli((3,))), x)["kl"]
-    mc = Objective()(VAE(FixedEncoder(mu, logvar), decoder, MCOnlyPrior(3), Bernoulli((3,))), x)["kl"]
+    closed = build_option("objective", "elbo")(
+        VAE(
+            FixedEncoder(mu, logvar),
+            decoder,
+            GaussianPrior(3),
+            build_option("likelihood", "bernoulli", data_shape=(3,)),
+        ),
+        x,
+    )["kl"]
+    mc = build_option("objective", "elbo")(
+        VAE(
+            FixedEncoder(mu, logvar), decoder, MCOnlyPrior(3), build_option("likelihood", "bernoulli", data_shape=(3,))
+        ),
+        x,
+    )["kl"]
     assert abs(mc.mean() - closed.mean()) < 4 * mc.std() / math.sqrt(len(mc))

@@ -10,11 +10,9 @@ import torch.distributions as td
 from conftest import PRIORS, SHAPE, make_cfg, make_prior, tiny_data
 
 from vae_runner import run
-from vae_runner.model.decoders import MLPDecoder
-from vae_runner.model.likelihoods import Bernoulli
+from vae_runner.config.compose import build_option
 from vae_runner.model.priors.mixture import MixturePrior
 from vae_runner.model.vae import VAE
-from vae_runner.objectives import Objective
 
 
 def reference_mixture_log_prob(z, means, logvars, logits):
@@ -120,12 +118,17 @@ def test_flow_log_determinant_matches_autograd_jacobian():
 @pytest.mark.parametrize("name", PRIORS[1:])
 def test_gradients_reach_every_prior_parameter(name):
     prior, encoder = make_prior(name, 2)
-    model = VAE(encoder, MLPDecoder(SHAPE, 2, [8]), prior, Bernoulli(SHAPE))
+    model = VAE(
+        encoder,
+        build_option("architecture", "mlp", "decoder", output_shape=SHAPE, latent_dim=2, hidden=[8]),
+        prior,
+        build_option("likelihood", "bernoulli", data_shape=SHAPE),
+    )
     x = torch.bernoulli(tiny_data().train.x[:16])
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(2):  # the second step: the flow's zero-initialised output layers have moved by then
         opt.zero_grad()
-        Objective()(model, x)["loss"].mean().backward()
+        build_option("objective", "elbo")(model, x)["loss"].mean().backward()
         opt.step()
     for pname, p in prior.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
@@ -136,7 +139,12 @@ def test_gradients_reach_every_prior_parameter(name):
 @pytest.mark.parametrize("name", PRIORS)
 def test_samples_come_from_the_models_own_prior(name):
     prior, encoder = make_prior(name, 2)
-    model = VAE(encoder, MLPDecoder(SHAPE, 2, [8]), prior, Bernoulli(SHAPE))
+    model = VAE(
+        encoder,
+        build_option("architecture", "mlp", "decoder", output_shape=SHAPE, latent_dim=2, hidden=[8]),
+        prior,
+        build_option("likelihood", "bernoulli", data_shape=SHAPE),
+    )
     torch.manual_seed(3)
     expected = model.decode(prior.sample(10)).mean
     torch.manual_seed(3)

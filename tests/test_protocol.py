@@ -15,20 +15,15 @@ from conftest import LIKELIHOODS, PRIORS, make_cfg, tiny_data
 
 from vae_runner import build, run
 from vae_runner import data as data_module
+from vae_runner.config.compose import build_option
 from vae_runner.data import DataSplits, Split, prepare
-from vae_runner.data.digits import load_digits
-from vae_runner.data.torchvision_sets import load_mnist
 from vae_runner.errors import UserError
 from vae_runner.evaluation import diagnostics as dx
 from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
-from vae_runner.model.decoders import GatedMLPDecoder
-from vae_runner.model.encoders import GatedMLPEncoder
 from vae_runner.model.layers import GatedDense
-from vae_runner.model.likelihoods import Bernoulli
 from vae_runner.model.priors.gaussian import GaussianPrior
-from vae_runner.model.priors.vamp import VampPrior
 from vae_runner.model.vae import VAE
-from vae_runner.objectives import Objective, warmup_weight
+from vae_runner.objectives import warmup_weight
 from vae_runner.optimizers import AdamNormGrad
 from vae_runner.rng import index_noise
 
@@ -43,7 +38,15 @@ def test_gated_dense_is_linear_times_sigmoid_gate():
 
 def test_gated_encoder_clamps_log_variance_and_uses_he_init():
     torch.manual_seed(0)
-    enc = GatedMLPEncoder((1, 28, 28), 40, [300, 300], logvar_clamp=[-6, 2])
+    enc = build_option(
+        "architecture",
+        "gated_mlp",
+        "encoder",
+        input_shape=(1, 28, 28),
+        latent_dim=40,
+        hidden=[300, 300],
+        logvar_clamp=[-6, 2],
+    )
     with torch.no_grad():
         enc.logvar.bias.fill_(50.0)
     _, logvar = enc(torch.rand(8, 1, 28, 28))
@@ -53,9 +56,13 @@ def test_gated_encoder_clamps_log_variance_and_uses_he_init():
     assert enc(torch.rand(8, 1, 28, 28))[1].min().item() == -6.0
     w = enc.body[0].h.weight  # (300, 784): N(0, 2 / 784)
     assert w.mean().abs() < 0.002 and w.std().item() == pytest.approx(math.sqrt(2 / 784), rel=0.02)
-    unclamped = GatedMLPEncoder((1, 28, 28), 4, [8], init="torch")
+    unclamped = build_option(
+        "architecture", "gated_mlp", "encoder", input_shape=(1, 28, 28), latent_dim=4, hidden=[8], init="torch"
+    )
     assert unclamped.logvar_clamp is None and unclamped.body[0].h.weight.abs().max() <= 1 / math.sqrt(784)
-    dec = GatedMLPDecoder((1, 28, 28), 40, [300, 200])
+    dec = build_option(
+        "architecture", "gated_mlp", "decoder", output_shape=(1, 28, 28), latent_dim=40, hidden=[300, 200]
+    )
     assert dec(torch.randn(3, 40)).shape == (3, 1, 28, 28) and dec.net[0][0].h.in_features == 40
     assert dec.net[0][0].h.out_features == 200  # the decoder mirrors the encoder's widths
 
@@ -90,27 +97,29 @@ def test_bernoulli_prob_clamp_is_the_reference_clamped_log_bernoulli():
     logits, x = torch.randn(6, 1, 4, 4) * 20, torch.randint(0, 2, (6, 1, 4, 4)).float()
     probs = torch.sigmoid(logits.double()).clamp(1e-5, 1 - 1e-5)
     want = (x * probs.log() + (1 - x) * (1 - probs).log()).flatten(1).sum(1)
-    got = Bernoulli((1, 4, 4), prob_clamp=1e-5)(logits).log_prob(x)
+    got = build_option("likelihood", "bernoulli", data_shape=(1, 4, 4), prob_clamp=1e-5)(logits).log_prob(x)
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-4)
-    assert Bernoulli((1, 4, 4))(logits).log_prob(x).min() < want.min() - 10  # unclamped: far more confident
+    assert (
+        build_option("likelihood", "bernoulli", data_shape=(1, 4, 4))(logits).log_prob(x).min() < want.min() - 10
+    )  # unclamped: far more confident
 
 
 def test_sampled_kl_option_uses_log_q_minus_log_p_at_the_sample():
     torch.manual_seed(0)
     data = tiny_data()
     model = VAE(
-        GatedMLPEncoder(data.shape, 3, [8]),
-        GatedMLPDecoder(data.shape, 3, [8]),
+        build_option("architecture", "gated_mlp", "encoder", input_shape=data.shape, latent_dim=3, hidden=[8]),
+        build_option("architecture", "gated_mlp", "decoder", output_shape=data.shape, latent_dim=3, hidden=[8]),
         GaussianPrior(3),
-        Bernoulli(data.shape),
+        build_option("likelihood", "bernoulli", data_shape=data.shape),
     )
     x = data.train.floats(slice(0, 16))
     eps = torch.randn(1, 16, 3)
-    terms = Objective(analytic_kl=False)(model, x, noise=lambda k, d: eps)
+    terms = build_option("objective", "elbo", analytic_kl=False)(model, x, noise=lambda k, d: eps)
     q = model.posterior(x)
     z = q.base_dist.loc + q.base_dist.scale * eps[0]
     torch.testing.assert_close(terms["kl"], q.log_prob(z) - model.prior.log_prob(z))
-    closed = Objective()(model, x, noise=lambda k, d: eps)["kl"]
+    closed = build_option("objective", "elbo")(model, x, noise=lambda k, d: eps)["kl"]
     torch.testing.assert_close(closed, td.kl_divergence(q, model.prior.distribution()))
 
 
@@ -135,7 +144,7 @@ def test_adam_normgrad_matches_the_reference_update(fused):
     params = [torch.nn.Parameter(torch.randn(30, 20)), torch.nn.Parameter(torch.randn(7))]
     start = [p.detach().clone() for p in params]
     grads = [[torch.randn_like(p) * s for p, s in zip(params, (100.0, 0.01))] for _ in range(5)]
-    opt = AdamNormGrad(params, lr=5e-4, fused=fused)
+    opt = build_option("optimizer", "adam_normgrad", params=params, lr=5e-4, fused=fused)
     for step in grads:
         for p, g in zip(params, step):
             p.grad = g.clone()
@@ -158,9 +167,11 @@ def test_per_epoch_warmup_is_the_reference_schedule():
     for finished, fraction, want in ((0, 0.0, 0.01), (0, 0.99, 0.01), (1, 0.5, 0.02), (99, 0.3, 1.0), (500, 0, 1.0)):
         assert warmup_weight(1.0, 0.0, 100, 0, finished + fraction, 0, per_epoch=True) == pytest.approx(want)
     assert warmup_weight(1.0, 0.0, 100, 0, 0.5, 0, per_epoch=False) == pytest.approx(0.005)
-    assert Objective(warmup_epochs=100, warmup_per_epoch=True).first_full_weight_epoch(500) == 100
-    assert Objective(warmup_steps=1250).first_full_weight_epoch(500) == 3
-    assert Objective().first_full_weight_epoch(500) == 0
+    assert (
+        build_option("objective", "elbo", warmup_epochs=100, warmup_per_epoch=True).first_full_weight_epoch(500) == 100
+    )
+    assert build_option("objective", "elbo", warmup_steps=1250).first_full_weight_epoch(500) == 3
+    assert build_option("objective", "elbo").first_full_weight_epoch(500) == 0
 
 
 @pytest.mark.parametrize(
@@ -196,8 +207,8 @@ def test_warmup_per_epoch_needs_warmup_epochs(tmp_path):
 def test_vampprior_reference_init_clips_noise_to_the_unit_interval():
     torch.manual_seed(0)
     data = tiny_data()
-    encoder = GatedMLPEncoder(data.shape, 3, [8])
-    prior = VampPrior(3, encoder, data, n_components=500, init="reference")
+    encoder = build_option("architecture", "gated_mlp", "encoder", input_shape=data.shape, latent_dim=3, hidden=[8])
+    prior = build_option("prior", "vamp", latent_dim=3, encoder=encoder, data=data, n_components=500, init="reference")
     u = prior.pseudo_inputs()
     assert u.shape == (500, *data.shape) and u.min() >= 0 and u.max() <= 1
     assert u.mean().item() == pytest.approx(0.05, abs=0.001) and u.std().item() == pytest.approx(0.01, rel=0.05)
@@ -205,13 +216,21 @@ def test_vampprior_reference_init_clips_noise_to_the_unit_interval():
     assert prior.pseudo_inputs.raw.grad.abs().sum() > 0  # inside [0, 1] the clip passes gradients
     real = DataSplits(*(Split(torch.randn(10, 2)) for _ in range(3)), in_unit_range=False)
     with pytest.raises(UserError, match="prior.init=reference"):
-        VampPrior(3, GatedMLPEncoder((2,), 3, [8]), real, n_components=4, init="reference")
+        build_option(
+            "prior",
+            "vamp",
+            latent_dim=3,
+            encoder=build_option("architecture", "gated_mlp", "encoder", input_shape=(2,), latent_dim=3, hidden=[8]),
+            data=real,
+            n_components=4,
+            init="reference",
+        )
 
 
 # ------------------------------------------------------------------------------------ data and binarisation
 def test_split_seed_null_takes_validation_from_the_end_of_the_file(data_root):
-    shuffled = load_mnist(str(data_root), val_size=20, split_seed=0)
-    tail = load_mnist(str(data_root), val_size=20, split_seed=None)
+    shuffled = build_option("dataset", "mnist", root=str(data_root), val_size=20, split_seed=0)
+    tail = build_option("dataset", "mnist", root=str(data_root), val_size=20, split_seed=None)
     from vae_runner.data.torchvision_sets import read_idx
 
     raw = torch.from_numpy(read_idx(data_root / "MNIST" / "raw" / "train-images-idx3-ubyte").copy())
@@ -220,7 +239,7 @@ def test_split_seed_null_takes_validation_from_the_end_of_the_file(data_root):
 
 
 def test_eval_binarisation_is_the_reference_numpy_draw_made_on_the_cpu(monkeypatch):
-    digits = load_digits()
+    digits = build_option("dataset", "digits")
     got = prepare(digits, "dynamic", torch.device("cpu"))
     rng = np.random.RandomState(777)  # the reference: np.random.seed(777); binomial(1, x_val); binomial(1, x_test)
     assert digits.val.x.dtype == torch.float32  # digits are grey levels in [0, 1]: p is their float64 value
@@ -248,12 +267,12 @@ DIGITS_TEST_SHA256 = "cf02de1b06d2e1e839217afc7e4a6dcc5059585583364eb9cc237bb4f8
 # ------------------------------------------------------------------------------------------- evaluation
 def small_model(seed=0):
     torch.manual_seed(seed)
-    data = prepare(load_digits(), "dynamic", torch.device("cpu"))
+    data = prepare(build_option("dataset", "digits"), "dynamic", torch.device("cpu"))
     model = VAE(
-        GatedMLPEncoder(data.shape, 4, [32]),
-        GatedMLPDecoder(data.shape, 4, [32]),
+        build_option("architecture", "gated_mlp", "encoder", input_shape=data.shape, latent_dim=4, hidden=[32]),
+        build_option("architecture", "gated_mlp", "decoder", output_shape=data.shape, latent_dim=4, hidden=[32]),
         GaussianPrior(4),
-        Bernoulli(data.shape),
+        build_option("likelihood", "bernoulli", data_shape=data.shape),
     )
     return model, data
 
@@ -271,7 +290,7 @@ def test_log_likelihood_per_image_does_not_depend_on_chunking(no_threads):
 
 def test_evaluated_elbo_does_not_depend_on_the_batch_size(no_threads):
     model, data = small_model()
-    values = [evaluate_split(model, Objective(), data.test, b, seed=3) for b in (1000, 37, 7)]
+    values = [evaluate_split(model, build_option("objective", "elbo"), data.test, b, seed=3) for b in (1000, 37, 7)]
     for other in values[1:]:
         assert other == pytest.approx(values[0], abs=1e-4)
 

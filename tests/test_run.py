@@ -143,8 +143,12 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, no_threads):
 
 
 def test_a_checkpoint_saved_before_an_option_existed_still_evaluates(tmp_path, no_threads):
-    """Keys added to vae-runner after a run was saved take today's defaults (the optimizer group, new options)."""
-    trained = run.train(make_cfg("architecture.hidden=[32]", "latent_dim=4"), tmp_path / "train")
+    """Keys added to vae-runner after a run was saved take today's defaults (the optimizer group, new options), and
+    only inside components that are the same today: the saved mog/mse run evaluated by a command whose defaults are
+    another prior and likelihood gets none of their keys (MoGPrior and MSE would refuse them)."""
+    trained = run.train(
+        make_cfg("architecture.hidden=[32]", "latent_dim=4", "prior=mog", "likelihood=mse"), tmp_path / "train"
+    )
     ckpt = tmp_path / "train" / "checkpoints" / "best.pt"
     state = torch.load(ckpt, weights_only=True)
     for config in (state["config"], state["config_source"]):
@@ -272,7 +276,8 @@ def test_bernoulli_on_real_valued_data_is_refused(tmp_path):
         run.train(make_cfg("dataset=synthetic"), tmp_path)
 
 
-def test_eval_may_point_at_data_elsewhere_but_not_at_other_data(data_root, tmp_path, no_threads):
+def test_eval_may_point_at_data_elsewhere_but_resume_not_at_other_data(data_root, tmp_path, no_threads):
+    """mode=eval may also score other data of the model's shape (tests/test_api.py); resuming may not train on it."""
     import shutil
 
     base = dataset_overrides("mnist", data_root)
@@ -282,6 +287,6 @@ def test_eval_may_point_at_data_elsewhere_but_not_at_other_data(data_root, tmp_p
     shutil.copytree(data_root / "MNIST", moved / "MNIST")
     args = ["mode=eval", f"ckpt={ckpt}", "dataset=mnist", f"dataset.root={moved}"]
     assert torch.isfinite(torch.tensor(run.evaluate(make_cfg(*args), tmp_path / "e1", args)["test/elbo"]))
-    args = ["mode=eval", f"ckpt={ckpt}", "dataset=digits"]
+    args = [f"resume={ckpt}", *dataset_overrides("fashion_mnist", data_root)]
     with pytest.raises(UserError, match="differs from the requested one in: dataset"):
-        run.evaluate(make_cfg(*args), tmp_path / "e2", args)
+        run.train(make_cfg(*args), tmp_path / "e2", args)

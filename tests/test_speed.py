@@ -14,9 +14,9 @@ import torch
 from conftest import make_cfg
 
 from vae_runner import build, run
+from vae_runner.config.compose import build_option
 from vae_runner.data import resample_binary
 from vae_runner.model.vae import autocast
-from vae_runner.objectives import Objective
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,12 +58,12 @@ def test_bf16_autocasts_the_networks_only(tmp_path):
     model = build.build_model(cfg, data, device)
     x = data.test.floats(slice(0, 64))
     torch.manual_seed(0)
-    fp32 = Objective()(model, x)
+    fp32 = build_option("objective", "elbo")(model, x)
     with model.precision("bf16"):
         q = model.posterior(x)
         px = model.decode(q.mean)
         torch.manual_seed(0)
-        terms = Objective()(model, x)
+        terms = build_option("objective", "elbo")(model, x)
     assert model.network_precision == "fp32"  # restored on exit
     assert q.mean.dtype == torch.float32 and px.base_dist.logits.dtype == torch.float32
     assert all(t.dtype == torch.float32 for t in terms.values())
@@ -188,10 +188,10 @@ def test_conv_nets_run_channels_last_with_the_same_numbers():
     assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
     x = data.test.floats(slice(0, 32))
     torch.manual_seed(0)
-    nhwc = Objective()(model, x)
+    nhwc = build_option("objective", "elbo")(model, x)
     model.to(memory_format=torch.contiguous_format)
     torch.manual_seed(0)
-    nchw = Objective()(model, x)
+    nchw = build_option("objective", "elbo")(model, x)
     for key in nhwc:
         assert torch.allclose(nhwc[key], nchw[key], rtol=1e-4, atol=1e-3), key
 

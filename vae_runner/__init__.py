@@ -6,3 +6,15 @@ directory, checkpoint.py its checkpoints, tb_logger.py its TensorBoard events. R
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Run", "load", "train"]
+
+
+def __getattr__(name: str):
+    """`vae_runner.load`, `vae_runner.train`, `vae_runner.Run` (api.py), imported on first use: `vae-run --help` and
+    `vae-report` do not pay for torch."""
+    if name in __all__:
+        from vae_runner import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'vae_runner' has no attribute {name!r}")

@@ -8,20 +8,25 @@ from __future__ import annotations
 import inspect
 import logging
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from vae_runner import rundir
+from vae_runner.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
+from vae_runner.config.checks import validate
+from vae_runner.config.compose import build
 from vae_runner.config.plain import plain
-from vae_runner.data import DataSplits, prepare
+from vae_runner.data import RUN_KEYS, DataSplits, prepare
 from vae_runner.errors import UserError
 from vae_runner.evaluation.metrics import evaluate_split
 from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.model.vae import VAE
+from vae_runner.rundir import BEST
 from vae_runner.tb_logger import RunLogger
 from vae_runner.trainer import Trainer
 
@@ -92,7 +97,7 @@ def compile_networks(model: VAE) -> None:
 
 def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     spec = OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True)
-    binarize, name = spec.pop("binarize"), spec.pop("name", "dataset")
+    binarize, name = (spec.pop(key) for key in RUN_KEYS)
     binary_likelihood = getattr(get_class(cfg.likelihood._target_), "binary", False)
     if binarize == "auto":
         binarize = "dynamic" if binary_likelihood else "none"
@@ -124,20 +129,6 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     return prepare(data, binarize, device)
 
 
-def build(node, *args, **kwargs):
-    """hydra.utils.instantiate, with a UserError raised by the component passed on as itself (instantiate wraps
-    everything a `_target_` raises in an InstantiationException)."""
-    try:
-        return instantiate(node, *args, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        while cause is not None and not isinstance(cause, UserError):
-            cause = cause.__cause__
-        if cause is None:
-            raise
-        raise cause from None
-
-
 def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
     arch, d, shape = cfg.architecture, cfg.latent_dim, data.shape
     encoder = build(arch.encoder, input_shape=shape, latent_dim=d)
@@ -156,6 +147,35 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
         # NHWC kernels (oneDNN on CPU, cuDNN on GPU): a Fashion-MNIST conv step was 1.3x faster on CPU in fp32.
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def from_checkpoint(
+    cfg: DictConfig, overrides: Sequence[str], purpose: str, default_name: str = BEST, other_data: bool = False
+) -> tuple[DictConfig, dict, DataSplits, VAE, torch.device]:
+    """A saved run for `mode=eval`, `mode=sample` and the Python API: its config (with the command line's execution
+    overrides; model overrides refused), checkpoint, data, and model with the checkpoint's weights in eval mode.
+    `other_data`: a `dataset=` override loads that dataset instead (it must have the shape the model was made for)."""
+    path = resolve_checkpoint(cfg.ckpt, default_name)
+    state = load_checkpoint(path)
+    cfg = rundir.merge_saved(state, cfg, overrides, purpose, other_data)
+    validate(cfg)
+    device = setup(cfg)
+    data = load_data(cfg, device)
+    model = build_model(cfg, data, device)
+    trained_on = state["config"]["dataset"]["name"]
+    if other_data and cfg.dataset.name != trained_on:
+        try:
+            load_weights(model, state, path)
+        except UserError:
+            raise UserError(
+                f"dataset={cfg.dataset.name} holds {'x'.join(map(str, data.shape))} data, but the model in {path} "
+                f"was trained on dataset={trained_on}, whose data has another shape. A model can score only "
+                f"data of the shape it was made for."
+            ) from None
+        log.warning("scoring a model trained on dataset=%s on dataset=%s", trained_on, cfg.dataset.name)
+    load_weights(model, state, path)
+    model.eval()
+    return cfg, {**state, "path": path}, data, model, device
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) -> Trainer:

@@ -1,10 +1,13 @@
 """`vae-run`: the thin Hydra entry point. It composes `configs/train.yaml` (shipped as package data), hands the
 config to `run.run`, and returns the validation ELBO so Hydra sweepers can optimise it. Bad input (`UserError`)
-is printed as one paragraph with exit status 2, never as a traceback."""
+is printed as one paragraph with exit status 2, never as a traceback; so is a command line that does not compose
+(config/command_line.py checks it before Hydra starts)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -71,7 +74,21 @@ def task(cfg: DictConfig) -> float:
         print(f"vae-run: error: {message}", file=sys.stderr)
         if hc.mode == RunMode.MULTIRUN:
             raise RunFailed(message) from None
+        remove_if_unused(Path(hc.runtime.output_dir))
         sys.exit(2)
+
+
+def remove_if_unused(run_dir: Path) -> None:
+    """A run refused before it wrote anything leaves no directory behind: only Hydra's .hydra/ and the log, which
+    holds the message just printed (a resumed run's directory holds its checkpoints, and stays)."""
+    if not run_dir.is_dir() or any(p.name not in (".hydra", "vae-run.log") for p in run_dir.iterdir()):
+        return
+    logging.shutdown()  # close the log file before it goes
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in run_dir.parents:  # outputs/<date>/ and outputs/, when this run was all they held
+        if parent == Path.cwd() or not parent.is_relative_to(Path.cwd()) or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def user_message(err: BaseException) -> str | None:
@@ -93,6 +110,11 @@ register_resolvers()
 
 
 def main() -> None:
+    from vae_runner.config.command_line import problem
+
+    if message := problem(sys.argv[1:]):
+        print(f"vae-run: error: {message}", file=sys.stderr)
+        sys.exit(2)
     hydra.main(config_path="pkg://vae_runner.configs", config_name="train", version_base="1.3")(task)()
 
 

@@ -60,16 +60,16 @@ def triplet_loss(mu: Tensor, y: Tensor, margin: float) -> Tensor:
 class Objective:
     def __init__(
         self,
-        beta: float = 1.0,
-        k: int = 1,
-        warmup_epochs: float = 0.0,
-        warmup_steps: int = 0,
-        warmup_start: float = 0.0,
-        free_bits: float = 0.0,
-        triplet_weight: float = 0.0,
-        triplet_margin: float = 1.0,
-        warmup_per_epoch: bool = False,
-        analytic_kl: bool = True,
+        beta: float,
+        k: int,
+        warmup_epochs: float,
+        warmup_steps: int,
+        warmup_start: float,
+        free_bits: float,
+        triplet_weight: float,
+        triplet_margin: float,
+        warmup_per_epoch: bool,
+        analytic_kl: bool,
     ):
         self.beta, self.k = float(beta), int(k)
         self.warmup = (float(warmup_start), float(warmup_epochs), int(warmup_steps))

@@ -14,7 +14,7 @@ class AdamNormGrad(torch.optim.Adam):
     gradients of size ~1/sqrt(numel) >> 1e-8 the two updates differ by far less than float32 rounding.
     """
 
-    def __init__(self, params, lr: float = 1e-3, norm_eps: float = 1e-7, **adam_kwargs):
+    def __init__(self, params, lr: float, norm_eps: float, **adam_kwargs):
         super().__init__(params, lr=lr, **adam_kwargs)
         self.norm_eps = float(norm_eps)
 

@@ -5,14 +5,20 @@ are evaluation/final.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import statistics
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from torchvision.utils import save_image
 
 from vae_runner import build, rundir
 from vae_runner.checkpoint import load_checkpoint, load_weights, resolve_checkpoint, set_rng_state
@@ -21,8 +27,10 @@ from vae_runner.config.plain import plain
 from vae_runner.config.schema import Mode
 from vae_runner.errors import UserError
 from vae_runner.evaluation.final import METRIC_TAGS, final_report
+from vae_runner.evaluation.pictures import image_grid, scatter
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST, METRICS, checkpoint_path
 from vae_runner.tb_logger import RunLogger, hparams_of
+from vae_runner.trainer import Interrupted
 
 log = logging.getLogger("vae_runner")
 
@@ -58,7 +66,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         best_path = checkpoint_path(run_dir, BEST)
         best = load_checkpoint(best_path, map_location=device)
         load_weights(model, best, best_path)
-        metrics = final_report(model, objective, data, cfg, logger, trainer.global_step)
+        with stop_on_signal(f"training had finished; run the final evaluation again with: vae-run resume={run_dir}"):
+            metrics = final_report(model, objective, data, cfg, logger, trainer.global_step)
     finally:
         logger.close()
     metrics.update(
@@ -90,23 +99,19 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
 def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, float]:
     """Evaluate `ckpt` on the validation and test sets without training; same metrics and pictures as training."""
     validate(cfg)
-    path = resolve_checkpoint(cfg.ckpt, BEST)
-    state = load_checkpoint(path)
-    cfg = rundir.merge_saved(state, cfg, overrides, "mode=eval")
-    validate(cfg)
+    cfg, state, data, model, _ = build.from_checkpoint(cfg, overrides, "mode=eval", other_data=True)
+    path = state["path"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = build.setup(cfg)
-    data = build.load_data(cfg, device)
-    model = build.build_model(cfg, data, device)
-    load_weights(model, state, path)
-    model.eval()
     logger = RunLogger(run_dir, cfg.logger.tensorboard)
     logger.hparams(hparams_of(cfg), METRIC_TAGS)
     try:
-        metrics = final_report(model, instantiate(cfg.objective), data, cfg, logger, state["global_step"])
+        with stop_on_signal("nothing was written; run the same command again"):
+            metrics = final_report(model, instantiate(cfg.objective), data, cfg, logger, state["global_step"])
     finally:
         logger.close()
     metrics.update({"checkpoint": str(path), "epochs": state["epoch"], "steps": state["global_step"]})
+    # labelled, so that a table of runs never mixes out-of-distribution scores with test-set numbers unawares
+    metrics.update({"trained_on": state["config"]["dataset"]["name"], "evaluated_on": cfg.dataset.name})
     rundir.write_metrics(run_dir, metrics)
     log.info(
         "test ELBO %.3f nats (recon %.3f, KL %.3f) for %s",
@@ -116,6 +121,43 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
         path,
     )
     return metrics
+
+
+@contextlib.contextmanager
+def stop_on_signal(then: str):
+    """Ctrl-C or SIGTERM during the final evaluation: `Interrupted` (one line and exit status 128 + signal from
+    vae-run) saying what is kept and what to run, instead of a KeyboardInterrupt traceback."""
+
+    def stop(signum, frame):
+        raise Interrupted(signum, f"Stopped by {signal.Signals(signum).name} during the final evaluation; {then}")
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach only the main thread
+        yield
+        return
+    handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+
+
+def sample(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict:
+    """Draw `n` images from `ckpt`'s model (x = mean of p(x|z), z ~ p(z), seeded by `seed`) into <run dir>/samples.pt
+    and samples.npy (n, *data shape) and a picture, samples.png."""
+    validate(cfg)
+    cfg, state, data, model, _ = build.from_checkpoint(cfg, overrides, "mode=sample")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    x = model.sample(cfg.n).cpu()
+    torch.save(x, run_dir / "samples.pt")
+    np.save(run_dir / "samples.npy", x.numpy())
+    if data.is_image:
+        picture = image_grid(x)
+    else:
+        picture = scatter({"test data": data.test.floats()[:2000], "samples": x}, f"{cfg.n} samples from the prior")
+    save_image(picture, run_dir / "samples.png")
+    log.info("%d samples of %s in %s (samples.pt, samples.npy, samples.png)", cfg.n, state["path"], run_dir)
+    return {"samples": cfg.n, "checkpoint": str(state["path"])}
 
 
 def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
@@ -128,6 +170,9 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
     existing = checkpoint_path(run_dir, LAST)
     if plain(cfg.mode) == Mode.train.value and not cfg.resume and existing.is_file():
         rundir.same_run_or_refuse(cfg, load_checkpoint(existing), run_dir)
+    if plain(cfg.mode) == Mode.sample.value:
+        sample(cfg, run_dir, overrides)
+        return float("nan")  # nothing to optimise
     if plain(cfg.mode) == Mode.eval.value:
         metrics = evaluate(cfg, run_dir, overrides)
     elif not cfg.resume and (run_dir / METRICS).is_file():

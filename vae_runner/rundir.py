@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae_runner.config.plain import flatten, plain
 from vae_runner.errors import UserError
@@ -53,14 +53,31 @@ def _model_part(key: str, value):
     return [v for k, v in flatten(value).items() if k.rsplit(".", 1)[-1] == "_target_"]
 
 
+def _add_new_settings(saved: DictConfig, current: DictConfig, root: bool = True) -> None:
+    """Settings added to a component after a run was saved (e.g. `objective.analytic_kl`) take today's value, which
+    reproduces the old behaviour; only inside a group whose node builds the same `_target_`s today (a saved
+    prior=mog gets no key of today's prior=gaussian)."""
+    if not root and _model_part("group", saved) != _model_part("group", current):
+        return
+    for key in current:
+        if key not in saved:
+            with open_dict(saved):
+                saved[key] = OmegaConf.select(current, key)
+        elif isinstance(saved[key], DictConfig) and isinstance(current[key], DictConfig):
+            _add_new_settings(saved[key], current[key], root=False)
+
+
 def override_keys(overrides: Sequence[str]) -> list[str]:
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     return [k for k in keys if k != "hydra" and not k.startswith("hydra.") and not k.startswith("hydra/")]
 
 
-def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purpose: str) -> DictConfig:
+def merge_saved(
+    state: dict, current: DictConfig, overrides: Sequence[str], purpose: str, other_data: bool = False
+) -> DictConfig:
     """The checkpoint's config with the command line's explicit overrides applied; an override that would change the
-    model (MODEL_KEYS) is refused with a list of the differences."""
+    model (MODEL_KEYS) is refused with a list of the differences. `other_data`: the `dataset` may change (scoring
+    a model on another dataset of the same shape)."""
     from vae_runner.config.schema import VAEConfig  # here: vae-report uses the layout above without loading Hydra
 
     merged = OmegaConf.merge(OmegaConf.structured(VAEConfig), state.get("config_source", state["config"]))
@@ -69,6 +86,7 @@ def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purp
     for key in sorted(OmegaConf.missing_keys(merged)):
         if not OmegaConf.is_missing(current, key):
             OmegaConf.update(merged, key, OmegaConf.select(current, key), merge=False)
+    _add_new_settings(merged, current)
     clashes = []
     for key in override_keys(overrides):
         if key in ("mode", "ckpt", "resume"):
@@ -79,7 +97,11 @@ def merge_saved(state: dict, current: DictConfig, overrides: Sequence[str], purp
         new = OmegaConf.select(current, key, default=None)
         if key.split(".")[0] in MODEL_KEYS and key not in LOCATION_KEYS:
             old, requested = _model_part(key, OmegaConf.select(merged, key, default=None)), _model_part(key, new)
-            if old != requested:
+            if old == requested:  # e.g. dataset=<the run's own dataset>: the saved settings stay
+                continue
+            if other_data and key.split(".")[0] == "dataset":
+                OmegaConf.update(merged, key, new, merge=False)
+            else:
                 clashes.append(f"{key} (checkpoint: {old!r}, requested: {requested!r})")
         else:
             OmegaConf.update(merged, key, new, merge=False)

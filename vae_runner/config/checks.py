@@ -57,6 +57,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("beta", _finite_nonneg, "a finite number >= 0"),
     ("latent_dim", lambda v: 1 <= v <= MAX_WIDTH, f"an integer in [1, {MAX_WIDTH}]"),
     ("seed", lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)"),
+    ("n", lambda v: v >= 1, "an integer >= 1: the number of images mode=sample draws"),
     ("trainer.epochs", _pos_int, "an integer >= 1"),
     ("trainer.batch_size", _pos_int, "an integer >= 1"),
     ("trainer.eval_batch_size", _pos_int, "an integer >= 1"),
@@ -178,8 +179,8 @@ def validate(cfg: DictConfig) -> None:
         if not good:
             problems.append(f"{path}={value!r} (must be {want})")
     mode = OmegaConf.select(cfg, "mode")
-    if mode == Mode.eval and not cfg.get("ckpt"):
-        problems.append("mode=eval needs a checkpoint: add ckpt=<run dir>/checkpoints/best.pt")
+    if mode in (Mode.eval, Mode.sample) and not cfg.get("ckpt"):
+        problems.append(f"mode={mode.value} needs a checkpoint: add ckpt=<run dir> (its best.pt) or ckpt=<file.pt>")
     if OmegaConf.select(cfg, "objective.warmup_epochs", default=0) and OmegaConf.select(
         cfg, "objective.warmup_steps", default=0
     ):

@@ -19,6 +19,7 @@ from vae_runner.config.groups import SCHEMAS
 class Mode(Enum):
     train = "train"
     eval = "eval"
+    sample = "sample"
 
 
 class Device(Enum):
@@ -88,7 +89,8 @@ class VAEConfig:
     seed: int = MISSING
     mode: Mode = MISSING
     optimized_metric: str = MISSING  # what the task returns to Hydra sweepers (Optuna)
-    ckpt: Optional[str] = MISSING  # mode=eval: the checkpoint to evaluate
+    ckpt: Optional[str] = MISSING  # mode=eval / mode=sample: the checkpoint to use
+    n: int = MISSING  # mode=sample: how many images
     resume: Optional[str] = MISSING  # a run directory or checkpoint to continue
 
 

@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits as _sk_load_digits
 from vae_runner.data import DataSplits, Split, carve
 
 
-def load_digits(val_fraction: float = 0.1, test_fraction: float = 0.2, split_seed: int = 0) -> DataSplits:
+def load_digits(val_fraction: float, test_fraction: float, split_seed: int) -> DataSplits:
     """Grey levels 0..16 scaled to [0, 1], shape (1, 8, 8); a fixed seeded train/val/test split."""
     bunch = _sk_load_digits()
     x = torch.from_numpy(bunch.data).float().div_(16.0).reshape(-1, 1, 8, 8)  # (1797, 1, 8, 8)

@@ -17,11 +17,11 @@ from vae_runner.errors import UserError
 
 def load_image_folder(
     root: str,
-    image_size=(64, 64),
-    channels: int = 3,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    split_seed: int = 0,
+    image_size,
+    channels: int,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
 ) -> DataSplits:
     root = os.path.expanduser(root)
     h, w = (image_size[0], image_size[-1])

@@ -24,14 +24,14 @@ def mode_centres(shape: str, n_modes: int, radius: float) -> torch.Tensor:
 
 
 def load_synthetic(
-    shape: str = "ring",
-    n_modes: int = 8,
-    radius: float = 2.0,
-    std: float = 0.1,
-    n_train: int = 8000,
-    n_val: int = 1000,
-    n_test: int = 1000,
-    seed: int = 0,
+    shape: str,
+    n_modes: int,
+    radius: float,
+    std: float,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    seed: int,
 ) -> DataSplits:
     g = torch.Generator().manual_seed(seed)
     centres = mode_centres(shape, n_modes, radius)

@@ -8,6 +8,7 @@ official test set. When `root` holds no copy, the raw IDX `.gz` files in `system
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import torchvision
 
 from vae_runner.data import DataSplits, Split, carve
 from vae_runner.errors import UserError
+
+log = logging.getLogger("vae_runner")
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -46,6 +49,7 @@ def _from_system_dirs(system_dirs) -> dict | None:
     for d in map(Path, system_dirs):
         paths = {split: [_find_idx(d, s) for s in stems] for split, stems in IDX_FILES.items()}
         if all(p is not None for ps in paths.values() for p in ps):
+            log.info("read %s", ", ".join(str(p) for ps in paths.values() for p in ps))
             return {
                 split: (torch.from_numpy(read_idx(xi).copy()), torch.from_numpy(read_idx(yi).astype(np.int64)))
                 for split, (xi, yi) in paths.items()
@@ -83,7 +87,10 @@ def _cifar_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
 def _load(cls, to_tensors, root: str, download: bool, val_size: int, split_seed: int, system_dirs) -> DataSplits:
     root = os.path.expanduser(root)
     found = _torchvision(cls, root, download=False)
+    if found is None and system_dirs:
+        log.info("%s is not in dataset.root=%s; looking in %s", cls.__name__, root, ", ".join(map(str, system_dirs)))
     if found is not None:
+        log.info("read %s's files under %s", cls.__name__, root)
         (xtr, ytr), (xte, yte) = map(to_tensors, found)
     elif (arrays := _from_system_dirs(system_dirs)) is not None:
         (xtr, ytr), (xte, yte) = arrays["train"], arrays["test"]
@@ -110,19 +117,13 @@ def _load(cls, to_tensors, root: str, download: bool, val_size: int, split_seed:
     return DataSplits(train.take(tr), train.take(va), Split(xte, yte))
 
 
-def load_mnist(
-    root: str, download: bool = False, val_size: int = 10000, split_seed: int = 0, system_dirs=()
-) -> DataSplits:
+def load_mnist(root: str, download: bool, val_size: int, split_seed: int | None, system_dirs) -> DataSplits:
     return _load(torchvision.datasets.MNIST, _mnist_tensors, root, download, val_size, split_seed, system_dirs)
 
 
-def load_fashion_mnist(
-    root: str, download: bool = False, val_size: int = 10000, split_seed: int = 0, system_dirs=()
-) -> DataSplits:
+def load_fashion_mnist(root: str, download: bool, val_size: int, split_seed: int | None, system_dirs) -> DataSplits:
     return _load(torchvision.datasets.FashionMNIST, _mnist_tensors, root, download, val_size, split_seed, system_dirs)
 
 
-def load_cifar10(
-    root: str, download: bool = False, val_size: int = 5000, split_seed: int = 0, system_dirs=()
-) -> DataSplits:
+def load_cifar10(root: str, download: bool, val_size: int, split_seed: int | None, system_dirs) -> DataSplits:
     return _load(torchvision.datasets.CIFAR10, _cifar_tensors, root, download, val_size, split_seed, ())

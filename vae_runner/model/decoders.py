@@ -22,7 +22,7 @@ class MLPDecoder(nn.Module):
 class GatedMLPDecoder(nn.Module):
     """GatedDense layers mirroring the encoder's `hidden`, then a linear map to one value per data element."""
 
-    def __init__(self, output_shape, latent_dim: int, hidden: list[int], init: str = "he"):
+    def __init__(self, output_shape, latent_dim: int, hidden: list[int], init: str):
         super().__init__()
         self.output_shape = tuple(output_shape)
         widths = list(reversed(hidden))
@@ -37,9 +37,7 @@ class GatedMLPDecoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Mirror of `ConvEncoder`: a linear map to (c, h, w), then stride-2 transposed convolutions back to the image."""
 
-    def __init__(
-        self, output_shape, latent_dim: int, base_channels: int = 32, max_channels: int = 256, fc_hidden: int = 256
-    ):
+    def __init__(self, output_shape, latent_dim: int, base_channels: int, max_channels: int, fc_hidden: int):
         super().__init__()
         channels, (h, w) = conv_plan(output_shape, base_channels, max_channels)
         upsample = (h, w) != tuple(output_shape[1:])

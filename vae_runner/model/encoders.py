@@ -25,9 +25,7 @@ class GatedMLPEncoder(nn.Module):
     """GatedDense layers, then a linear mean head and a linear log-variance head, the latter optionally clamped to
     [lo, hi] by a hard tanh (the reference code's Hardtanh(-6, 2): no gradient outside the range)."""
 
-    def __init__(
-        self, input_shape, latent_dim: int, hidden: list[int], logvar_clamp: list[float] | None = None, init: str = "he"
-    ):
+    def __init__(self, input_shape, latent_dim: int, hidden: list[int], logvar_clamp: list[float] | None, init: str):
         super().__init__()
         self.body = gated_stack([math.prod(input_shape), *hidden])
         self.mean, self.logvar = nn.Linear(hidden[-1], latent_dim), nn.Linear(hidden[-1], latent_dim)
@@ -44,9 +42,7 @@ class GatedMLPEncoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    def __init__(
-        self, input_shape, latent_dim: int, base_channels: int = 32, max_channels: int = 256, fc_hidden: int = 256
-    ):
+    def __init__(self, input_shape, latent_dim: int, base_channels: int, max_channels: int, fc_hidden: int):
         super().__init__()
         channels, (h, w) = conv_plan(input_shape, base_channels, max_channels)
         stride = 2 if (h, w) != tuple(input_shape[1:]) else 1

@@ -31,7 +31,7 @@ class Bernoulli(Likelihood):
 
     binary = True
 
-    def __init__(self, data_shape, prob_clamp: float | None = None):
+    def __init__(self, data_shape, prob_clamp: float | None):
         super().__init__(data_shape)
         self.max_logit = None if prob_clamp is None else math.log((1.0 - prob_clamp) / prob_clamp)
 
@@ -39,24 +39,30 @@ class Bernoulli(Likelihood):
         if self.max_logit is not None:
             params = params.clamp(-self.max_logit, self.max_logit)
         # validate_args=False: grey-level targets in [0, 1] (binarize=none) give the cross-entropy.
-        return td.Independent(td.Bernoulli(logits=params, validate_args=False), len(self.data_shape))
+        return td.Independent(
+            td.Bernoulli(logits=params, validate_args=False), len(self.data_shape), validate_args=False
+        )
 
 
 class MSE(Likelihood):
     """Gaussian with mean = decoder output and a fixed sigma: -log p = ||x - mean||^2 / (2 sigma^2) + const."""
 
-    def __init__(self, data_shape, sigma: float = 0.1):
+    def __init__(self, data_shape, sigma: float):
         super().__init__(data_shape)
         self.register_buffer("sigma", torch.tensor(float(sigma)))
 
     def forward(self, params: Tensor) -> td.Distribution:
-        return td.Independent(td.Normal(params, self.sigma.expand_as(params)), len(self.data_shape))
+        return td.Independent(
+            td.Normal(params, self.sigma.expand_as(params), validate_args=False),
+            len(self.data_shape),
+            validate_args=False,
+        )
 
 
 class Gaussian(Likelihood):
     """Gaussian with mean = decoder output and a learned per-pixel sigma = min_sigma + softplus(raw)."""
 
-    def __init__(self, data_shape, init_sigma: float = 0.1, min_sigma: float = 1e-3):
+    def __init__(self, data_shape, init_sigma: float, min_sigma: float):
         super().__init__(data_shape)
         self.min_sigma = float(min_sigma)
         gap = max(init_sigma - min_sigma, 1e-6)
@@ -68,4 +74,8 @@ class Gaussian(Likelihood):
         return self.min_sigma + F.softplus(self.raw_sigma)  # (*shape)
 
     def forward(self, params: Tensor) -> td.Distribution:
-        return td.Independent(td.Normal(params, self.sigma.expand_as(params)), len(self.data_shape))
+        return td.Independent(
+            td.Normal(params, self.sigma.expand_as(params), validate_args=False),
+            len(self.data_shape),
+            validate_args=False,
+        )

@@ -25,7 +25,7 @@ def autocast(device: torch.device, precision: str):
 def diagonal_normal(mu: Tensor, logvar: Tensor) -> td.Normal:
     """N(mu, diag(exp(logvar))) per dimension: q(z|x) from the encoder's outputs (VAE.posterior, evaluation and the
     diagnostics all build it here)."""
-    return td.Normal(mu, torch.exp(0.5 * logvar))
+    return td.Normal(mu, torch.exp(0.5 * logvar), validate_args=False)
 
 
 class VAE(nn.Module):
@@ -47,7 +47,7 @@ class VAE(nn.Module):
         """q(z|x) = N(mu(x), diag(exp(logvar(x)))), with batch shape (B,) and event shape (D,)."""
         with autocast(x.device, self.network_precision):
             mu, logvar = self.encoder(x)
-        return td.Independent(diagonal_normal(mu.float(), logvar.float()), 1)
+        return td.Independent(diagonal_normal(mu.float(), logvar.float()), 1, validate_args=False)
 
     def decode_params(self, z: Tensor) -> Tensor:
         """The decoder's output for z (B, D), in float32 whatever the network precision."""

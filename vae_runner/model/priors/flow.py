@@ -38,14 +38,14 @@ class AffineCoupling(nn.Module):
 
 
 class FlowPrior(Prior):
-    def __init__(self, latent_dim: int, depth: int = 4, width: int = 64):
+    def __init__(self, latent_dim: int, depth: int, width: int):
         super().__init__(latent_dim)
         self.layers = nn.ModuleList(AffineCoupling(latent_dim, width, i % 2) for i in range(depth))
         self.register_buffer("loc", torch.zeros(latent_dim))
         self.register_buffer("scale", torch.ones(latent_dim))
 
     def base(self) -> td.Distribution:
-        return td.Independent(td.Normal(self.loc, self.scale), 1)
+        return td.Independent(td.Normal(self.loc, self.scale, validate_args=False), 1, validate_args=False)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """z -> (e = f^{-1}(z), log|det d e / d z|)."""

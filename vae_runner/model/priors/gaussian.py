@@ -16,7 +16,7 @@ class GaussianPrior(Prior):
         self.register_buffer("scale", torch.ones(latent_dim))
 
     def distribution(self) -> td.Distribution:
-        return td.Independent(td.Normal(self.loc, self.scale), 1)
+        return td.Independent(td.Normal(self.loc, self.scale, validate_args=False), 1, validate_args=False)
 
     def log_prob(self, z: Tensor) -> Tensor:
         return self.distribution().log_prob(z)  # (B,)
@@ -25,10 +25,10 @@ class GaussianPrior(Prior):
         return self.distribution().sample((n,))  # (n, D)
 
     def marginal_log_prob(self, z: Tensor) -> Tensor:
-        return td.Normal(self.loc, self.scale).log_prob(z)  # (B, D)
+        return td.Normal(self.loc, self.scale, validate_args=False).log_prob(z)  # (B, D)
 
     def analytic_kl_per_dim(self, q_base: td.Normal) -> Tensor:
-        return td.kl_divergence(q_base, td.Normal(self.loc, self.scale))  # (B, D)
+        return td.kl_divergence(q_base, td.Normal(self.loc, self.scale, validate_args=False))  # (B, D)
 
     def analytic_kl(self, q: td.Distribution) -> Tensor:
         return td.kl_divergence(q, self.distribution())  # (B,)

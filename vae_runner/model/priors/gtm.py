@@ -29,10 +29,10 @@ class GTMPrior(MixturePrior):
     def __init__(
         self,
         latent_dim: int,
-        grid_dim: int = 2,
-        grid_size: int = 10,
-        hidden: list[int] = (64,),
-        init_logvar: float = -1.0,
+        grid_dim: int,
+        grid_size: int,
+        hidden: list[int],
+        init_logvar: float,
     ):
         super().__init__(latent_dim)
         self.grid_size = grid_size
@@ -62,9 +62,9 @@ class GTMVampPrior(PseudoInputPrior):
         latent_dim: int,
         encoder: nn.Module,
         data,
-        grid_dim: int = 2,
-        grid_size: int = 10,
-        hidden: list[int] = (64,),
+        grid_dim: int,
+        grid_size: int,
+        hidden: list[int],
     ):
         super().__init__(latent_dim, encoder)
         self.grid_size = grid_size

@@ -22,7 +22,7 @@ def diagonal_mixture(means: Tensor, logvars: Tensor, logits: Tensor | None = Non
     """means, logvars: (K, D); logits: (K,) unnormalised log-weights, uniform when None."""
     if logits is None:
         logits = torch.zeros(means.shape[0], device=means.device, dtype=means.dtype)
-    components = td.Independent(td.Normal(means, torch.exp(0.5 * logvars), validate_args=False), 1)
+    components = td.Independent(td.Normal(means, torch.exp(0.5 * logvars), validate_args=False), 1, validate_args=False)
     return td.MixtureSameFamily(td.Categorical(logits=logits, validate_args=False), components, validate_args=False)
 
 
@@ -67,7 +67,7 @@ class MixturePrior(Prior):
             if logits is not None
             else torch.full((means.shape[0],), -math.log(means.shape[0]), device=z.device, dtype=z.dtype)
         )
-        comp = td.Normal(means, torch.exp(0.5 * logvars)).log_prob(z[:, None, :])  # (B, K, D)
+        comp = td.Normal(means, torch.exp(0.5 * logvars), validate_args=False).log_prob(z[:, None, :])  # (B, K, D)
         return torch.logsumexp(comp + log_w[:, None], dim=1)  # (B, D)
 
     def sample(self, n: int) -> Tensor:

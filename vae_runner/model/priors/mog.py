@@ -10,7 +10,7 @@ from vae_runner.model.priors.mixture import MixturePrior
 
 
 class MoGPrior(MixturePrior):
-    def __init__(self, latent_dim: int, n_components: int = 10, init_spread: float = 1.0, init_logvar: float = 0.0):
+    def __init__(self, latent_dim: int, n_components: int, init_spread: float, init_logvar: float):
         super().__init__(latent_dim)
         self.logits = nn.Parameter(torch.zeros(n_components))  # (K,)
         self.means = nn.Parameter(init_spread * torch.randn(n_components, latent_dim))  # (K, D)

@@ -18,7 +18,7 @@ class PseudoInputs(nn.Module):
     """K points in data space: sigmoid-squashed for [0, 1] data (hard-clipped to [0, 1] with `init: reference`),
     unconstrained for real-valued data."""
 
-    def __init__(self, data, n: int, init: str = "data", init_mean: float = 0.05, init_std: float = 0.01):
+    def __init__(self, data, n: int, init: str, init_mean: float, init_std: float):
         super().__init__()
         self.squash = data.in_unit_range
         self.hard = init == "reference"
@@ -50,10 +50,10 @@ class VampPrior(PseudoInputPrior):
         latent_dim: int,
         encoder: nn.Module,
         data,
-        n_components: int = 500,
-        init: str = "data",
-        init_mean: float = 0.05,
-        init_std: float = 0.01,
+        n_components: int,
+        init: str,
+        init_mean: float,
+        init_std: float,
     ):
         super().__init__(latent_dim, encoder)
         self.pseudo_inputs = PseudoInputs(data, n_components, init, init_mean, init_std)  # a module: u = its output

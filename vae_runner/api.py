@@ -1,0 +1,140 @@
+"""The Python API, for notebooks and scripts: `train` runs what `vae-run` runs, in this process, and `load` opens a
+run directory; both give a `Run` (its resolved config, model, data and metrics, and what one does with a model).
+
+    import vae_runner
+    run = vae_runner.train(["prior=mog", "beta=4"])       # = vae-run prior=mog beta=4
+    run = vae_runner.load("outputs/2026-11-23/10-00-00")  # its best checkpoint (checkpoint="last": the latest)
+    x = run.data.test.floats(slice(0, 16))
+    run.sample(64), run.encode(x).mean, run.reconstruct(x), run.log_likelihood(x, k=1000), run.metrics
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from vae_runner import build, rundir
+from vae_runner.config.compose import compose_config
+from vae_runner.data import DataSplits, Split
+from vae_runner.evaluation.metrics import log_likelihood
+from vae_runner.model.vae import VAE
+from vae_runner.rundir import BEST, LAST
+
+
+class Run:
+    """A trained model with its run: `config` (resolved, as saved), `model` (eval mode), `data` (the splits as the
+    run used them, binarised val/test included), `metrics` (metrics.json; {} while unfinished), `run_dir`,
+    `checkpoint` (the file the weights came from) and `epoch`."""
+
+    def __init__(self, run_dir: Path, config: DictConfig, model: VAE, data: DataSplits, state: dict):
+        self.run_dir, self.config, self.model, self.data = run_dir, config, model, data
+        self.checkpoint, self.epoch = state["path"], state["epoch"]
+        self.device = next(model.parameters()).device
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.run_dir)!r}, epoch {self.epoch}, {self.checkpoint.name})"
+
+    @property
+    def metrics(self) -> dict:
+        return rundir.read_metrics(self.run_dir) if (self.run_dir / rundir.METRICS).is_file() else {}
+
+    def _batch(self, x: Tensor) -> Tensor:
+        """Images as the model takes them: (B, *data shape) (or one image) as floats on the model's device, uint8
+        scaled to [0, 1]."""
+        x = torch.as_tensor(x)
+        x = x[None] if tuple(x.shape) == self.data.shape else x
+        if tuple(x.shape[1:]) != self.data.shape:
+            shape = ", ".join(map(str, self.data.shape))
+            raise ValueError(f"expected images of shape (B, {shape}) or ({shape}), got {tuple(x.shape)}")
+        return Split(x).floats().to(self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None) -> Tensor:
+        """n images: means of p(x|z) for z ~ p(z); `seed` makes them repeatable (the global RNG is left as it was)."""
+        with _seeded(seed, self.device):
+            return self.model.sample(n).cpu()
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> torch.distributions.Distribution:
+        """q(z|x) for a batch: `.mean` (B, latent_dim), `.stddev`, `.sample()`."""
+        return self.model.posterior(self._batch(x))
+
+    @torch.no_grad()
+    def decode(self, z: Tensor) -> Tensor:
+        """Means of p(x|z) for latent codes z (B, latent_dim)."""
+        return self.model.decode(torch.as_tensor(z, dtype=torch.float32, device=self.device)).mean.cpu()
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Means of p(x|z) at z = the posterior mean of each image."""
+        return self.model.reconstruct(self._batch(x)).cpu()
+
+    def log_likelihood(self, x: Tensor, k: int = 1000, seed: int = 0) -> Tensor:
+        """Importance-sampled log p(x) per image, in nats, with k samples from q(z|x) (the estimator of the final
+        evaluation; its noise is keyed by seed and image index). Binary data (Bernoulli likelihood) must be binary."""
+        return log_likelihood(self.model, Split(self._batch(x)), k=k, seed=seed).cpu()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None, device: torch.device):
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def load(path: str | Path, checkpoint: str = "best", overrides: Sequence[str] = ()) -> Run:
+    """Open a run directory (or a checkpoint file): its saved config, data and model. `checkpoint`: "best" (the
+    best validation ELBO) or "last" (the latest, also of an unfinished run). `overrides` change how it runs, not
+    the model (e.g. ["trainer.device=cpu", "dataset.root=/data"])."""
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f'checkpoint must be "best" or "last", not {checkpoint!r}')
+    cfg = compose_config([f"ckpt={path}", *overrides])
+    name = BEST if checkpoint == "best" else LAST
+    cfg, state, data, model, _ = build.from_checkpoint(cfg, list(overrides), "vae_runner.load", name)
+    return Run(rundir.run_dir_of(state["path"]), cfg, model, data, state)
+
+
+def train(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -> Run:
+    """Train like `vae-run <overrides>` in this process (log in <run_dir>/vae-run.log and on the console, config
+    in <run_dir>/.hydra/ as Hydra writes it), then `load` the run's best checkpoint. `run_dir` defaults to
+    outputs/<date>/<time> under the working directory; a directory holding an interrupted run resumes it."""
+    from vae_runner import run as runner
+
+    cfg = compose_config(overrides)
+    run_dir = Path(run_dir or f"outputs/{datetime.now():%Y-%m-%d}/{datetime.now():%H-%M-%S-%f}").resolve()
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (run_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    with _logging_to(run_dir / "vae-run.log"):
+        runner.run(cfg, run_dir, list(overrides))
+    return load(run_dir)
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path):
+    """vae_runner's log records into `path` (and, where nothing is configured, the console) while training."""
+    logger = logging.getLogger("vae_runner")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    handlers = [handler] + ([] if logging.getLogger().handlers else [logging.StreamHandler()])
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    for h in handlers:
+        logger.addHandler(h)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            logger.removeHandler(h)
+            h.close()
+        logger.setLevel(level)
