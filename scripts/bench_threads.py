@@ -60,7 +60,7 @@ def one(model: str, threads: str, batches: int, root: Path) -> tuple[float, str]
     if done.returncode != 0:
         raise SystemExit(f"{model} with {threads} threads failed:\n{done.stderr[-2000:]}")
     log = (out / "vae-run.log").read_text()
-    chose = re.search(r"torch threads: (\d+)", log)
+    chose = re.search(r"torch threads for training: (\d+)", log)
     return json.loads((out / "metrics.json").read_text())["epoch_time_s"], chose.group(1) if chose else threads
 
 

@@ -16,13 +16,14 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from vae_runner import rundir
+from vae_runner import rundir, threads
 from vae_runner.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from vae_runner.config.checks import validate
 from vae_runner.config.compose import build
 from vae_runner.config.plain import plain
 from vae_runner.data import RUN_KEYS, DataSplits, prepare
 from vae_runner.errors import UserError
+from vae_runner.evaluation.diagnostics import active_units, encode_split
 from vae_runner.evaluation.metrics import evaluate_split
 from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.model.vae import VAE
@@ -34,7 +35,7 @@ log = logging.getLogger("vae_runner")
 
 
 def setup(cfg: DictConfig) -> torch.device:
-    """Device, threads and seed, before anything random happens."""
+    """Device and seed, before anything random happens (threads: `set_threads`, once the model is built)."""
     want = plain(cfg.trainer.device)
     if want == "cuda" and not torch.cuda.is_available():
         raise UserError(
@@ -42,8 +43,6 @@ def setup(cfg: DictConfig) -> torch.device:
             "build or a machine without a GPU?). Use trainer.device=auto or trainer.device=cpu."
         )
     device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu")
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(cfg.trainer.num_threads)
     if device.type == "cpu":
         # Subnormal floats (Adam's decayed moments of dead units and never-lit pixels: ~250k of them after 10
         # Fashion-MNIST epochs) take a slow path on many CPUs; flushing them to zero leaves the metrics unchanged.
@@ -175,7 +174,29 @@ def from_checkpoint(
         log.warning("scoring a model trained on dataset=%s on dataset=%s", trained_on, cfg.dataset.name)
     load_weights(model, state, path)
     model.eval()
+    set_threads(cfg, model, instantiate(cfg.objective), data, device, "evaluation")
     return cfg, {**state, "path": path}, data, model, device
+
+
+def set_threads(cfg: DictConfig, model: VAE, objective, data: DataSplits, device: torch.device, stage: str) -> None:
+    """torch's CPU threads for `stage` ("training": batches of trainer.batch_size; "evaluation": of
+    trainer.eval_batch_size): trainer.num_threads, else threads.choose's pick for the work of one such batch."""
+    if device.type != "cpu":
+        return
+    if cfg.trainer.num_threads:
+        n, why = cfg.trainer.num_threads, "trainer.num_threads"
+    else:
+        rows = cfg.trainer.batch_size if stage == "training" else cfg.trainer.eval_batch_size
+        x, y = data.train.floats(slice(0, rows)).to(device), data.train.y
+        n, why = threads.choose(threads.step_macs(model, objective, x, None if y is None else y[:rows].to(device)))
+    torch.set_num_threads(n)
+    log.info("torch threads for %s: %d (%s)", stage, n, why)
+
+
+def active_units_of(model: VAE, split, cfg: DictConfig) -> int:
+    """Latent dimensions whose posterior mean varies over `split` (evaluation.active_threshold)."""
+    mu, _ = encode_split(model, split, cfg.trainer.eval_batch_size)
+    return len(active_units(mu, cfg.evaluation.active_threshold)[1])
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) -> Trainer:
@@ -190,6 +211,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
     config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
     logger = RunLogger(run_dir, cfg.logger.tensorboard, purge_step=purge_step)
     objective = instantiate(cfg.objective)
+    set_threads(cfg, model, objective, data, device, "training")
     return Trainer(
         model,
         objective,
@@ -199,7 +221,10 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
         logger,
         run_dir,
         config,
-        validation=lambda: evaluate_split(model, objective, data.val, cfg.trainer.eval_batch_size, cfg.seed),
+        validation=lambda: {
+            **evaluate_split(model, objective, data.val, cfg.trainer.eval_batch_size, cfg.seed),
+            "active_units": active_units_of(model, data.val, cfg),
+        },
         pictures=lambda step: log_pictures(model, data, logger, cfg.logger.n_images, step, cfg.seed),
         progress_bar=cfg.logger.progress_bar,
     )

@@ -20,12 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae_runner.config.schema import register_configs
 from vae_runner.errors import UserError
-from vae_runner.rundir import run_dir_of
+from vae_runner.rundir import continues_in_place, run_dir_of
 
 
 def _resume_run_dir(resume, default: str) -> str:
-    """hydra.run.dir: a resumed run goes on in its own run directory."""
-    if resume and Path(str(resume)).expanduser().exists():
+    """hydra.run.dir: a resumed run goes on in its own run directory (from best.pt or another checkpoint than the
+    last: a new one, see rundir.continues_in_place)."""
+    if resume and Path(str(resume)).expanduser().exists() and continues_in_place(resume):
         return str(run_dir_of(resume))
     return default
 

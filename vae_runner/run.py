@@ -10,7 +10,6 @@ import logging
 import signal
 import statistics
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from vae_runner.checkpoint import load_checkpoint, load_weights, resolve_checkpo
 from vae_runner.config.checks import validate
 from vae_runner.config.plain import plain
 from vae_runner.config.schema import Mode
+from vae_runner.console import summary
 from vae_runner.errors import UserError
 from vae_runner.evaluation.final import METRIC_TAGS, final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
@@ -42,8 +42,21 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         path = resolve_checkpoint(cfg.resume, LAST)
         state = load_checkpoint(path)
         cfg = rundir.merge_saved(state, cfg, overrides, "resume")
-        run_dir = rundir.run_dir_of(path)
-        log.info("resuming %s from epoch %d", run_dir, state["epoch"])
+        origin = rundir.run_dir_of(path)
+        if rundir.continues_in_place(cfg.resume):
+            run_dir = origin
+            log.info("resuming %s from epoch %d", run_dir, state["epoch"])
+        else:
+            log.info(
+                "resuming %s from %s (epoch %d) in a new run directory, %s: the run's own last.pt stays as it is",
+                origin, path.name, state["epoch"], run_dir,
+            )  # fmt: skip
+        if (origin / METRICS).is_file() and state["epoch"] >= cfg.trainer.epochs and run_dir == origin:
+            raise UserError(
+                f"{origin} has finished its {state['epoch']} epochs (metrics.json): resuming it would train "
+                f"nothing. To train longer, add trainer.epochs=<more than {state['epoch']}>; to evaluate it "
+                f"again, use vae-run mode=eval ckpt={origin}; to train with other settings, start a new run."
+            )
     validate(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in (run_dir / CHECKPOINTS).glob("*.tmp"):  # half-written by a process that was killed
@@ -59,13 +72,13 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     else:
         logger.hparams(hparams_of(cfg), METRIC_TAGS)
     log.info("run dir %s; %d parameters on %s", run_dir, sum(p.numel() for p in model.parameters()), device)
-    t0 = time.perf_counter()
     try:
         trainer.fit()
-        train_time = time.perf_counter() - t0
+        train_time = trainer.train_time
         best_path = checkpoint_path(run_dir, BEST)
         best = load_checkpoint(best_path, map_location=device)
         load_weights(model, best, best_path)
+        build.set_threads(cfg, model, objective, data, device, "evaluation")
         with stop_on_signal(f"training had finished; run the final evaluation again with: vae-run resume={run_dir}"):
             metrics = final_report(model, objective, data, cfg, logger, trainer.global_step)
     finally:
@@ -82,17 +95,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     if trainer.epoch_times:
         metrics["epoch_time_s"] = round(statistics.median(trainer.epoch_times), 3)
     rundir.write_metrics(run_dir, metrics)
-    log.info(
-        "test ELBO %.3f nats (recon %.3f, KL %.3f), log-likelihood %.3f +- %.3f (K=%d); val ELBO %.3f; %s",
-        metrics["test/elbo"],
-        metrics["test/recon"],
-        metrics["test/kl"],
-        metrics["test/log_likelihood"],
-        metrics["test/log_likelihood_stderr"],
-        metrics["test/iw_samples"],
-        metrics["val/elbo"],
-        run_dir / METRICS,
-    )
+    summary(metrics, run_dir, cfg.latent_dim)
     return metrics
 
 

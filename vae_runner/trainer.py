@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from vae_runner.checkpoint import rng_state, save_checkpoint
+from vae_runner.console import Console
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST
@@ -80,8 +80,17 @@ class Trainer:
         self.perm, self.batch_index = None, 0  # the current epoch's order and position in it
         self.epoch_times: list[float] = []  # seconds of training per epoch (no validation), this session
         self.stop_signal: int | None = None
+        self.last_train_loss: float | None = None  # the latest logging window's mean loss
+        self.console = Console(cfg.epochs, len(self.batches), 0, enabled=False)  # fit() makes the visible one
+        self.earlier_train_time, self.session_start = 0.0, None
+
+    @property
+    def train_time(self) -> float:
+        """Seconds spent in fit() over every session of the run (a resumed run adds to the earlier ones)."""
+        return self.earlier_train_time + (time.perf_counter() - self.session_start if self.session_start else 0.0)
 
     def load_state(self, state: dict) -> None:
+        self.earlier_train_time = state.get("train_time_s", 0.0)
         self.epoch, self.global_step, self.best_val_elbo = state["epoch"], state["global_step"], state["best_val_elbo"]
         self.best_epoch = state.get("best_epoch", self.epoch)
         self.perm, self.batch_index = state.get("perm"), state.get("batch_index", 0)
@@ -97,9 +106,13 @@ class Trainer:
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        steps = len(self.batches)
+        self.console = Console(self.cfg.epochs, steps, self.epoch * steps + self.batch_index, self.progress_bar)
+        self.session_start = time.perf_counter()
         try:
             self._fit()
         finally:
+            self.console.close()
             for s, h in handlers.items():
                 signal.signal(s, h)
 
@@ -133,17 +146,8 @@ class Trainer:
         if self.perm is None:
             self.perm, self.batch_index = self.batches.permutation(), 0
         batches = self.batches.iterate(self.perm, start=self.batch_index)
-        bar = tqdm(
-            batches,
-            desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
-            leave=False,
-            initial=self.batch_index,
-            total=len(self.batches),
-            disable=not self.progress_bar,
-            dynamic_ncols=True,
-        )
         window = RunningWindow()
-        for x, y in bar:
+        for x, y in batches:
             progress = (self.epoch + self.batch_index / len(self.batches), self.global_step)  # for warm-up
             with self.model.precision(self.precision):
                 terms = self.objective(self.model, x, y, progress=progress)
@@ -158,14 +162,14 @@ class Trainer:
             self.batch_index += 1
             means = torch.cat([torch.stack([t.detach().mean() for t in terms.values()]), norm.detach()[None]])
             window.add([*terms, "grad_norm"], means, self.global_step, progress)
+            self.console.step()
             if self.global_step % self.log_every == 0:
-                bar.set_postfix(loss=f"{self.log_window(window)['train/loss']:.2f}")
+                self.console.loss(self.log_window(window)["train/loss"])
                 window.restart()
             if self.stop_signal is not None:
                 self.interrupt(window)
         if window.n:
             self.log_window(window)
-        bar.close()
         self.perm, self.batch_index = None, 0
 
     def interrupt(self, window: RunningWindow) -> None:
@@ -198,6 +202,7 @@ class Trainer:
             )
         values.update({f"train/{k}": v for k, v in self.objective.scalars(window.progress).items()})
         self.logger.scalars(values, self.global_step)
+        self.last_train_loss = values["train/loss"]
         return values
 
     def last_good(self) -> str:
@@ -214,6 +219,9 @@ class Trainer:
                 f"diverged. {CAUSES} {self.last_good()}"
             )
         self.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, self.global_step)
+        self.console.validation(
+            self.epoch, metrics, self.last_train_loss, self.epoch_times, self.model.prior.latent_dim
+        )
         if self.pictures is not None:
             self.pictures(self.global_step)
         self.logger.flush()
@@ -234,5 +242,6 @@ class Trainer:
             rng=rng_state(),
             perm=self.perm,
             batch_index=self.batch_index,
+            train_time_s=self.train_time,
             **self.config,
         )

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from vae_runner.console import stage
 from vae_runner.data import binarize_once
 from vae_runner.evaluation import diagnostics as dx
 from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
@@ -44,20 +45,23 @@ METRIC_TAGS = [
 def final_report(model, objective, data, cfg, logger, step: int) -> dict:
     ev, seed = cfg.evaluation, cfg.seed
     metrics: dict = {}
-    for split_name in ("val", "test"):
-        values = evaluate_split(model, objective, getattr(data, split_name), cfg.trainer.eval_batch_size, seed)
-        metrics.update({f"{split_name}/{k}": v for k, v in values.items()})
+    with stage("validation and test ELBO"):
+        for split_name in ("val", "test"):
+            values = evaluate_split(model, objective, getattr(data, split_name), cfg.trainer.eval_batch_size, seed)
+            metrics.update({f"{split_name}/{k}": v for k, v in values.items()})
     model.eval()
 
-    ll = log_likelihood(
-        model,
-        data.test,
-        k=ev.iw_samples,
-        chunk_rows=ev.chunk_rows,
-        seed=seed,
-        limit=ev.test_limit,
-        precision=ev.precision,
-    )
+    n_ll = len(data.test) if ev.test_limit is None else min(ev.test_limit, len(data.test))
+    with stage(f"log-likelihood with K={ev.iw_samples} importance samples on {n_ll} test images"):
+        ll = log_likelihood(
+            model,
+            data.test,
+            k=ev.iw_samples,
+            chunk_rows=ev.chunk_rows,
+            seed=seed,
+            limit=ev.test_limit,
+            precision=ev.precision,
+        )
     metrics.update(
         {
             "test/log_likelihood": ll.mean().item(),
@@ -67,27 +71,40 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
         }
     )
 
-    mu, logvar = dx.encode_split(model, data.test, cfg.trainer.eval_batch_size)
-    activity, active = dx.active_units(mu, ev.active_threshold)
-    metrics.update(
-        {
-            "test/active_units": len(active),
-            "test/active_dims": active,
-            "test/activity": [round(v, 6) for v in activity.tolist()],
-        }
-    )
-    kl_d = dx.mean_kl_per_dim(model.prior, mu, logvar, ev.kl_samples, seed)
-    if kl_d is not None:
-        metrics["test/kl_per_dim"] = [round(v, 6) for v in kl_d.tolist()]
-        logger.image(
-            "test/kl_per_dim", bar_picture(kl_d, "KL per latent dimension (test)", "nats"), step, "kl_per_dim.png"
+    with stage("active units, KL per dimension, ELBO surgery"):
+        mu, logvar = dx.encode_split(model, data.test, cfg.trainer.eval_batch_size)
+        activity, active = dx.active_units(mu, ev.active_threshold)
+        metrics.update(
+            {
+                "test/active_units": len(active),
+                "test/active_dims": active,
+                "test/activity": [round(v, 6) for v in activity.tolist()],
+            }
         )
-    m = min(ev.surgery_points, len(mu))
-    surgery = dx.elbo_surgery(model.prior, mu[:m], logvar[:m], ev.surgery_samples, seed)
-    metrics.update({f"test/{k}": v for k, v in surgery.items() if k in ("avg_kl", "mutual_information", "marginal_kl")})
-    metrics.update({"test/surgery_points": m, "test/surgery_samples": ev.surgery_samples})
+        kl_d = dx.mean_kl_per_dim(model.prior, mu, logvar, ev.kl_samples, seed)
+        if kl_d is not None:
+            metrics["test/kl_per_dim"] = [round(v, 6) for v in kl_d.tolist()]
+            logger.image(
+                "test/kl_per_dim", bar_picture(kl_d, "KL per latent dimension (test)", "nats"), step, "kl_per_dim.png"
+            )
+        m = min(ev.surgery_points, len(mu))
+        surgery = dx.elbo_surgery(model.prior, mu[:m], logvar[:m], ev.surgery_samples, seed)
+        metrics.update(
+            {f"test/{k}": v for k, v in surgery.items() if k in ("avg_kl", "mutual_information", "marginal_kl")}
+        )
+        metrics.update({"test/surgery_points": m, "test/surgery_samples": ev.surgery_samples})
 
     if data.test.y is not None and data.train.y is not None:
+        linear_probe_and_triplets(model, data, cfg, mu, metrics)
+
+    with stage("pictures"):
+        pictures(model, data, cfg, logger, step, mu, activity, active, metrics)
+    return metrics
+
+
+def linear_probe_and_triplets(model, data, cfg, mu, metrics: dict) -> None:
+    ev, seed = cfg.evaluation, cfg.seed
+    with stage(f"linear probe ({min(ev.probe_train_points, len(data.train))} training images) and triplets"):
         n = min(ev.probe_train_points, len(data.train))
         probe = data.train.take(torch.arange(n, device=data.train.x.device))
         if data.binarize == "dynamic":  # the test set is binarised; so are the probe's training inputs
@@ -98,6 +115,9 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
         if len(triplets):
             metrics["test/triplet_accuracy"] = dx.triplet_accuracy(mu, triplets)
 
+
+def pictures(model, data, cfg, logger, step: int, mu, activity, active, metrics: dict) -> None:
+    ev, seed = cfg.evaluation, cfg.seed
     logger.scalars({k: v for k, v in metrics.items() if k.startswith("test/") and isinstance(v, (int, float))}, step)
     log_pictures(model, data, logger, cfg.logger.n_images, step, seed, prefix="test/")
     if data.is_image:
@@ -116,4 +136,3 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
             "interpolations.png",
         )
     logger.image("test/latent_scatter", latent_scatter_picture(mu, data.test.y), step, "latent_scatter.png")
-    return metrics

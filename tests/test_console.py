@@ -1,0 +1,62 @@
+"""What a run says: a line per validation (epoch, train loss, val ELBO, recon, KL, active units, s/epoch, time
+left) in the log, no progress-bar clutter when the output is not a terminal, the end-of-run summary with the run
+directory, and a warning when the posterior collapsed."""
+
+import logging
+import re
+
+from conftest import make_cfg
+
+from vae_runner import run
+from vae_runner.console import duration, summary
+
+
+def test_each_validation_is_one_line_and_the_run_ends_with_a_summary(tmp_path, caplog, capsys, no_threads):
+    caplog.set_level(logging.INFO, logger="vae_runner")
+    run.train(make_cfg("trainer.epochs=3", "trainer.limit_batches=3", "logger.progress_bar=true"), tmp_path)
+    lines = [r.getMessage() for r in caplog.records]
+    validation = [m for m in lines if m.startswith("epoch ")]
+    assert len(validation) == 3
+    pattern = (
+        r"epoch (\d)/3: train loss -?[\d.]+, val ELBO -[\d.]+ \(recon -[\d.]+, KL [\d.]+\), active units \d+/16, "
+        r"[\d.]+ s/epoch, [\d.]+ (s|min) left"
+    )
+    assert [re.fullmatch(pattern, m).group(1) for m in validation] == ["1", "2", "3"], validation
+    assert any(m.startswith("test ELBO") and "log-likelihood" in m and "active units" in m for m in lines)
+    assert f"run directory: {tmp_path}" in lines
+    # each stage of the final evaluation is announced and timed (the linear probe alone can take half a minute)
+    stages = [m for m in lines if m.startswith("final evaluation:")]
+    names = [
+        "validation and test ELBO",
+        "log-likelihood with K=8 importance samples on 359 test images",
+        "active units, KL per dimension, ELBO surgery",
+        "linear probe (200 training images)",
+        "pictures",
+    ]
+    for name in names:
+        assert any(m.startswith(f"final evaluation: {name}") and " done in " in m for m in stages), (name, stages)
+    assert "\r" not in capsys.readouterr().err  # not a terminal: no progress bar, even with progress_bar=true
+
+
+def test_posterior_collapse_is_warned(caplog):
+    caplog.set_level(logging.INFO, logger="vae_runner")
+    metrics = {"test/elbo": -90.0, "test/recon": -89.85, "test/kl": 0.15, "val/elbo": -91.0, "test/active_units": 0}
+    summary(metrics, "outputs/x", 16)
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and "Posterior collapse" in warning[0].getMessage() and "0.150 nats" in caplog.text
+    caplog.clear()
+    summary({**metrics, "test/active_units": 3}, "outputs/x", 16)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_durations_read_well():
+    assert [duration(s) for s in (3, 42, 200, 7200)] == ["3.0 s", "42 s", "3 min", "2.0 h"]
+
+
+def test_train_time_adds_up_over_a_resumed_run(tmp_path, monkeypatch, no_threads):
+    """Extending a run reports the training time of all its sessions, not only the last one's."""
+    first = run.train(make_cfg("trainer.epochs=2", "trainer.limit_batches=2"), tmp_path)
+    more = run.train(
+        make_cfg(f"resume={tmp_path}", "trainer.epochs=3"), tmp_path / "x", [f"resume={tmp_path}", "trainer.epochs=3"]
+    )
+    assert more["epochs"] == 3 and more["train_time_s"] > first["train_time_s"]

@@ -1,0 +1,107 @@
+"""What a run says while it trains: one progress bar over all of training (only on a terminal: no carriage-return
+clutter in a log file or a Slurm output), a line per validation in the console and vae-run.log (epoch, training
+loss, validation ELBO with its reconstruction and KL, active units, seconds per epoch, time left), and the
+end-of-run summary with its warning on posterior collapse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import statistics
+import sys
+import time
+
+from tqdm import tqdm
+
+log = logging.getLogger("vae_runner")
+
+
+def duration(seconds: float) -> str:
+    """3 s, 4 min, 2.5 h."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@contextlib.contextmanager
+def stage(name: str):
+    """A stage of the final evaluation, said when it starts and how long it took when it ends."""
+    log.info("final evaluation: %s ...", name)
+    t0 = time.perf_counter()
+    yield
+    log.info("final evaluation: %s done in %s", name, duration(time.perf_counter() - t0))
+
+
+class Console:
+    """The progress bar (steps over the whole run; resumes where a resumed run is) and the validation lines."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, done_steps: int, enabled: bool):
+        self.epochs = epochs
+        self.bar = tqdm(
+            total=epochs * steps_per_epoch,
+            initial=done_steps,
+            desc="training",
+            unit="step",
+            disable=not (enabled and sys.stderr.isatty()),
+            dynamic_ncols=True,
+        )
+
+    def step(self) -> None:
+        self.bar.update()
+
+    def loss(self, value: float) -> None:
+        self.bar.set_postfix(loss=f"{value:.2f}", refresh=False)
+
+    def validation(self, epoch: int, metrics: dict, train_loss: float | None, epoch_times: list[float], d: int):
+        seconds = statistics.median(epoch_times[-5:]) if epoch_times else None
+        parts = [f"epoch {epoch}/{self.epochs}:"]
+        if train_loss is not None:
+            parts.append(f"train loss {train_loss:.2f},")
+        parts.append(f"val ELBO {metrics['elbo']:.2f} (recon {metrics['recon']:.2f}, KL {metrics['kl']:.2f}),")
+        if "active_units" in metrics:
+            parts.append(f"active units {metrics['active_units']:.0f}/{d},")
+        if seconds is not None:
+            parts.append(f"{seconds:.1f} s/epoch, {duration(seconds * (self.epochs - epoch))} left")
+        self.say(" ".join(parts).rstrip(","))
+
+    def say(self, line: str, level: int = logging.INFO) -> None:
+        """A log line that does not break the progress bar."""
+        self.bar.clear()
+        log.log(level, line)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def summary(metrics: dict, run_dir, latent_dim: int) -> None:
+    """The end-of-run lines: the numbers a researcher looks at first, where the run is, and a warning when the
+    posterior collapsed (no active unit: the decoder ignores z)."""
+    ll = metrics.get("test/log_likelihood")
+    if ll is not None:
+        stderr, k = metrics["test/log_likelihood_stderr"], metrics["test/iw_samples"]
+        ll = f"; log-likelihood {ll:.3f} +- {stderr:.3f} (K={k})"
+    log.info(
+        "test ELBO %.3f nats (recon %.3f, KL %.3f)%s; active units %d/%d; mutual information %s; val ELBO %.3f",
+        metrics["test/elbo"],
+        metrics["test/recon"],
+        metrics["test/kl"],
+        ll or "",
+        metrics.get("test/active_units", -1),
+        latent_dim,
+        f"{metrics['test/mutual_information']:.3f} nats" if "test/mutual_information" in metrics else "n/a",
+        metrics["val/elbo"],
+    )
+    log.info("run directory: %s", run_dir)
+    if metrics.get("test/active_units", 1) == 0:
+        log.warning(
+            "Posterior collapse: no latent dimension is active (KL %.3f nats): the decoder models the data "
+            "without z, and samples and reconstructions ignore the input. Try a smaller beta, a KL warm-up "
+            "(objective.warmup_epochs=10), free bits (objective.free_bits=0.5) or a smaller decoder.",
+            metrics["test/kl"],
+        )
