@@ -196,3 +196,20 @@ def test_vae_report_groups_seeds_with_mean_and_std(tmp_path, capsys):
     assert (vamp["n"], vamp["runs"], vamp["test/log_likelihood std"]) == ("1", "2", "")
     assert len(list(csv.DictReader((tmp_path / "runs.csv").open()))) == 5
     assert (tmp_path / "report_test_log_likelihood_vs_prior.png").stat().st_size > 1000
+
+
+def test_vae_report_shows_only_what_varies(tmp_path, capsys):
+    """Settings every run shares are said once under the table, not repeated in a column of every row."""
+    for i, beta in enumerate((1, 4)):
+        run_dir = tmp_path / str(i)
+        (run_dir / ".hydra").mkdir(parents=True)
+        overrides = [f"beta={beta}", "trainer.epochs=7", "dataset=digits"]
+        (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        (run_dir / "metrics.json").write_text(json.dumps({"test/elbo": -90.0 - beta}))
+    assert runs_table.main([str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith("| run | beta | status | test/elbo |")
+    assert "Same in every run: trainer.epochs=7, dataset=digits." in md
+    assert "Same in every run" in capsys.readouterr().out
+    header = (tmp_path / "report.csv").read_text().splitlines()[0]
+    assert "trainer.epochs" in header  # the CSV keeps every column

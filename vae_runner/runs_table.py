@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         if "/" not in k and k not in ("run", "status", "best_epoch", "epochs", "steps", "train_time_s", "epoch_time_s")
     ]
     varying = [p for p in params if len({str(r.get(p)) for r in rows}) > 1]
+    # a setting every run shares is said once under the table, not repeated in a column of every row
+    constant = [f"{p}={fmt(rows[0].get(p))}" for p in params if p not in varying]
+    same = f"\nSame in every run: {', '.join(constant)}." if constant and len(rows) > 1 else ""
+    params = varying if len(rows) > 1 else params
     metrics = [m for m in DEFAULT_METRICS if any(m in r for r in rows)]
     if args.metric and args.metric not in metrics:
         metrics.append(args.metric)
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     text, md = table(rows, columns)
     all_columns = columns + sorted({k for r in rows for k in r} - set(columns))
     write_csv(out / ("runs.csv" if by_seed else "report.csv"), rows, all_columns)
-    (out / ("runs.md" if by_seed else "report.md")).write_text(md + "\n")
+    (out / ("runs.md" if by_seed else "report.md")).write_text(md + "\n" + same + "\n")
     plotted = rows
     if by_seed:
         plotted = group_by_seed(rows, params, metrics)
@@ -222,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             plotted,
             settings + ["n", "runs", "seeds"] + [c for m in metrics + list(RUN_INFO) for c in (m, m + " std")],
         )
-        (out / "report.md").write_text(md + "\n")
-    print(text)
+        (out / "report.md").write_text(md + "\n" + same + "\n")
+    print(text + same)
     finished = sum(r["status"] == "finished" for r in rows)
     grouped = f", {len(plotted)} settings (mean ± std over seeds; per run: runs.md, runs.csv)" if by_seed else ""
     print(f"\n{len(rows)} runs ({finished} finished){grouped}; wrote {out / 'report.md'} and {out / 'report.csv'}")
