@@ -45,6 +45,10 @@ def test_multirun_sweep_makes_one_run_per_value(tmp_path):
     assert len(dirs) == 2 and all("multirun" in str(d) for d in dirs)
     betas = sorted(OmegaConf.load(d / ".hydra" / "config.yaml").beta for d in dirs)
     assert betas == [1.0, 4.0]
+    # the sweep ends with its table of runs (only beta varies) and where it is
+    sweep = dirs[0].parent
+    assert f"sweep directory: {sweep}" in done.stdout and "2 runs (2 finished)" in done.stdout
+    assert (sweep / "report.md").read_text().startswith("| run | beta | status |")
 
 
 @pytest.mark.parametrize(
