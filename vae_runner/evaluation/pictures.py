@@ -27,11 +27,25 @@ def image_grid(x: Tensor, nrow: int = 8, min_side: int = 32) -> Tensor:
 
 
 def recon_grid(inputs: Tensor, recons: Tensor, nrow: int = 8) -> Tensor:
-    """Rows of `nrow` inputs, each directly above the row of their reconstructions."""
+    """Rows of `nrow` inputs, each directly above the row of their reconstructions; each row labelled on the left."""
     rows = []
     for i in range(0, len(inputs), nrow):
         rows += [inputs[i : i + nrow], recons[i : i + nrow]]
-    return image_grid(torch.cat(rows), nrow=nrow)
+    return label_rows(image_grid(torch.cat(rows), nrow=nrow), ["input", "recon."] * (len(rows) // 2))
+
+
+def label_rows(grid: Tensor, labels: list[str], width: int = 56) -> Tensor:
+    """`grid` (3, H, W) with a white strip on its left holding one label per row (rows of equal height)."""
+    from PIL import ImageDraw
+
+    h = grid.shape[1]
+    strip = Image.new("RGB", (width, h), "white")
+    draw = ImageDraw.Draw(strip)
+    row = h / max(1, len(labels))
+    for i, text in enumerate(labels):
+        draw.text((3, i * row + row / 2), text, fill="black", anchor="lm")
+    strip = torch.from_numpy(np.asarray(strip).copy()).permute(2, 0, 1).float() / 255.0
+    return torch.cat([strip, grid], dim=2)
 
 
 def _pyplot():
