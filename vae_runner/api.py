@@ -25,6 +25,7 @@ from vae_runner.config.compose import compose_config
 from vae_runner.data import DataSplits, Split
 from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.model.vae import VAE
+from vae_runner.rng import seeded
 from vae_runner.rundir import BEST, LAST
 
 
@@ -58,7 +59,7 @@ class Run:
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> Tensor:
         """n images: means of p(x|z) for z ~ p(z); `seed` makes them repeatable (the global RNG is left as it was)."""
-        with _seeded(seed, self.device):
+        with contextlib.nullcontext() if seed is None else seeded(self.device, seed):
             return self.model.sample(n).cpu()
 
     @torch.no_grad()
@@ -80,16 +81,6 @@ class Run:
         """Importance-sampled log p(x) per image, in nats, with k samples from q(z|x) (the estimator of the final
         evaluation; its noise is keyed by seed and image index). Binary data (Bernoulli likelihood) must be binary."""
         return log_likelihood(self.model, Split(self._batch(x)), k=k, seed=seed).cpu()
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None, device: torch.device):
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
 
 
 def load(path: str | Path, checkpoint: str = "best", overrides: Sequence[str] = ()) -> Run:

@@ -162,17 +162,18 @@ def from_checkpoint(
     data = load_data(cfg, device)
     model = build_model(cfg, data, device)
     trained_on = state["config"]["dataset"]["name"]
-    if other_data and cfg.dataset.name != trained_on:
-        try:
-            load_weights(model, state, path)
-        except UserError:
-            raise UserError(
-                f"dataset={cfg.dataset.name} holds {'x'.join(map(str, data.shape))} data, but the model in {path} "
-                f"was trained on dataset={trained_on}, whose data has another shape. A model can score only "
-                f"data of the shape it was made for."
-            ) from None
+    try:
+        load_weights(model, state, path)
+    except UserError:
+        if cfg.dataset.name == trained_on:
+            raise
+        raise UserError(
+            f"dataset={cfg.dataset.name} holds {'x'.join(map(str, data.shape))} data, but the model in {path} "
+            f"was trained on dataset={trained_on}, whose data has another shape. A model can score only "
+            f"data of the shape it was made for."
+        ) from None
+    if cfg.dataset.name != trained_on:
         log.warning("scoring a model trained on dataset=%s on dataset=%s", trained_on, cfg.dataset.name)
-    load_weights(model, state, path)
     model.eval()
     set_threads(cfg, model, instantiate(cfg.objective), data, device, "evaluation")
     return cfg, {**state, "path": path}, data, model, device

@@ -9,7 +9,6 @@ import contextlib
 import logging
 import signal
 import statistics
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from vae_runner.evaluation.final import METRIC_TAGS, final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST, METRICS, checkpoint_path
 from vae_runner.tb_logger import RunLogger, hparams_of
-from vae_runner.trainer import Interrupted
+from vae_runner.trainer import Interrupted, stop_signals_to
 
 log = logging.getLogger("vae_runner")
 
@@ -134,15 +133,8 @@ def stop_on_signal(then: str):
     def stop(signum, frame):
         raise Interrupted(signum, f"Stopped by {signal.Signals(signum).name} during the final evaluation; {then}")
 
-    if threading.current_thread() is not threading.main_thread():  # signals reach only the main thread
+    with stop_signals_to(stop):
         yield
-        return
-    handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
 
 
 def sample(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict:

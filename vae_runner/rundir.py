@@ -64,13 +64,16 @@ def _model_part(key: str, value):
 
 
 def _add_new_settings(saved: DictConfig, current: DictConfig, root: bool = True) -> None:
-    """Settings added to a component after a run was saved (e.g. `objective.analytic_kl`) take today's value, which
-    reproduces the old behaviour; only inside a group whose node builds the same `_target_`s today (a saved
-    prior=mog gets no key of today's prior=gaussian)."""
+    """Settings added to vae-runner after a run was saved take today's value, which reproduces the old behaviour:
+    keys the saved config lacks or leaves missing (the optimizer group: it was Adam; `objective.analytic_kl`; the
+    top-level `n`). Inside a group only where its node builds the same `_target_`s today (a saved prior=mog gets no
+    key of today's prior=gaussian)."""
     if not root and _model_part("group", saved) != _model_part("group", current):
         return
     for key in current:
-        if key not in saved:
+        if OmegaConf.is_missing(current, key):
+            continue
+        if key not in saved or OmegaConf.is_missing(saved, key):
             with open_dict(saved):
                 saved[key] = OmegaConf.select(current, key)
         elif isinstance(saved[key], DictConfig) and isinstance(current[key], DictConfig):
@@ -91,11 +94,6 @@ def merge_saved(
     from vae_runner.config.schema import VAEConfig  # here: vae-report uses the layout above without loading Hydra
 
     merged = OmegaConf.merge(OmegaConf.structured(VAEConfig), state.get("config_source", state["config"]))
-    # A key the saved config lacks was added to vae-runner after the run started (the optimizer group: it was Adam;
-    # a new option: its default reproduces the old behaviour): today's value is the one to use.
-    for key in sorted(OmegaConf.missing_keys(merged)):
-        if not OmegaConf.is_missing(current, key):
-            OmegaConf.update(merged, key, OmegaConf.select(current, key), merge=False)
     _add_new_settings(merged, current)
     clashes = []
     for key in override_keys(overrides):

@@ -11,6 +11,7 @@ uninterrupted one, bit for bit on CPU) and stop with `Interrupted`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
@@ -40,6 +41,21 @@ class Interrupted(Exception):
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals_to(handler):
+    """SIGINT and SIGTERM go to `handler` inside the block, and back to what they were after it (where signals can
+    be handled at all: in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
 
 
 def grad_norm(params) -> torch.Tensor:
@@ -103,18 +119,14 @@ class Trainer:
         self.stop_signal = signum
 
     def fit(self) -> None:
-        handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         steps = len(self.batches)
         self.console = Console(self.cfg.epochs, steps, self.epoch * steps + self.batch_index, self.progress_bar)
         self.session_start = time.perf_counter()
         try:
-            self._fit()
+            with stop_signals_to(self._on_signal):
+                self._fit()
         finally:
             self.console.close()
-            for s, h in handlers.items():
-                signal.signal(s, h)
 
     def _fit(self) -> None:
         self.model.train()
