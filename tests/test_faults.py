@@ -22,7 +22,7 @@ from vae_runner import build, run
 from vae_runner.checkpoint import load_checkpoint
 from vae_runner.errors import UserError
 from vae_runner.objectives import Objective
-from vae_runner.trainer import Interrupted
+from vae_runner.signals import Interrupted
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 # Many short epochs: most of the time goes to validation and checkpoint writes, where kills and signals must be safe.

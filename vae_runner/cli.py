@@ -61,7 +61,7 @@ def task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     if cfg.trainer.num_threads is None and (threads := shared_cpu_threads(hc)):
         cfg.trainer.num_threads = threads
-    from vae_runner.trainer import Interrupted
+    from vae_runner.signals import Interrupted
 
     try:
         return run.run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))

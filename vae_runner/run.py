@@ -28,8 +28,8 @@ from vae_runner.errors import UserError
 from vae_runner.evaluation.final import METRIC_TAGS, final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST, METRICS, checkpoint_path
+from vae_runner.signals import Interrupted, stop_signals_to
 from vae_runner.tb_logger import RunLogger, hparams_of
-from vae_runner.trainer import Interrupted, stop_signals_to
 
 log = logging.getLogger("vae_runner")
 

@@ -11,11 +11,9 @@ uninterrupted one, bit for bit on CPU) and stop with `Interrupted`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,35 +25,13 @@ from vae_runner.console import Console
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST
+from vae_runner.signals import Interrupted, stop_signals_to
 from vae_runner.step_metrics import RunningWindow
 
 CAUSES = (
     "Usual causes: a learning rate too high (lower trainer.lr or set trainer.grad_clip), a likelihood sigma "
     "too small (likelihood.sigma / likelihood.min_sigma), or data outside the likelihood's range."
 )
-
-
-class Interrupted(Exception):
-    """SIGINT/SIGTERM: the run stopped after writing a checkpoint it can resume from."""
-
-    def __init__(self, signum: int, message: str):
-        super().__init__(message)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def stop_signals_to(handler):
-    """SIGINT and SIGTERM go to `handler` inside the block, and back to what they were after it (where signals can
-    be handled at all: in the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
 
 
 def grad_norm(params) -> torch.Tensor:
