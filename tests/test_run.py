@@ -158,7 +158,9 @@ def test_a_checkpoint_saved_before_an_option_existed_still_evaluates(tmp_path, n
     assert evaluated["test/elbo"] == pytest.approx(trained["test/elbo"], rel=1e-6)
 
 
-def test_the_same_command_again_resumes_an_interrupted_preset_run(tmp_path, monkeypatch, no_threads):
+def test_the_same_command_again_resumes_an_interrupted_preset_run_of_an_older_version(
+    tmp_path, monkeypatch, no_threads
+):
     """A re-launched sweep or scripts/reproduce.py runs the same `experiment=` command in a directory holding an
     interrupted run: it resumes (the preset is not refused as a change to a saved run)."""
     overrides = ["experiment=tvae_digits", "trainer.epochs=3", "trainer.limit_batches=2"]
@@ -173,6 +175,12 @@ def test_the_same_command_again_resumes_an_interrupted_preset_run(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         run.run(make_cfg(*overrides), tmp_path, overrides)
     monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
+    # and it was saved by an older vae-runner, before settings of today's config existed
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    for config in (state["config"], state["config_source"]):
+        del config["n"], config["objective"]["analytic_kl"]
+    torch.save(state, last)
     run.run(make_cfg(*overrides), tmp_path, overrides)
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 3
 

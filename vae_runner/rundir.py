@@ -129,6 +129,7 @@ EXECUTION_KEYS = (
     "mode",
     "ckpt",
     "resume",
+    "n",
     "optimized_metric",
     "logger",
     "trainer.device",
@@ -142,14 +143,16 @@ EXECUTION_KEYS = (
 
 def same_run_or_refuse(cfg: DictConfig, state: dict, run_dir: Path) -> None:
     """A run directory holding a checkpoint is taken up again only by the same run (same config but for
-    EXECUTION_KEYS); anything else would overwrite it."""
+    EXECUTION_KEYS and settings added to vae-runner since it was saved); anything else would overwrite it."""
 
     def flat(node):
         return {
             k: v for k, v in flatten(node).items() if not any(k == e or k.startswith(e + ".") for e in EXECUTION_KEYS)
         }
 
-    old, new = flat(state["config"]), flat(plain(cfg))
+    saved = OmegaConf.create(state["config"])
+    _add_new_settings(saved, cfg)  # a setting added since the run was saved is no difference
+    old, new = flat(plain(saved)), flat(plain(cfg))
     differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if differ:
         raise UserError(
