@@ -19,6 +19,7 @@ def test_digits_split_is_fixed_and_in_unit_range():
     assert a.shape == (1, 8, 8)
     assert (len(a.train), len(a.val), len(a.test)) == (1258, 180, 359)
     assert torch.equal(a.test.x, b.test.x)
+    assert a.classes == tuple("0123456789")
     x = a.train.floats()
     assert x.min() >= 0 and x.max() <= 1 and x.max() == 1
     assert not torch.equal(build_option("dataset", "digits", split_seed=1).test.x, a.test.x)
@@ -29,12 +30,14 @@ def test_mnist_from_torchvision_layout(data_root):
     assert data.shape == (1, 28, 28) and data.train.x.dtype == torch.uint8
     assert (len(data.train), len(data.val), len(data.test)) == (100, 20, 40)
     assert data.train.y.dtype == torch.int64
+    assert data.classes[3] == "3 - three"  # named, for the pictures' legends
 
 
 def test_cifar10_from_torchvision_layout(data_root):
     data = build_option("dataset", "cifar10", root=str(data_root), val_size=10)
     assert data.shape == (3, 32, 32)
     assert (len(data.train), len(data.val), len(data.test)) == (90, 10, 20)
+    assert data.classes[:2] == ("airplane", "automobile")
 
 
 def test_missing_dataset_says_where_it_looked_and_how_to_fix(tmp_path):
@@ -53,6 +56,7 @@ def test_fashion_mnist_offline_from_the_debian_package(tmp_path, caplog):
     assert data.shape == (1, 28, 28)
     assert (len(data.train), len(data.val), len(data.test)) == (50000, 10000, 10000)
     assert not (tmp_path / "empty-root").exists()  # read in place, nothing copied
+    assert data.classes[0] == "T-shirt/top" and prepare(data, "dynamic", torch.device("cpu")).classes == data.classes
     # the fall-back from a root without the files is said, with the files read
     assert f"FashionMNIST is not in dataset.root={tmp_path / 'empty-root'}" in caplog.text
     assert "read " + str(DEBIAN_FASHION) in caplog.text and "t10k-images-idx3-ubyte" in caplog.text
@@ -69,6 +73,7 @@ def test_image_folder_resizes_and_converts_channels(data_root):
     grey = build_option("dataset", "image_folder", root=str(data_root / "images"), image_size=[12, 20], channels=1)
     assert rgb.shape == (3, 16, 16) and grey.shape == (1, 12, 20)
     assert len(rgb.train) + len(rgb.val) + len(rgb.test) == 16
+    assert rgb.classes == tuple(sorted(d.name for d in (data_root / "images").iterdir() if d.is_dir()))
     with pytest.raises(UserError, match="<root>/<class name>/<image file>"):
         build_option("dataset", "image_folder", root=str(data_root / "no-such-folder"))
 

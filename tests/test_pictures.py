@@ -1,8 +1,19 @@
-"""Pictures a researcher can read: small images enlarged, and each row of inputs and reconstructions labelled."""
+"""Pictures a researcher can read: small images enlarged, each row of inputs and reconstructions and of a
+traversal labelled, points coloured by named class, markers that stand out on the latent density map."""
 
+import matplotlib
 import torch
+from conftest import tiny_data, tiny_vae
 
-from vae_runner.evaluation.pictures import image_grid, recon_grid
+from vae_runner.evaluation.pictures import (
+    image_grid,
+    labelled_scatter,
+    latent_density_picture,
+    recon_grid,
+    traversal_picture,
+)
+
+matplotlib.use("Agg")
 
 
 def test_input_and_reconstruction_rows_are_labelled():
@@ -19,3 +30,39 @@ def test_input_and_reconstruction_rows_are_labelled():
 
 def test_small_images_are_enlarged():
     assert image_grid(torch.rand(4, 1, 8, 8), nrow=4).shape[1] >= 32
+
+
+def test_traversal_rows_are_labelled_with_dimension_and_kl():
+    torch.manual_seed(0)
+    model, mu = tiny_vae("gaussian", "bernoulli", d=3), torch.randn(50, 3)
+    plain = traversal_picture(model, mu, [2, 0], steps=5)
+    with_kl = traversal_picture(model, mu, [2, 0], steps=5, kl_per_dim=[0.5, 0.0, 12.25])
+    assert plain.shape == with_kl.shape  # the same strip width, a longer label
+    strip = (with_kl[:, :, :84].mean(0) < 0.5).chunk(2, dim=0)  # dark text, one band per row
+    plain_strip = (plain[:, :, :84].mean(0) < 0.5).chunk(2, dim=0)
+    assert all(band.any() for band in strip)
+    assert all(int(a.sum()) > int(b.sum()) for a, b in zip(strip, plain_strip))  # "z2 KL 12.25" > "z2"
+
+
+def test_scatter_points_are_named_by_class():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    y = torch.tensor([0, 1, 1, 2, 0])
+    labelled_scatter(ax, torch.randn(5, 2).numpy(), y, ("T-shirt/top", "Trouser", "Pullover"), size=3)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["T-shirt/top", "Trouser", "Pullover"]
+    fig2, ax2 = plt.subplots()
+    labelled_scatter(ax2, torch.randn(5, 2).numpy(), y, None, size=3)
+    assert [t.get_text() for t in ax2.get_legend().get_texts()] == ["0", "1", "2"]  # no names: the label
+    plt.close("all")
+
+
+def test_latent_density_markers_stand_out(monkeypatch):
+    """Each test point is drawn large enough and with a white edge over the dark density map."""
+    from vae_runner.evaluation import pictures
+
+    drawn = []
+    monkeypatch.setattr(pictures, "labelled_scatter", lambda ax, p, y, c, size, **style: drawn.append((size, style)))
+    latent_density_picture(tiny_vae("gaussian", "bernoulli", d=2), tiny_data(), n_points=50, resolution=20)
+    ((size, style),) = drawn
+    assert size >= 8 and style["edgecolors"] == "white"

@@ -112,11 +112,10 @@ def test_run_directory_contract(tmp_path, no_threads):
     hp = PluginEventAccumulator(str(tmp_path))
     hp.Reload()
     content = hp.PluginTagToContent("hparams")
-    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(content)
+    assert "_hparams_/session_start_info" in content
+    assert "_hparams_/experiment" not in content  # TensorBoard builds it from all runs (test_sweeps: swept keys first)
     start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["beta"].number_value == 2.0 and start.hparams["prior"].string_value == "GaussianPrior"
-    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert {m.name.tag for m in experiment.metric_infos} >= {"test/elbo", "val/elbo"}
     assert list(tmp_path.glob("*/events.out.tfevents*")) == []  # HParams written into the run's own folder
 
 

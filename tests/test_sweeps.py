@@ -14,15 +14,16 @@ from pathlib import Path
 
 import torch
 from conftest import FAST, vae_run
+from PIL import Image
 
-from vae_runner import runs_table
+from vae_runner import report_plots, runs_table
 
 BIN = Path(sys.executable).parent
 
 
 def run_dirs(sweep: Path) -> list[Path]:
     """The sweep's finished runs (job sub-directories with metrics.json), in job order."""
-    return sorted((p.parent for p in sweep.glob("*/metrics.json")), key=lambda d: int(d.name))
+    return sorted((p.parent for p in sweep.glob("*/metrics.json")), key=lambda d: int(d.name.split("_")[0]))
 
 
 def test_joblib_sweep_runs_two_at_a_time_with_one_thread_each(tmp_path):
@@ -67,7 +68,7 @@ def test_optuna_trials_and_a_failed_trial_does_not_abort_the_study(tmp_path):
     assert done.returncode == 0, done.stderr
     result = (sweep / "optimization_results.yaml").read_text()
     assert "best_params" in result and "best_value" in result
-    trials = [d for d in sweep.iterdir() if d.is_dir() and d.name.isdigit()]
+    trials = [d for d in sweep.iterdir() if d.is_dir() and d.name.split("_")[0].isdigit()]
     finished = [d for d in trials if (d / "metrics.json").is_file()]
     assert len(trials) == 4 and 0 < len(finished) < 4  # beta = -1 trials failed, the others ran
     assert "beta=-1.0 (must be a finite number >= 0)" in done.stdout + done.stderr
@@ -129,8 +130,9 @@ def _get(url: str, body: dict | None = None):
 
 
 def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_path):
+    """Runs are named by what they changed (not 0, 1), and the HParams tab lists the swept key first."""
     sweep = tmp_path / "sweep"
-    assert vae_run("-m", "beta=1,4", *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path).returncode == 0
+    assert vae_run("-m", "latent_dim=3", "beta=1,4", *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path).returncode == 0
     port = _free_port()
     server = subprocess.Popen(
         [str(BIN / "tensorboard"), "--logdir", str(sweep), "--host", "127.0.0.1", "--port", str(port)],
@@ -146,7 +148,7 @@ def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_p
             except OSError:
                 pass
             time.sleep(1)
-        assert set(tags) == {"0", "1"}
+        assert set(tags) == {"0_beta=1", "1_beta=4"}  # latent_dim=3 and FAST's settings: the same in both
         for run in tags.values():
             assert {"train/elbo", "val/elbo", "test/elbo", "test/log_likelihood", "train/beta"} <= set(run)
         groups = _get(
@@ -159,9 +161,12 @@ def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_p
                 "sliceSize": 100,
             },
         )["sessionGroups"]
-        assert sorted(g["name"] for g in groups) == ["0", "1"]
+        assert sorted(g["name"] for g in groups) == ["0_beta=1", "1_beta=4"]
         assert sorted(g["hparams"]["beta"] for g in groups) == [1.0, 4.0]
         assert all(g["hparams"]["prior"] == "GaussianPrior" for g in groups)
+        infos = _get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})["hparamInfos"]
+        assert infos[0]["name"] == "beta" and infos[0].get("differs")  # the HParams tab shows it first
+        assert not any(i.get("differs") for i in infos[1:])  # constants: after it, shown only when asked for
     finally:
         server.terminate()  # stopped by its PID
         server.wait(timeout=30)
@@ -213,3 +218,31 @@ def test_vae_report_shows_only_what_varies(tmp_path, capsys):
     assert "Same in every run" in capsys.readouterr().out
     header = (tmp_path / "report.csv").read_text().splitlines()[0]
     assert "trainer.epochs" in header  # the CSV keeps every column
+
+
+def test_vae_report_error_bars_categorical_points_and_a_montage(tmp_path, capsys):
+    """Error bars are standard errors (a run's own: <metric>_stderr; a seed group's: std / sqrt(n)); a categorical
+    x gets points, not a line through unordered categories; --images puts one picture of every run side by side."""
+    runs = {"0_prior=gaussian": ("gaussian", -100.0, 0.5), "1_prior=mog": ("mog", -98.0, 0.25)}
+    for name, (prior, ll, se) in runs.items():
+        run_dir = tmp_path / name
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "overrides.yaml").write_text(f"- prior={prior}\n")
+        (run_dir / "metrics.json").write_text(json.dumps({"test/log_likelihood": ll, "test/log_likelihood_stderr": se}))
+        Image.new("RGB", (28, 28), (40, 80, 160)).save(run_dir / "samples.png")
+    assert runs_table.main([str(tmp_path), "--images", "samples,latent_density"]) == 0
+    printed = capsys.readouterr().out
+    assert "-100 ± 0.5" in printed and "-98 ± 0.25" in printed
+    assert "montage of samples.png from 2 runs" in printed and "no run has latent_density.png" in printed
+    assert (tmp_path / "montage_samples.png").stat().st_size > 1000
+    assert not (tmp_path / "montage_latent_density.png").exists()
+
+    rows = [runs_table.read_run(tmp_path / name, tmp_path) for name in runs]
+    fig = report_plots.figure(rows, "test/log_likelihood", "prior", None)
+    (line,) = fig.axes[0].lines[:1]
+    assert line.get_linestyle() == "None" and list(line.get_xdata()) == [0, 1]  # points at the categories
+    (bars,) = fig.axes[0].collections
+    assert [seg[1][1] - seg[0][1] for seg in bars.get_segments()] == [1.0, 0.5]  # ± one standard error
+    grouped = [{"beta": "1", "test/elbo": -90.0, "test/elbo std": 2.0, "n": 4}]
+    assert report_plots.error_of(grouped[0], "test/elbo") == (1.0, "standard error of the mean over seeds")
+    assert report_plots.figure(grouped, "test/elbo", "beta", None).axes[0].lines[0].get_linestyle() == "-"

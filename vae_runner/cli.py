@@ -14,13 +14,14 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vae_runner.config.schema import register_configs
 from vae_runner.errors import UserError
 from vae_runner.rundir import continues_in_place, run_dir_of
+from vae_runner.sweep_names import job_name
 
 
 def _resume_run_dir(resume, default: str) -> str:
@@ -39,10 +40,12 @@ def _hydra_subdir(resume) -> str:
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("vae_run_dir", _resume_run_dir, replace=True)
     OmegaConf.register_new_resolver("vae_hydra_subdir", _hydra_subdir, replace=True)
+    OmegaConf.register_new_resolver("vae_job_name", job_name, replace=True)
 
 
-class RunFailed(Exception):
-    """A sweep job that stopped on bad input: the sweep records it as failed and goes on with the other jobs."""
+class RunFailed(CompactHydraException):
+    """A sweep job that stopped on bad input: the sweep records it as failed and goes on with the other jobs; at
+    the end Hydra prints this one paragraph (a CompactHydraException: no traceback) and exits 1."""
 
 
 def shared_cpu_threads(hc) -> int | None:
@@ -74,7 +77,12 @@ def task(cfg: DictConfig) -> float:
             raise
         print(f"vae-run: error: {message}", file=sys.stderr)
         if hc.mode == RunMode.MULTIRUN:
-            raise RunFailed(message) from None
+            raise RunFailed(
+                f"vae-run: sweep job {hc.job.num} stopped on bad input (every failed job's error is printed above): "
+                f"{message} The sweep's other jobs ran; "
+                f"after fixing the command, re-launch it: finished runs are skipped. vae-report "
+                f"{Path(hc.sweep.dir).resolve()} lists which finished."
+            ) from None
         remove_if_unused(Path(hc.runtime.output_dir))
         sys.exit(2)
 

@@ -25,7 +25,7 @@ from vae_runner.config.plain import plain
 from vae_runner.config.schema import Mode
 from vae_runner.console import summary
 from vae_runner.errors import UserError
-from vae_runner.evaluation.final import METRIC_TAGS, final_report
+from vae_runner.evaluation.final import final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST, METRICS, checkpoint_path
 from vae_runner.signals import Interrupted, stop_signals_to
@@ -69,7 +69,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         trainer.load_state(state)
         set_rng_state(state["rng"])
     else:
-        logger.hparams(hparams_of(cfg), METRIC_TAGS)
+        logger.hparams(hparams_of(cfg))
     log.info("run dir %s; %d parameters on %s", run_dir, sum(p.numel() for p in model.parameters()), device)
     try:
         trainer.fit()
@@ -105,7 +105,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
     path = state["path"]
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(run_dir, cfg.logger.tensorboard)
-    logger.hparams(hparams_of(cfg), METRIC_TAGS)
+    logger.hparams(hparams_of(cfg))
     try:
         with stop_on_signal("nothing was written; run the same command again"):
             metrics = final_report(model, instantiate(cfg.objective), data, cfg, logger, state["global_step"])

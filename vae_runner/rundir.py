@@ -141,14 +141,16 @@ EXECUTION_KEYS = (
 ) + LOCATION_KEYS
 
 
+def is_execution_key(key: str) -> bool:
+    return any(key == e or key.startswith(e + ".") for e in EXECUTION_KEYS)
+
+
 def same_run_or_refuse(cfg: DictConfig, state: dict, run_dir: Path) -> None:
     """A run directory holding a checkpoint is taken up again only by the same run (same config but for
     EXECUTION_KEYS and settings added to vae-runner since it was saved); anything else would overwrite it."""
 
     def flat(node):
-        return {
-            k: v for k, v in flatten(node).items() if not any(k == e or k.startswith(e + ".") for e in EXECUTION_KEYS)
-        }
+        return {k: v for k, v in flatten(node).items() if not is_execution_key(k)}
 
     saved = OmegaConf.create(state["config"])
     _add_new_settings(saved, cfg)  # a setting added since the run was saved is no difference

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from vae_runner.report_plots import SE_SUFFIX, montage, plot
 from vae_runner.rundir import METRICS, checkpoint_path, read_metrics
 
 DEFAULT_METRICS = ["test/elbo", "test/log_likelihood", "test/kl", "test/active_units", "val/elbo"]
@@ -62,16 +63,23 @@ def group_by_seed(rows: list[dict], params: list[str], metrics: list[str]) -> li
     return out
 
 
-def mean_std(row: dict, metric: str) -> str:
+def mean_std(row: dict, metric: str, spread: str = " std") -> str:
+    """`-102 ± 2`: the value and its spread (a seed group's std, or a run's own standard error: SE_SUFFIX)."""
     if row.get(metric) is None:
         return ""
-    return fmt(row[metric]) + ("" if row.get(metric + " std") is None else f" ± {row[metric + ' std']:.2g}")
+    return fmt(row[metric]) + ("" if row.get(metric + spread) is None else f" ± {row[metric + spread]:.2g}")
 
 
 def find_runs(root: Path) -> list[Path]:
     """Run directories under root: those with Hydra's .hydra/overrides.yaml or a metrics.json."""
     found = {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")} | {p.parent for p in root.rglob(METRICS)}
-    return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
+    return sorted(found, key=lambda p: [_natural(s) for s in p.relative_to(root).parts])
+
+
+def _natural(name: str) -> tuple:
+    """Sort key of a directory name: sweep jobs `2_beta=4` before `10_beta=1` (and `2` before `10`)."""
+    number = name.split("_", 1)[0]
+    return (int(number), name) if number.isdigit() else (float("inf"), name)
 
 
 def read_run(run_dir: Path, root: Path) -> dict:
@@ -119,51 +127,6 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         writer.writerows(rows)
 
 
-def _number(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return v
-
-
-def plot(rows: list[dict], metric: str, x: str, group: str | None, path: Path) -> bool:
-    """metric against x, a line per value of group (error bars: ± the std over seeds, for grouped rows); False when
-    no finished run has both."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = [r for r in rows if isinstance(r.get(metric), (int, float)) and x in r]
-    if not points:
-        return False
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    groups = sorted({str(r.get(group, "")) for r in points}) if group else [""]
-    numeric = all(isinstance(_number(r[x]), float) for r in points)
-    for g in groups:
-        sel = [r for r in points if not group or str(r.get(group, "")) == g]
-        sel.sort(key=lambda r: _number(r[x]) if numeric else str(r[x]))
-        xs = [_number(r[x]) if numeric else str(r[x]) for r in sel]
-        errors = [r.get(metric + " std") or 0.0 for r in sel]
-        ax.errorbar(
-            xs,
-            [r[metric] for r in sel],
-            yerr=errors if any(errors) else None,
-            marker="o",
-            capsize=3,
-            label=f"{group}={g}" if group else None,
-        )
-    ax.set_xlabel(x)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs {x}")
-    if group:
-        ax.legend()
-    ax.grid(alpha=0.3)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return True
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vae-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--x", default=None, help="swept parameter on the x axis (default: the first that varies)")
     parser.add_argument(
         "--group", default=None, help="one line per value of this parameter (default: the second that varies)"
+    )
+    parser.add_argument(
+        "--images",
+        default=None,
+        help="comma-separated pictures to show side by side across runs, e.g. latent_density,samples "
+        "(montage_<name>.png)",
     )
     parser.add_argument("--out", type=Path, default=None, help="where report.md/.csv/.png go (default: path)")
     args = parser.parse_args(argv)
@@ -211,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.out or root).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     by_seed = "seed" in varying
-    text, md = table(rows, columns)
+    text, md = table([{**r, **{m: mean_std(r, m, SE_SUFFIX) for m in metrics}} for r in rows], columns)
     all_columns = columns + sorted({k for r in rows for k in r} - set(columns))
     write_csv(out / ("runs.csv" if by_seed else "report.csv"), rows, all_columns)
     (out / ("runs.md" if by_seed else "report.md")).write_text(md + "\n" + same + "\n")
@@ -241,6 +210,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"plot: {out / name}")
         else:
             print(f"no finished run has both {metric} and {x}; no plot")
+    for picture in [p.strip() for p in (args.images or "").split(",") if p.strip()]:
+        labelled = [
+            (", ".join(f"{p}={fmt(r.get(p))}" for p in candidates) or r["run"], run) for r, run in zip(rows, runs)
+        ]
+        shown = montage(labelled, picture, out / f"montage_{picture}.png")
+        print(
+            f"montage of {picture}.png from {shown} runs: {out / f'montage_{picture}.png'}"
+            if shown
+            else f"no run has {picture}.png; no montage (pictures: the .png files in a run directory)"
+        )
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchvision.utils import save_image
 
@@ -33,16 +34,20 @@ class RunLogger:
         if png:
             save_image(img, self.run_dir / png)
 
-    def hparams(self, hparams: dict, metric_tags: list[str]) -> None:
-        """Declare the run's hyper-parameters and which scalar tags are its metrics (HParams plugin).
+    def hparams(self, hparams: dict) -> None:
+        """The run's hyper-parameters for the HParams tab, written into this run's own event file
+        (SummaryWriter.add_hparams would open a sub-folder per call).
 
-        Written into this run's own event file (SummaryWriter.add_hparams would open a sub-folder per call)."""
+        Only the session's start and end, no experiment summary: TensorBoard expects one experiment per logdir and
+        picks an arbitrary run's when each run writes one (so a sweep mixing priors lost the columns of the others).
+        Without one it builds the experiment from all runs, marks the hyper-parameters whose values differ, lists
+        those first and shows the first five: a sweep's swept keys lead, its constants stay hidden."""
         if not self.writer:
             return
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-        exp, ssi, sei = hparams_summary(hparams, {tag: 0.0 for tag in metric_tags})
-        for s in (exp, ssi, sei):
+        _, session_start, session_end = hparams_summary(hparams, {})
+        for s in (session_start, session_end):
             self.writer.file_writer.add_summary(s)
 
     def flush(self) -> None:
@@ -55,12 +60,17 @@ class RunLogger:
 
 
 def hparams_of(cfg) -> dict:
-    """The run's hyper-parameters as flat key -> int/float/str/bool (HParams plugin)."""
+    """The run's hyper-parameters as flat key -> int/float/str/bool (HParams plugin). A key whose config value
+    interpolates another (`objective.beta: ${beta}`) is left out: it would be a second column of the same value."""
     values = plain(cfg)
-    for k in ("mode", "ckpt", "resume", "logger"):
+    for k in ("mode", "ckpt", "resume", "logger", "n"):
         values.pop(k, None)
     hparams = {}
     for key, v in flatten(values).items():
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if isinstance(node, DictConfig) and leaf in node and OmegaConf.is_interpolation(node, leaf):
+            continue
         if key.rsplit(".", 1)[-1] == "_target_":  # prior._target_ -> prior: the class name
             hparams[key.rsplit(".", 1)[0]] = str(v).rsplit(".", 1)[-1]
         else:

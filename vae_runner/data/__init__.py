@@ -51,6 +51,7 @@ class DataSplits:
     test: Split
     in_unit_range: bool = True  # all values lie in [0, 1] (images); False for real-valued data (synthetic points)
     binarize: str = "none"  # the protocol applied by prepare(): none | static | dynamic
+    classes: tuple[str, ...] | None = None  # the name of each label value, where the dataset has them
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -94,7 +95,7 @@ def prepare(data: DataSplits, binarize: str, device: torch.device) -> DataSplits
     if binarize == "static":
         train = binarize_once(train, STATIC_TRAIN_SEED)
     train, val, test = (s.to(device) for s in (train, val, test))
-    return DataSplits(train, val, test, data.in_unit_range, binarize)
+    return DataSplits(train, val, test, data.in_unit_range, binarize, data.classes)
 
 
 class TrainBatches:

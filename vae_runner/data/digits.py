@@ -16,4 +16,4 @@ def load_digits(val_fraction: float, test_fraction: float, split_seed: int) -> D
     n = x.shape[0]
     tr, va, te = carve(n, round(n * val_fraction), round(n * test_fraction), split_seed)
     whole = Split(x, y)
-    return DataSplits(whole.take(tr), whole.take(va), whole.take(te))
+    return DataSplits(whole.take(tr), whole.take(va), whole.take(te), classes=tuple(map(str, bunch.target_names)))

@@ -51,4 +51,4 @@ def load_image_folder(
         )
     tr, va, te = carve(n, n_val, n_test, split_seed)
     whole = Split(x, y)
-    return DataSplits(whole.take(tr), whole.take(va), whole.take(te))
+    return DataSplits(whole.take(tr), whole.take(va), whole.take(te), classes=tuple(ds.classes))

@@ -84,6 +84,10 @@ def _cifar_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.as_tensor(ds.targets, dtype=torch.long)
 
 
+# torchvision's CIFAR10 reads its class names from the downloaded files; the other two name them on the class
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 def _load(cls, to_tensors, root: str, download: bool, val_size: int, split_seed: int, system_dirs) -> DataSplits:
     root = os.path.expanduser(root)
     found = _torchvision(cls, root, download=False)
@@ -114,7 +118,8 @@ def _load(cls, to_tensors, root: str, download: bool, val_size: int, split_seed:
         raise UserError(f"dataset.val_size={val_size} must be between 1 and the {len(xtr)} training images - 1.")
     tr, va, _ = carve(len(xtr), val_size, 0, split_seed)
     train = Split(xtr, ytr)
-    return DataSplits(train.take(tr), train.take(va), Split(xte, yte))
+    classes = CIFAR10_CLASSES if cls is torchvision.datasets.CIFAR10 else tuple(cls.classes)
+    return DataSplits(train.take(tr), train.take(va), Split(xte, yte), classes=classes)
 
 
 def load_mnist(root: str, download: bool, val_size: int, split_seed: int | None, system_dirs) -> DataSplits:

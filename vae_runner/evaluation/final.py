@@ -25,21 +25,6 @@ from vae_runner.evaluation.pictures import (
     traversal_picture,
 )
 
-# Scalars declared as the run's metrics in TensorBoard's HParams tab.
-METRIC_TAGS = [
-    "test/elbo",
-    "test/recon",
-    "test/kl",
-    "test/loss",
-    "val/elbo",
-    "test/log_likelihood",
-    "test/active_units",
-    "test/mutual_information",
-    "test/marginal_kl",
-    "test/linear_probe_accuracy",
-    "test/triplet_accuracy",
-]
-
 
 @torch.no_grad()
 def final_report(model, objective, data, cfg, logger, step: int) -> dict:
@@ -124,7 +109,7 @@ def pictures(model, data, cfg, logger, step: int, mu, activity, active, metrics:
         dims = active + [d for d in torch.argsort(activity, descending=True).tolist() if d not in active]
         logger.image(
             "test/traversals",
-            traversal_picture(model, mu, dims[: ev.traversal_dims], ev.traversal_steps),
+            traversal_picture(model, mu, dims[: ev.traversal_dims], ev.traversal_steps, metrics.get("test/kl_per_dim")),
             step,
             "traversals.png",
         )
@@ -135,4 +120,6 @@ def pictures(model, data, cfg, logger, step: int, mu, activity, active, metrics:
             step,
             "interpolations.png",
         )
-    logger.image("test/latent_scatter", latent_scatter_picture(mu, data.test.y), step, "latent_scatter.png")
+    logger.image(
+        "test/latent_scatter", latent_scatter_picture(mu, data.test.y, data.classes), step, "latent_scatter.png"
+    )

@@ -77,10 +77,26 @@ def scatter(points: dict[str, Tensor], title: str) -> Tensor:
     return _figure_tensor(fig)
 
 
+def labelled_scatter(ax, points, y: Tensor | None, classes, size: float, **style) -> None:
+    """2-D points on `ax`, one colour per label with the class's name in a legend beside the axes (the label number
+    where the dataset has no names); one colour when there are no labels."""
+    points = np.asarray(points)
+    if y is None:
+        ax.scatter(points[:, 0], points[:, 1], s=size, c="tab:cyan", **style)
+        return
+    y = y.detach().cpu().numpy()
+    colours = _pyplot().get_cmap("tab10" if y.max() < 10 else "tab20")
+    for c in np.unique(y):
+        name = classes[c] if classes is not None and c < len(classes) else str(c)
+        chosen = points[y == c]
+        ax.scatter(chosen[:, 0], chosen[:, 1], s=size, color=colours(int(c) % colours.N), label=name, **style)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, markerscale=2.5, frameon=False)
+
+
 @torch.no_grad()
 def latent_density_picture(model, data, n_points: int = 2000, resolution: int = 160) -> Tensor:
     """For latent_dim = 2: the prior's density as a heat map, the encoded test points (posterior means, coloured by
-    label) on top. Where the prior is bright and no point lies is a hole."""
+    class, white-edged so they stand out on the map) on top. Where the prior is bright and no point lies is a hole."""
     x = data.test.floats(slice(0, n_points))
     mu = model.posterior(x).mean  # (N, 2)
     lo = torch.minimum(mu.min(0).values, torch.full((2,), -3.0, device=mu.device))
@@ -99,10 +115,9 @@ def latent_density_picture(model, data, n_points: int = 2000, resolution: int = 
         aspect="auto",
         extent=[lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()],
     )
-    fig.colorbar(im, ax=ax, label="p(z)")
-    labels = data.test.y[:n_points].cpu().numpy() if data.test.y is not None else "tab:cyan"
-    mu = mu.cpu().numpy()
-    ax.scatter(mu[:, 0], mu[:, 1], s=3, c=labels, cmap="tab10", alpha=0.7, linewidths=0)
+    fig.colorbar(im, ax=ax, label="p(z)", location="left")
+    y = data.test.y[:n_points] if data.test.y is not None else None
+    labelled_scatter(ax, mu.cpu().numpy(), y, data.classes, size=9, edgecolors="white", linewidths=0.3)
     ax.set_title(f"prior density and encoded test points ({type(model.prior).__name__})")
     return _figure_tensor(fig)
 
@@ -157,9 +172,10 @@ def log_pictures(model, data, logger, n_images: int, step: int, seed: int, prefi
 
 
 @torch.no_grad()
-def traversal_picture(model, mu: Tensor, dims: list[int], steps: int = 9) -> Tensor:
+def traversal_picture(model, mu: Tensor, dims: list[int], steps: int, kl_per_dim=None) -> Tensor:
     """A row per latent dimension (in the given order): the first test image's posterior mean with that dimension
-    swept across the 2nd-98th percentile of its posterior means (+-3 for a dimension that does not vary)."""
+    swept across the 2nd-98th percentile of its posterior means (+-3 for a dimension that does not vary). Each row
+    is labelled with its dimension and, when given, that dimension's KL in nats (`z3 KL 2.41`)."""
     base = mu[0]
     rows = []
     for d in dims:
@@ -169,7 +185,8 @@ def traversal_picture(model, mu: Tensor, dims: list[int], steps: int = 9) -> Ten
         z = base.repeat(steps, 1)  # (steps, D)
         z[:, d] = torch.linspace(lo, hi, steps, device=mu.device)
         rows.append(z)
-    return image_grid(model.decode(torch.cat(rows)).mean, nrow=steps)
+    labels = [f"z{d}" + (f" KL {kl_per_dim[d]:.2f}" if kl_per_dim is not None else "") for d in dims]
+    return label_rows(image_grid(model.decode(torch.cat(rows)).mean, nrow=steps), labels, width=84)
 
 
 @torch.no_grad()
@@ -185,9 +202,10 @@ def interpolation_picture(model, x: Tensor, mu: Tensor, pairs: int = 8, steps: i
     return image_grid(torch.cat(rows), nrow=steps + 2)
 
 
-def latent_scatter_picture(mu: Tensor, y: Tensor | None) -> Tensor:
-    """Posterior means in 2-D (the first two principal components when latent_dim > 2), coloured by label; with
-    latent_dim = 1, the one coordinate against the label (or against the image index when there are no labels)."""
+def latent_scatter_picture(mu: Tensor, y: Tensor | None, classes=None) -> Tensor:
+    """Posterior means in 2-D (the first two principal components when latent_dim > 2), coloured by class (named in
+    a legend where the dataset names them); with latent_dim = 1, the one coordinate against the label (or against
+    the image index when there are no labels)."""
     mu = mu.detach().float().cpu()
     title = "posterior means"
     if mu.shape[1] == 1:
@@ -201,11 +219,7 @@ def latent_scatter_picture(mu: Tensor, y: Tensor | None) -> Tensor:
         share = (svals[:2] ** 2).sum() / (svals**2).sum()
         title += f" (PCA: {100 * share:.0f}% of the variance)"
     fig, ax = _pyplot().subplots(figsize=(5, 4.5), dpi=100)
-    points = ax.scatter(
-        mu[:, 0], mu[:, 1], s=3, c=None if y is None else y.cpu().numpy(), cmap="tab10", alpha=0.7, linewidths=0
-    )
-    if y is not None:
-        fig.colorbar(points, ax=ax, label="label")
+    labelled_scatter(ax, mu.numpy(), y, classes, size=3, alpha=0.7, linewidths=0)
     ax.set_title(title)
     return _figure_tensor(fig)
 
