@@ -93,6 +93,15 @@ def test_sweep_resume_skips_finished_runs_and_resumes_interrupted_ones(tmp_path)
     assert other.returncode != 0 and "already holds a different run" in other.stdout + other.stderr
     assert (finished / "metrics.json").stat().st_mtime_ns == stamp  # never overwritten
 
+    # a sweep started before jobs had names (job directories 0, 1) is still found when re-launched
+    finished.rename(sweep / "0")
+    (interrupted / "metrics.json").unlink()
+    interrupted.rename(sweep / "1")
+    again = vae_run(*args[:-2], "trainer.epochs=4", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    assert json.loads((sweep / "1" / "metrics.json").read_text())["epochs"] == 4
+
 
 def test_vae_report_on_a_sweep(tmp_path, capsys):
     sweep = tmp_path / "sweep"

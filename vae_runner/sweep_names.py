@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
@@ -37,7 +38,12 @@ def name_of(num, overrides: Sequence[str], constants: Sequence[str] = ()) -> str
 
 
 def job_name(num, *, _root_) -> str:
-    """The `vae_job_name` resolver of configs/train.yaml: `hydra.sweep.subdir: ${vae_job_name:${hydra.job.num}}`."""
+    """The `vae_job_name` resolver of configs/train.yaml: `hydra.sweep.subdir: ${vae_job_name:${hydra.job.num}}`.
+    A sweep started before jobs had names (its job directories are `0`, `1`, ...) keeps the bare number, so
+    re-launching it still skips and resumes its runs."""
+    sweep_dir = OmegaConf.select(_root_, "hydra.sweep.dir", default=None)
+    if sweep_dir and (Path(str(sweep_dir)) / str(num) / ".hydra").is_dir():
+        return str(num)
     overrides = list(OmegaConf.select(_root_, "hydra.overrides.task", default=None) or [])
     constants = [k for k in os.environ.get(CONSTANTS_ENV, "").split(",") if k]
     return name_of(num, overrides, constants)
