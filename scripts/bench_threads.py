@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from machine_load import busy
+
 MODELS = {
     "digits": [],
     "synthetic_2d": ["experiment=synthetic_2d"],
@@ -75,19 +77,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for loaded in (False, True):
-            spinners = [
-                subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load if loaded else 0)
-            ]
-            try:
+            with busy(args.load if loaded else 0):
                 for model in args.models:
                     for threads in args.threads:
                         seconds, chose = one(model, threads, args.batches, Path(tmp))
                         rows.append({"model": model, "load": args.load if loaded else 0, "threads": threads,
                                      "chose": chose, "epoch_s": seconds})  # fmt: skip
                         print(f"{model:24s} load {rows[-1]['load']}  threads {threads:8s} ({chose}): {seconds:.2f} s")
-            finally:
-                for p in spinners:
-                    p.kill()
     print(f"\n| model | load | {' | '.join(f'{t} thread(s)' for t in args.threads)} |")
     print(f"|---|---|{'---|' * len(args.threads)}")
     for model in args.models:
