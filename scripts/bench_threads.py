@@ -72,11 +72,12 @@ def main() -> None:
     parser.add_argument("--threads", nargs="*", default=["1", "2", "default"])
     parser.add_argument("--batches", type=int, default=60, help="training batches per epoch (trainer.limit_batches)")
     parser.add_argument("--load", type=int, default=os.cpu_count(), help="busy processes for the loaded machine")
+    parser.add_argument("--machines", nargs="*", default=["idle", "loaded"], choices=["idle", "loaded"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for loaded in (False, True):
+        for loaded in [m == "loaded" for m in args.machines]:
             with busy(args.load if loaded else 0):
                 for model in args.models:
                     for threads in args.threads:

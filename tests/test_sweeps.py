@@ -229,7 +229,7 @@ def test_vae_report_shows_only_what_varies(tmp_path, capsys):
     assert "trainer.epochs" in header  # the CSV keeps every column
 
 
-def test_vae_report_error_bars_categorical_points_and_a_montage(tmp_path, capsys):
+def test_vae_report_error_bars_categorical_points_and_a_montage(tmp_path, capsys, monkeypatch):
     """Error bars are standard errors (a run's own: <metric>_stderr; a seed group's: std / sqrt(n)); a categorical
     x gets points, not a line through unordered categories; --images puts one picture of every run side by side."""
     runs = {"0_prior=gaussian": ("gaussian", -100.0, 0.5), "1_prior=mog": ("mog", -98.0, 0.25)}
@@ -239,7 +239,11 @@ def test_vae_report_error_bars_categorical_points_and_a_montage(tmp_path, capsys
         (run_dir / ".hydra" / "overrides.yaml").write_text(f"- prior={prior}\n")
         (run_dir / "metrics.json").write_text(json.dumps({"test/log_likelihood": ll, "test/log_likelihood_stderr": se}))
         Image.new("RGB", (28, 28), (40, 80, 160)).save(run_dir / "samples.png")
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     assert runs_table.main([str(tmp_path), "--images", "samples,latent_density"]) == 0
+    assert list(elsewhere.iterdir()) == []  # everything went into the directory it was given
     printed = capsys.readouterr().out
     assert "-100 ± 0.5" in printed and "-98 ± 0.25" in printed
     assert "montage of samples.png from 2 runs" in printed and "no run has latent_density.png" in printed
