@@ -136,6 +136,104 @@ def test_a_signal_checkpoints_and_resume_equals_the_uninterrupted_run(sig, tmp_p
         assert resumed[key] == full[key], key  # bit for bit
 
 
+# ------------------------------------------------------------- schedulers: repeated signals, USR2, submitit's requeue
+OVERRIDES = ["trainer.epochs=4", "trainer.limit_batches=3", "trainer.log_every=2"]
+
+
+def signal_at_step(monkeypatch, step: int, *signums) -> None:
+    """Send `signums` to this process, one right after the other, during training step `step` (as a scheduler's
+    preemption does: SIGTERM twice within milliseconds)."""
+    from vae_runner import trainer
+
+    real, count = trainer.Console.step, itertools.count(1)
+
+    def step_then_signal(self):
+        real(self)
+        if next(count) == step:
+            for s in signums:
+                os.kill(os.getpid(), s)
+
+    monkeypatch.setattr(trainer.Console, "step", step_then_signal)
+
+
+def resumes_to_the_uninterrupted_run(tmp_path, monkeypatch) -> None:
+    state = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert (state["epoch"], state["batch_index"]) == (1, 2)  # mid-epoch: step 5 = epoch 2, batch 2
+    monkeypatch.undo()
+    full = run.train(make_cfg(*OVERRIDES), tmp_path / "full")
+    resumed = run.train(make_cfg(f"resume={tmp_path / 'cut'}"), tmp_path / "x", [f"resume={tmp_path / 'cut'}"])
+    for k in ("test/elbo", "test/kl", "val/elbo", "steps", "best_epoch"):
+        assert resumed[k] == full[k], k  # bit for bit
+
+
+@pytest.mark.parametrize("signums", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGUSR2,)], ids=["SIGTERMx2", "USR2"])
+def test_a_scheduler_signal_checkpoints_mid_epoch_even_when_repeated(signums, tmp_path, monkeypatch, no_threads):
+    """A real preemption's double SIGTERM must not skip the checkpoint (only a second Ctrl-C does); USR2, the
+    timeout/preemption warning, checkpoints like SIGTERM."""
+    signal_at_step(monkeypatch, 5, *signums)
+    with pytest.raises(Interrupted, match=f"Stopped by {signums[0].name} after step 5") as stop:
+        run.train(make_cfg(*OVERRIDES), tmp_path / "cut")
+    assert stop.value.signum == signums[0]
+    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL  # handlers restored
+    resumes_to_the_uninterrupted_run(tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "signums, executor",
+    [((signal.SIGUSR2,), None), ((signal.SIGTERM, signal.SIGTERM), "slurm")],
+    ids=["USR2 (timeout)", "SIGTERMx2 (CANCEL-mode preemption, GraceTime)"],
+)
+def test_under_submitit_the_run_checkpoints_then_hands_over_to_its_requeue(
+    signums, executor, tmp_path, monkeypatch, no_threads
+):
+    """submitit's USR2 handler requeues the job and exits; vae-run checkpoints mid-epoch first, then calls it, for
+    USR2 and for a SIGTERM (which submitit alone would only log, leaving a FAILED job that nothing restarts)."""
+    calls = []
+
+    def submitit_requeue(signum, frame):  # what submitit's checkpoint_and_try_requeue does, minus scontrol
+        calls.append(signum)
+        raise SystemExit(-1)
+
+    if executor:
+        monkeypatch.setenv("SUBMITIT_EXECUTOR", executor)
+    previous = signal.signal(signal.SIGUSR2, submitit_requeue)
+    try:
+        signal_at_step(monkeypatch, 5, *signums)
+        with pytest.raises(SystemExit):
+            run.train(make_cfg(*OVERRIDES), tmp_path / "cut")
+        assert calls == [signal.SIGUSR2]  # once, after the checkpoint
+        assert signal.getsignal(signal.SIGUSR2) is submitit_requeue  # given back
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    resumes_to_the_uninterrupted_run(tmp_path, monkeypatch)
+
+
+def test_a_preemption_during_the_final_evaluation_is_handed_to_submitit(tmp_path, monkeypatch, no_threads):
+    """Training is checkpointed already; the requeued job finds last.pt without metrics.json and evaluates again."""
+    calls = []
+
+    def submitit_requeue(signum, frame):
+        calls.append(signum)
+        raise SystemExit(-1)
+
+    def preempted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("the signal was not handled")
+
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    monkeypatch.setattr(run, "final_report", preempted)
+    previous = signal.signal(signal.SIGUSR2, submitit_requeue)
+    try:
+        with pytest.raises(SystemExit):
+            run.run(make_cfg(), tmp_path)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert calls == [signal.SIGUSR2] and not (tmp_path / "metrics.json").exists()
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+
+
 # -------------------------------------------------------------------------------------------- kill -9
 def kill_repeatedly(tmp_path: Path, kills: int, seed: int) -> list[float]:
     """Start (then resume) a run and SIGKILL it at random moments; after every kill the last checkpoint must load."""

@@ -28,7 +28,7 @@ from vae_runner.errors import UserError
 from vae_runner.evaluation.final import final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST, METRICS, checkpoint_path
-from vae_runner.signals import Interrupted, stop_signals_to
+from vae_runner.signals import Interrupted, preemption_signal, requeue_handler, stop_signals_to
 from vae_runner.tb_logger import RunLogger, hparams_of
 
 log = logging.getLogger("vae_runner")
@@ -127,13 +127,21 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
 
 @contextlib.contextmanager
 def stop_on_signal(then: str):
-    """Ctrl-C or SIGTERM during the final evaluation: `Interrupted` (one line and exit status 128 + signal from
-    vae-run) saying what is kept and what to run, instead of a KeyboardInterrupt traceback."""
+    """A stop signal during the final evaluation: `Interrupted` (one line and exit status 128 + signal from
+    vae-run) saying what is kept and what to run, instead of a KeyboardInterrupt traceback; under submitit, its
+    requeue (the requeued job evaluates again). A repeated signal is ignored while the first one is acted on."""
+    stopping = []
 
     def stop(signum, frame):
+        if stopping:
+            return
+        stopping.append(signum)
+        if requeue := requeue_handler(before, signum):
+            log.warning("%s during the final evaluation: handing over to submitit to requeue the job", signal.Signals(signum).name)
+            requeue(preemption_signal(), frame)
         raise Interrupted(signum, f"Stopped by {signal.Signals(signum).name} during the final evaluation; {then}")
 
-    with stop_signals_to(stop):
+    with stop_signals_to(stop) as before:
         yield
 
 

@@ -1,32 +1,62 @@
 """Stopping a run by signal: `Interrupted` (what vae-run turns into one line and exit status 128 + signal) and
-`stop_signals_to`, which gives SIGINT and SIGTERM to a handler for the length of a block (the training loop's,
-which checkpoints first; the final evaluation's, which says how to finish)."""
+`stop_signals_to`, which gives the stop signals to a handler for the length of a block (the training loop's, which
+checkpoints first; the final evaluation's, which says how to finish).
+
+The stop signals: SIGINT (Ctrl-C), SIGTERM (a scheduler's stop, a preemption in CANCEL mode, the start of a
+partition's GraceTime) and the preemption/timeout signal a scheduler sends ahead of time (SIGUSR2, or what
+SUBMITIT_PREEMPT_SIGNAL names). Under submitit (hydra/launcher=submitit_slurm or _local), whose own handler of that
+signal requeues the job, the run checkpoints first and then hands the signal over (`requeue_handler`): the job is
+requeued, where vae-run alone would have exited and left a FAILED job that nothing restarts."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
 
 class Interrupted(Exception):
-    """SIGINT/SIGTERM stopped the run; the message says what was kept and the command that goes on."""
+    """A stop signal stopped the run; the message says what was kept and the command that goes on."""
 
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.signum = signum
 
 
+def preemption_signal() -> signal.Signals:
+    """The signal sent ahead of a timeout or preemption: submitit's SUBMITIT_PREEMPT_SIGNAL (default USR2)."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper()
+    return signal.Signals[name if name.startswith("SIG") else "SIG" + name]
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    return tuple(dict.fromkeys((signal.SIGINT, signal.SIGTERM, preemption_signal())))
+
+
 @contextlib.contextmanager
 def stop_signals_to(handler):
-    """SIGINT and SIGTERM go to `handler` inside the block, and back to what they were after it (where signals can
-    be handled at all: in the main thread)."""
+    """The stop signals go to `handler` inside the block, and back to what they were after it (where signals can be
+    handled at all: in the main thread). Yields the handlers that were there before (signal -> handler)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield {}
         return
-    handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    before = {s: signal.signal(s, handler) for s in stop_signals()}
     try:
-        yield
+        yield before
     finally:
-        for s, h in handlers.items():
+        for s, h in before.items():
             signal.signal(s, h)
+
+
+def requeue_handler(before: dict, signum: int):
+    """The handler to hand `signum` over to once the run has checkpointed, or None: whoever handled the preemption
+    signal before vae-run took it (submitit: checkpoint_and_try_requeue, which requeues the job and exits). A
+    SIGTERM under submitit goes to the same handler (submitit itself only logs a SIGTERM, so a job preempted in
+    CANCEL mode, or stopped at the start of a GraceTime, would end FAILED and never come back)."""
+    previous = before.get(preemption_signal())
+    if not callable(previous):  # SIG_DFL, SIG_IGN, None: nobody to hand over to
+        return None
+    if signum == preemption_signal() or (signum == signal.SIGTERM and os.environ.get("SUBMITIT_EXECUTOR")):
+        return previous
+    return None

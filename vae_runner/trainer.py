@@ -4,9 +4,10 @@ The step runs the networks in `trainer.precision` (`VAE.precision`: bf16 autocas
 and never waits for the device: loss terms, gradient norm and their non-finite checks stay there between reads.
 
 Faults: a loss term or the gradient norm that goes non-finite is caught on the device (no per-step sync) and stops
-the run at the next sync with the step and the term, before any checkpoint is written from the bad state. SIGINT
-and SIGTERM finish the current step, write `last.pt` (with the position inside the epoch, so the resumed run is the
-uninterrupted one, bit for bit on CPU) and stop with `Interrupted`.
+the run at the next sync with the step and the term, before any checkpoint is written from the bad state. A stop
+signal (SIGINT, SIGTERM, the preemption signal USR2: signals.py) finishes the current step, writes `last.pt` (with
+the position inside the epoch, so the resumed run is the uninterrupted one, bit for bit on CPU) and stops with
+`Interrupted`, or under submitit hands over to its requeue; only a second Ctrl-C stops without the checkpoint.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vae_runner.console import Console
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST
-from vae_runner.signals import Interrupted, stop_signals_to
+from vae_runner.signals import Interrupted, preemption_signal, requeue_handler, stop_signals_to
 from vae_runner.step_metrics import RunningWindow
 
 CAUSES = (
@@ -37,6 +38,9 @@ CAUSES = (
 def grad_norm(params) -> torch.Tensor:
     grads = [p.grad for p in params if p.grad is not None]
     return torch.nn.utils.get_total_norm(grads, foreach=True) if grads else torch.zeros(())  # one kernel on CPU too
+
+
+log = logging.getLogger("vae_runner")
 
 
 class Trainer:
@@ -90,16 +94,19 @@ class Trainer:
             self.perm = self.perm.to(self.data.train.x.device)
 
     def _on_signal(self, signum, frame) -> None:
-        if self.stop_signal is not None:  # a second Ctrl-C: stop now
+        if self.stop_signal is None:
+            self.stop_signal = signum  # acted on after the current step: checkpoint, then stop
+        elif signum == signal.SIGINT:  # Ctrl-C again: stop now, without the checkpoint
             raise KeyboardInterrupt
-        self.stop_signal = signum
+        # else a scheduler repeating itself (a real preemption sends SIGTERM twice within milliseconds): the
+        # checkpoint goes on
 
     def fit(self) -> None:
         steps = len(self.batches)
         self.console = Console(self.cfg.epochs, steps, self.epoch * steps + self.batch_index, self.progress_bar)
         self.session_start = time.perf_counter()
         try:
-            with stop_signals_to(self._on_signal):
+            with stop_signals_to(self._on_signal) as self.handlers_before:
                 self._fit()
         finally:
             self.console.close()
@@ -118,7 +125,7 @@ class Trainer:
             if is_best:
                 self.checkpoint(BEST)
             if self.patience_exhausted():
-                logging.getLogger("vae_runner").info(
+                log.info(
                     "early stopping after epoch %d: no better validation ELBO for %d epochs",
                     self.epoch,
                     self.cfg.early_stopping,
@@ -168,6 +175,13 @@ class Trainer:
         self.logger.flush()
         name = signal.Signals(self.stop_signal).name
         run_dir = self.ckpt_dir.parent
+        if requeue := requeue_handler(self.handlers_before, self.stop_signal):
+            log.warning(
+                "%s after step %d (epoch %d, batch %d): checkpoint written; handing over to the launcher "
+                "(submitit) to requeue the job, which resumes from it",
+                name, self.global_step, self.epoch + 1, self.batch_index,
+            )  # fmt: skip
+            requeue(preemption_signal(), None)  # submitit requeues and exits; returns only where it does not
         raise Interrupted(
             self.stop_signal,
             f"Stopped by {name} after step {self.global_step} (epoch "
