@@ -21,6 +21,7 @@ from vae_runner.checkpoint import load_checkpoint, load_weights, resolve_checkpo
 from vae_runner.config.checks import validate
 from vae_runner.config.compose import build
 from vae_runner.config.plain import plain
+from vae_runner.cpu_features import slow_bf16_warning
 from vae_runner.data import RUN_KEYS, DataSplits, prepare
 from vae_runner.errors import UserError
 from vae_runner.evaluation.diagnostics import active_units, encode_split
@@ -181,7 +182,11 @@ def from_checkpoint(
 
 def set_threads(cfg: DictConfig, model: VAE, objective, data: DataSplits, device: torch.device, stage: str) -> None:
     """torch's CPU threads for `stage` ("training": batches of trainer.batch_size; "evaluation": of
-    trainer.eval_batch_size): trainer.num_threads, else threads.choose's pick for the work of one such batch."""
+    trainer.eval_batch_size): trainer.num_threads, else threads.choose's pick for the work of one such batch. Also
+    warns when the stage's precision is bf16 on a device that only emulates it (cpu_features.py)."""
+    setting = "trainer.precision" if stage == "training" else "evaluation.precision"
+    if OmegaConf.select(cfg, setting) == "bf16" and (warning := slow_bf16_warning(setting, device)):
+        log.warning(warning)
     if device.type != "cpu":
         return
     if cfg.trainer.num_threads:

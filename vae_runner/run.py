@@ -137,7 +137,10 @@ def stop_on_signal(then: str):
             return
         stopping.append(signum)
         if requeue := requeue_handler(before, signum):
-            log.warning("%s during the final evaluation: handing over to submitit to requeue the job", signal.Signals(signum).name)
+            log.warning(
+                "%s during the final evaluation: handing over to submitit to requeue the job",
+                signal.Signals(signum).name,
+            )
             requeue(preemption_signal(), frame)
         raise Interrupted(signum, f"Stopped by {signal.Signals(signum).name} during the final evaluation; {then}")
 
