@@ -259,3 +259,29 @@ def test_vae_report_error_bars_categorical_points_and_a_montage(tmp_path, capsys
     grouped = [{"beta": "1", "test/elbo": -90.0, "test/elbo std": 2.0, "n": 4}]
     assert report_plots.error_of(grouped[0], "test/elbo") == (1.0, "standard error of the mean over seeds")
     assert report_plots.figure(grouped, "test/elbo", "beta", None).axes[0].lines[0].get_linestyle() == "-"
+
+
+def test_submitit_settings_that_lose_work_are_refused_or_warned_at_launch(tmp_path):
+    """timeout_min x 60 <= signal_delay_s (USR2 at the start of every job) is refused before anything is queued;
+    max_num_timeout=0 (timeouts never requeued) is warned."""
+    from omegaconf import OmegaConf
+
+    from vae_runner.launcher_checks import launcher_problems
+
+    slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    errors, warnings = launcher_problems(
+        OmegaConf.create({"_target_": slurm, "timeout_min": 1, "signal_delay_s": 120, "max_num_timeout": 0})
+    )
+    assert len(errors) == 1 and "timeout_min=1" in errors[0] and "signal_delay_s=120" in errors[0]
+    assert len(warnings) == 1 and "max_num_timeout=0" in warnings[0]
+    assert launcher_problems(
+        OmegaConf.create({"_target_": slurm, "timeout_min": 240, "signal_delay_s": 120, "max_num_timeout": 5})
+    ) == ([], [])
+    assert launcher_problems(OmegaConf.create({"_target_": "hydra._internal.core_plugins.BasicLauncher"})) == ([], [])
+    sweep = tmp_path / "sweep"
+    done = vae_run(
+        "-m", "beta=1,4", "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1", f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "signal_delay_s=120" in done.stderr and "Traceback" not in done.stderr
+    assert not sweep.exists()  # nothing queued, nothing written

@@ -70,6 +70,8 @@ def task(cfg: DictConfig) -> float:
         return run.run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
     except Interrupted as stop:
         print(f"vae-run: {stop}", file=sys.stderr)
+        if os.environ.get("SUBMITIT_EXECUTOR"):  # an exception, so submitit records the job's end: its launcher
+            raise RunFailed(f"vae-run: {stop}") from None  # waits for that record, forever without accounting
         sys.exit(128 + stop.signum)
     except Exception as err:
         message = user_message(err)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import threading
 
 
@@ -60,3 +61,29 @@ def requeue_handler(before: dict, signum: int):
     if signum == preemption_signal() or (signum == signal.SIGTERM and os.environ.get("SUBMITIT_EXECUTOR")):
         return previous
     return None
+
+
+def hand_over(requeue, name: str, log) -> None:
+    """Give the preemption signal to `requeue` (submitit's handler: requeues the job and exits). Where its requeue
+    fails because Slurm has requeued the job already (`scontrol requeue`, a REQUEUE-mode preemption), exit as a
+    requeued job does, without recording an end the launcher would take as final. Where submitit declines ("timed-out
+    too many times": max_num_timeout) the caller goes on to stop with `Interrupted`, which says how to continue."""
+    try:
+        requeue(preemption_signal(), None)
+    except Exception as err:  # noqa: BLE001 - submitit's UncompletedJobError, or scontrol's CalledProcessError
+        if slurm_requeued_already():
+            log.warning("%s: Slurm has requeued this job already; the requeued job resumes from the checkpoint", name)
+            raise SystemExit(-1) from None
+        log.warning("%s: submitit did not requeue the job (%s)", name, err)
+
+
+def slurm_requeued_already() -> bool:
+    """This Slurm job is pending again (requeued while it still runs its last steps)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return False
+    try:
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return state.stdout.strip() in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING")

@@ -26,7 +26,7 @@ from vae_runner.console import Console
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST
-from vae_runner.signals import Interrupted, preemption_signal, requeue_handler, stop_signals_to
+from vae_runner.signals import Interrupted, hand_over, requeue_handler, stop_signals_to
 from vae_runner.step_metrics import RunningWindow
 
 CAUSES = (
@@ -181,7 +181,7 @@ class Trainer:
                 "(submitit) to requeue the job, which resumes from it",
                 name, self.global_step, self.epoch + 1, self.batch_index,
             )  # fmt: skip
-            requeue(preemption_signal(), None)  # submitit requeues and exits; returns only where it does not
+            hand_over(requeue, name, log)  # submitit requeues and exits; returns only where it declines
         raise Interrupted(
             self.stop_signal,
             f"Stopped by {name} after step {self.global_step} (epoch "

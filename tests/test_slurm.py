@@ -1,0 +1,188 @@
+"""Sweeps on a real Slurm: a single-node cluster (Debian's slurm-wlm and munge, daemons on loopback ports, run as
+root) started for this module and stopped by PID. One 4-job `hydra/launcher=submitit_slurm` sweep has each job
+interrupted the way clusters do it, once it has trained an epoch:
+
+- job 0: `scontrol requeue` (an admin, or a preemption in REQUEUE mode),
+- job 1: SIGTERM twice within milliseconds (a real preemption in CANCEL mode),
+- job 2: one SIGTERM (the start of a partition's GraceTime),
+- job 3: USR2 (submitit's timeout/preemption warning, `--signal=USR2@...`).
+
+Every job must checkpoint where it stopped (mid-epoch), come back (requeued by Slurm or by submitit) and finish with
+the metrics of the same sweep run uninterrupted; the sweep must end (no launcher waiting forever on a job that
+will never report). Marked slow (~6 min: Slurm holds a requeued job ~2 minutes before it starts again); skipped
+where Slurm is not installed or this is not root. `bash .ci/run` does not run it; `python -m pytest -m slow
+tests/test_slurm.py` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import VAE_RUN
+
+DAEMONS = ("slurmctld", "slurmd", "munged", "munge", "scontrol", "scancel", "squeue", "sinfo")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not all(shutil.which(d) or Path("/usr/sbin", d).exists() for d in DAEMONS) or os.geteuid() != 0,
+        reason="needs Debian's slurm-wlm and munge, run as root (apt-get install -y slurm-wlm munge)",
+    ),
+]
+SWEEP = [
+    "-m",
+    "beta=1,2,3,4",
+    "dataset=digits",
+    "trainer.epochs=30",
+    "trainer.limit_batches=10",
+    "trainer.num_threads=1",
+    "logger.progress_bar=false",
+    "evaluation.iw_samples=8",
+    "evaluation.surgery_points=50",
+    "evaluation.probe_train_points=200",
+    "evaluation.triplets=100",
+]
+SAME = ("test/elbo", "test/kl", "test/log_likelihood", "val/elbo", "steps", "best_epoch")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sbin(name: str) -> str:
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """SLURM_CONF of a running single-node cluster (2 CPUs, no accounting: the case where a job that never reports
+    would hang submitit's launcher)."""
+    root = tmp_path_factory.mktemp("slurm")
+    host = socket.gethostname()
+    (root / "state").mkdir()
+    (root / "spool").mkdir()
+    conf = root / "slurm.conf"
+    conf.write_text(
+        f"""ClusterName=vaetest
+SlurmctldHost={host}
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+ReturnToService=2
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+MpiDefault=none
+NodeName={host} NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+    )
+    env = dict(os.environ, SLURM_CONF=str(conf))
+    started = []
+    if subprocess.run(["munge", "-n"], capture_output=True).returncode != 0:  # no munged running: start one
+        Path("/run/munge").mkdir(exist_ok=True)
+        subprocess.run([_sbin("munged"), "--force"], check=True)
+        started.append(Path("/run/munge/munged.pid"))
+    try:
+        for daemon in ("slurmctld", "slurmd"):
+            subprocess.run([_sbin(daemon), "-f", str(conf)], env=env, check=True)
+            started.append(root / f"{daemon}.pid")
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            state = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True).stdout
+            if state.strip() == "idle":
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"the Slurm node did not come up: sinfo says {state!r}; see {root}/slurmctld.log")
+        yield env
+    finally:
+        for pid_file in reversed(started):
+            if pid_file.is_file():
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+
+
+def _job_of(run_dir: Path, env: dict) -> str:
+    """The Slurm id (`<array>_<task>`) of the sweep job that writes run_dir (its name starts with the job number)."""
+    task = run_dir.name.split("_")[0]
+    jobs = subprocess.run(
+        ["squeue", "-h", "-t", "RUNNING", "-o", "%i"], env=env, capture_output=True, text=True
+    ).stdout.split()
+    (job,) = [j for j in jobs if j.endswith(f"_{task}")]
+    return job
+
+
+def test_requeue_preemption_gracetime_and_timeout_all_resume_to_the_uninterrupted_metrics(slurm, tmp_path):
+    reference = subprocess.run(
+        [VAE_RUN, *SWEEP, f"hydra.sweep.dir={tmp_path / 'reference'}"], capture_output=True, text=True, timeout=600
+    )
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    sweep = tmp_path / "slurm"
+    launcher = [
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=60",
+        "hydra.launcher.max_num_timeout=3",
+    ]
+    proc = subprocess.Popen(
+        [VAE_RUN, *SWEEP, *launcher, f"hydra.sweep.dir={sweep}"],
+        env=slurm,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    actions = {
+        "0": [["scontrol", "requeue"]],
+        "1": [["scancel", "--signal=TERM"], ["scancel", "--signal=TERM"]],
+        "2": [["scancel", "--signal=TERM"]],
+        "3": [["scancel", "--signal=USR2"]],
+    }
+    try:
+        deadline = time.time() + 600
+        while actions and time.time() < deadline and proc.poll() is None:
+            for task in list(actions):
+                ckpt = next(sweep.glob(f"{task}_*/checkpoints/last.pt"), None)
+                if ckpt is not None:  # it has trained an epoch: interrupt it, mid-epoch
+                    time.sleep(0.5)
+                    job = _job_of(ckpt.parent.parent, slurm)
+                    for command in actions.pop(task):
+                        subprocess.run([*command, job], env=slurm, check=True)
+            time.sleep(0.2)
+        assert not actions, f"jobs never reached their first checkpoint: {sorted(actions)}"
+        out, _ = proc.communicate(timeout=900)  # bounded: a launcher waiting forever fails here
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-5000:]
+
+    for ref in sorted((tmp_path / "reference").glob("*/metrics.json")):
+        name = ref.parent.name
+        logs = "".join(p.read_text() for p in (sweep / ".submitit").glob(f"*_{name.split('_')[0]}/*.out"))
+        assert "resuming" in logs, name  # it was interrupted and came back
+        assert "checkpoint written; handing over" in logs or "requeued this job already" in logs, name
+        got, want = json.loads((sweep / name / "metrics.json").read_text()), json.loads(ref.read_text())
+        for key in SAME:
+            assert got[key] == want[key], (name, key)  # bit for bit: the resumed run is the uninterrupted one
