@@ -5,7 +5,8 @@ interrupted the way clusters do it, once it has trained an epoch:
 - job 0: `scontrol requeue` (an admin, or a preemption in REQUEUE mode),
 - job 1: SIGTERM twice within milliseconds (a real preemption in CANCEL mode),
 - job 2: one SIGTERM (the start of a partition's GraceTime),
-- job 3: USR2 (submitit's timeout/preemption warning, `--signal=USR2@...`).
+- job 3: USR2 (submitit's timeout warning, `--signal=USR2@...`; with timeout_min=10 submitit takes every signal
+  for a timeout, so this is the timeout path, requeued because max_num_timeout=3).
 
 Every job must checkpoint where it stopped (mid-epoch), come back (requeued by Slurm or by submitit) and finish with
 the metrics of the same sweep run uninterrupted; the sweep must end (no launcher waiting forever on a job that
@@ -144,7 +145,7 @@ def test_requeue_preemption_gracetime_and_timeout_all_resume_to_the_uninterrupte
     launcher = [
         "hydra/launcher=submitit_slurm",
         "hydra.launcher.cpus_per_task=1",
-        "hydra.launcher.timeout_min=60",
+        "hydra.launcher.timeout_min=10",  # <= 10: every signal is a timeout to submitit (requeued 3 times at most)
         "hydra.launcher.max_num_timeout=3",
     ]
     proc = subprocess.Popen(
