@@ -4,6 +4,7 @@ outside the run directory. Nothing may be lost and every failure must be one cle
 
 import itertools
 import json
+import logging
 import os
 import random
 import signal
@@ -232,6 +233,35 @@ def test_a_preemption_during_the_final_evaluation_is_handed_to_submitit(tmp_path
         signal.signal(signal.SIGUSR2, previous)
     assert calls == [signal.SIGUSR2] and not (tmp_path / "metrics.json").exists()
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("started_with, shown, requeued", [(None, 1, True), ("1", 1, False), (None, 0, False)])
+def test_a_job_slurm_requeued_already_exits_as_requeued(started_with, shown, requeued, tmp_path, monkeypatch):
+    """`scontrol requeue` from outside: submitit's own requeue then fails ("Job is pending execution"); the job's
+    restart count, past the one it started with, says Slurm is bringing it back, so it exits as a requeued job
+    (no failure recorded for the launcher); otherwise the caller stops with the usual message."""
+    from vae_runner import signals
+
+    fake = tmp_path / "scontrol"
+    fake.write_text(f"#!/bin/sh\necho 'JobId=7 JobName=vae-run JobState=COMPLETING Reason=None Restarts={shown}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    if started_with:
+        monkeypatch.setenv("SLURM_RESTART_COUNT", started_with)
+    else:
+        monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    assert signals.slurm_requeued_already() is requeued
+
+    def failing_requeue(signum, frame):
+        raise subprocess.CalledProcessError(1, ["scontrol", "requeue", "7"])
+
+    log = logging.getLogger("test")
+    if requeued:
+        with pytest.raises(SystemExit):
+            signals.hand_over(failing_requeue, "SIGTERM", log)
+    else:
+        signals.hand_over(failing_requeue, "SIGTERM", log)  # returns: the caller raises Interrupted
 
 
 # -------------------------------------------------------------------------------------------- kill -9

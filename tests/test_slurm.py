@@ -10,7 +10,7 @@ interrupted the way clusters do it, once it has trained an epoch:
 
 Every job must checkpoint where it stopped (mid-epoch), come back (requeued by Slurm or by submitit) and finish with
 the metrics of the same sweep run uninterrupted; the sweep must end (no launcher waiting forever on a job that
-will never report). Marked slow (~6 min: Slurm holds a requeued job ~2 minutes before it starts again); skipped
+will never report). Marked slow (~7 min: Slurm holds a requeued job ~2 minutes before it starts again); skipped
 where Slurm is not installed or this is not root. `bash .ci/run` does not run it; `python -m pytest -m slow
 tests/test_slurm.py` does.
 """
@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ SWEEP = [
     "-m",
     "beta=1,2,3,4",
     "dataset=digits",
-    "trainer.epochs=30",
+    "trainer.epochs=100",
     "trainer.limit_batches=10",
     "trainer.num_threads=1",
     "logger.progress_bar=false",
@@ -135,9 +136,23 @@ def _job_of(run_dir: Path, env: dict) -> str:
     return job
 
 
+def _send(commands: list[list[str]], job: str, env: dict, failures: list) -> None:
+    """Run `commands` on `job` at once (a double SIGTERM lands within milliseconds); Slurm answers "Job can not be
+    altered now, try again later" while it requeues another task of the same array, so try again for up to 30 s."""
+    for _ in range(60):
+        sent = [subprocess.Popen([*command, job], env=env, stderr=subprocess.DEVNULL) for command in commands]
+        if 0 in [p.wait() for p in sent]:  # the second of two may find the job leaving already
+            return
+        time.sleep(0.5)
+    failures.append(f"Slurm refused {commands} on {job} for 30 s")
+
+
 def test_requeue_preemption_gracetime_and_timeout_all_resume_to_the_uninterrupted_metrics(slurm, tmp_path):
     reference = subprocess.run(
-        [VAE_RUN, *SWEEP, f"hydra.sweep.dir={tmp_path / 'reference'}"], capture_output=True, text=True, timeout=600
+        [VAE_RUN, *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'ref'}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert reference.returncode == 0, reference.stderr[-3000:]
 
@@ -147,13 +162,11 @@ def test_requeue_preemption_gracetime_and_timeout_all_resume_to_the_uninterrupte
         "hydra.launcher.cpus_per_task=1",
         "hydra.launcher.timeout_min=10",  # <= 10: every signal is a timeout to submitit (requeued 3 times at most)
         "hydra.launcher.max_num_timeout=3",
+        f'hydra.launcher.setup=["touch {tmp_path}/setup-ran-$SLURM_JOB_ID"]',  # shell lines before each job
     ]
+    log = (tmp_path / "launcher.log").open("w")  # a file, not a pipe: submitit's polling fills a pipe's buffer
     proc = subprocess.Popen(
-        [VAE_RUN, *SWEEP, *launcher, f"hydra.sweep.dir={sweep}"],
-        env=slurm,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [VAE_RUN, *SWEEP, *launcher, f"hydra.sweep.dir={sweep}"], env=slurm, stdout=log, stderr=subprocess.STDOUT
     )
     actions = {
         "0": [["scontrol", "requeue"]],
@@ -161,6 +174,7 @@ def test_requeue_preemption_gracetime_and_timeout_all_resume_to_the_uninterrupte
         "2": [["scancel", "--signal=TERM"]],
         "3": [["scancel", "--signal=USR2"]],
     }
+    senders, failures = [], []
     try:
         deadline = time.time() + 600
         while actions and time.time() < deadline and proc.poll() is None:
@@ -169,17 +183,23 @@ def test_requeue_preemption_gracetime_and_timeout_all_resume_to_the_uninterrupte
                 if ckpt is not None:  # it has trained an epoch: interrupt it, mid-epoch
                     time.sleep(0.5)
                     job = _job_of(ckpt.parent.parent, slurm)
-                    for command in actions.pop(task):
-                        subprocess.run([*command, job], env=slurm, check=True)
+                    sender = threading.Thread(target=_send, args=(actions.pop(task), job, slurm, failures))
+                    sender.start()  # in the background: the other jobs are watched meanwhile
+                    senders.append(sender)
             time.sleep(0.2)
+        for sender in senders:
+            sender.join()
         assert not actions, f"jobs never reached their first checkpoint: {sorted(actions)}"
-        out, _ = proc.communicate(timeout=900)  # bounded: a launcher waiting forever fails here
+        assert not failures, failures
+        proc.wait(timeout=900)  # bounded: a launcher waiting forever fails here
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, out[-5000:]
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "launcher.log").read_text()[-5000:]
+    assert len(list(tmp_path.glob("setup-ran-*"))) >= 4  # every job (and every requeued start) ran the setup
 
-    for ref in sorted((tmp_path / "reference").glob("*/metrics.json")):
+    for ref in sorted((tmp_path / "ref").glob("*/metrics.json")):
         name = ref.parent.name
         logs = "".join(p.read_text() for p in (sweep / ".submitit").glob(f"*_{name.split('_')[0]}/*.out"))
         assert "resuming" in logs, name  # it was interrupted and came back

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -78,12 +79,15 @@ def hand_over(requeue, name: str, log) -> None:
 
 
 def slurm_requeued_already() -> bool:
-    """This Slurm job is pending again (requeued while it still runs its last steps)."""
+    """Slurm has requeued this job since this process started: its restart count (`scontrol show job`) is past the
+    one the process started with (SLURM_RESTART_COUNT). While a requeued job is being stopped its state reads
+    COMPLETING, as a cancelled one's does; the restart count tells them apart."""
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
         return False
     try:
-        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=60)
+        shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return state.stdout.strip() in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING")
+    restarts = re.search(r"\bRestarts=(\d+)", shown.stdout)
+    return restarts is not None and int(restarts.group(1)) > int(os.environ.get("SLURM_RESTART_COUNT") or 0)
