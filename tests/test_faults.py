@@ -114,10 +114,15 @@ def test_grad_clip_bounds_the_update(tmp_path, monkeypatch):
 
 
 # -------------------------------------------------------------------------------------------- signals
-SIGNALS = [pytest.param(signal.SIGINT, marks=pytest.mark.slow, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
+SIGNALS = [
+    pytest.param(signal.SIGINT, marks=pytest.mark.slow, id="SIGINT"),
+    pytest.param(signal.SIGTERM, marks=pytest.mark.slow, id="SIGTERM"),
+]
 
 
-@pytest.mark.parametrize("sig", SIGNALS)  # one handler serves both: SIGINT (Ctrl-C) runs with -m slow
+# Both with -m slow: the default suite sends real SIGTERMs and USR2 in-process (test_a_scheduler_signal_...) and
+# the final evaluation's Ctrl-C/SIGTERM through run.run; this one adds the CLI's exit status and message.
+@pytest.mark.parametrize("sig", SIGNALS)
 def test_a_signal_checkpoints_and_resume_equals_the_uninterrupted_run(sig, tmp_path):
     args = [*SHORT, "trainer.epochs=40", "seed=3"]
     finish(*args, "hydra.run.dir=full", cwd=tmp_path)
