@@ -207,3 +207,37 @@ def test_requeue_preemption_gracetime_and_timeout_all_resume_to_the_uninterrupte
         got, want = json.loads((sweep / name / "metrics.json").read_text()), json.loads(ref.read_text())
         for key in SAME:
             assert got[key] == want[key], (name, key)  # bit for bit: the resumed run is the uninterrupted one
+
+
+def test_a_job_killed_outright_is_reported_not_waited_for(slurm, tmp_path):
+    """kill -9 (the OOM killer) leaves no result file and, without accounting, submitit's launcher would wait
+    forever; the watcher (slurm_watch.py) records the failure once squeue has stopped listing the job."""
+    sweep = tmp_path / "killed"
+    log = (tmp_path / "launcher.log").open("w")
+    proc = subprocess.Popen(
+        [
+            VAE_RUN, "-m", "beta=1", "dataset=digits", "trainer.epochs=1000", "trainer.num_threads=1",
+            "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=60",
+            "hydra.callbacks.watch_slurm_jobs.interval_s=2", "hydra.callbacks.watch_slurm_jobs.misses=2",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        env=slurm, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 300
+        while not next(sweep.glob("0*/checkpoints/last.pt"), None) and time.time() < deadline:
+            time.sleep(0.5)
+        (job,) = subprocess.run(  # the sweep's one job (not an array: its id has no _<task>)
+            ["squeue", "-h", "-t", "RUNNING", "-o", "%i"], env=slurm, capture_output=True, text=True
+        ).stdout.split()
+        # kill -9 of the job's process, as the kernel's OOM killer does (scancel would send SIGTERM first)
+        subprocess.run(["pkill", "-9", "-f", f"submitit.core._submit {sweep}"], check=True)
+        killed = time.time()
+        proc.wait(timeout=180)  # bounded
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    out = (tmp_path / "launcher.log").read_text()
+    assert proc.returncode != 0 and f"Slurm job {job} left the queue without a result" in out, out[-3000:]
+    assert "re-launch the sweep" in out and time.time() - killed < 180
