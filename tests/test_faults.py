@@ -4,7 +4,6 @@ outside the run directory. Nothing may be lost and every failure must be one cle
 
 import itertools
 import json
-import logging
 import os
 import random
 import signal
@@ -261,12 +260,11 @@ def test_a_job_slurm_requeued_already_exits_as_requeued(started_with, shown, req
     def failing_requeue(signum, frame):
         raise subprocess.CalledProcessError(1, ["scontrol", "requeue", "7"])
 
-    log = logging.getLogger("test")
     if requeued:
         with pytest.raises(SystemExit):
-            signals.hand_over(failing_requeue, "SIGTERM", log)
+            signals.hand_over(failing_requeue, "SIGTERM")
     else:
-        signals.hand_over(failing_requeue, "SIGTERM", log)  # returns: the caller raises Interrupted
+        signals.hand_over(failing_requeue, "SIGTERM")  # returns: the caller raises Interrupted
 
 
 # -------------------------------------------------------------------------------------------- kill -9

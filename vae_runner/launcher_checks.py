@@ -17,21 +17,25 @@ from hydra.experimental.callback import Callback
 log = logging.getLogger("vae_runner")
 
 
+def is_slurm_launcher(launcher) -> bool:
+    """hydra/launcher=submitit_slurm (a launcher config node, hydra.launcher)."""
+    return str(launcher.get("_target_", "")).endswith("submitit_launcher.SlurmLauncher")
+
+
 def launcher_problems(launcher) -> tuple[list[str], list[str]]:
     """(errors, warnings) for a launcher config node (hydra.launcher)."""
-    target = str(launcher.get("_target_", ""))
-    if "submitit" not in target.lower():
+    if not is_slurm_launcher(launcher):
         return [], []
     errors, warnings = [], []
     timeout_min, delay = launcher.get("timeout_min"), launcher.get("signal_delay_s")
-    if "Slurm" in target and timeout_min is not None and delay is not None and timeout_min * 60 <= delay:
+    if timeout_min is not None and delay is not None and timeout_min * 60 <= delay:
         errors.append(
             f"hydra.launcher.timeout_min={timeout_min} gives {timeout_min * 60} s, not more than "
             f"hydra.launcher.signal_delay_s={delay}: Slurm would send the timeout warning (USR2) at the start of every "
             f"job, and each would be stopped and requeued until it runs out of requeues. Raise timeout_min (the "
             f"job's time limit, minutes) or lower signal_delay_s (seconds before the limit that USR2 comes)."
         )
-    if launcher.get("max_num_timeout", 0) == 0 and "Slurm" in target:
+    if launcher.get("max_num_timeout", 0) == 0:
         warnings.append(
             f"hydra.launcher.max_num_timeout=0: a run still training when its {timeout_min}-minute limit nears is "
             f"checkpointed but not requeued (submitit requeues preemptions always, timeouts only max_num_timeout "

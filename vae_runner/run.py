@@ -28,7 +28,7 @@ from vae_runner.errors import UserError
 from vae_runner.evaluation.final import final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST, METRICS, checkpoint_path
-from vae_runner.signals import Interrupted, hand_over, requeue_handler, stop_signals_to
+from vae_runner.signals import Interrupted, requeue_if_launcher_can, stop_signals_to
 from vae_runner.tb_logger import RunLogger, hparams_of
 
 log = logging.getLogger("vae_runner")
@@ -136,10 +136,7 @@ def stop_on_signal(then: str):
         if stopping:
             return
         stopping.append(signum)
-        name = signal.Signals(signum).name
-        if requeue := requeue_handler(before, signum):
-            log.warning("%s during the final evaluation: handing over to submitit to requeue the job", name)
-            hand_over(requeue, name, log)
+        requeue_if_launcher_can(before, signum, "during the final evaluation:")
         raise Interrupted(signum, f"Stopped by {signal.Signals(signum).name} during the final evaluation; {then}")
 
     with stop_signals_to(stop) as before:

@@ -11,11 +11,14 @@ requeued, where vae-run alone would have exited and left a FAILED job that nothi
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
 import subprocess
 import threading
+
+log = logging.getLogger("vae_runner")
 
 
 class Interrupted(Exception):
@@ -64,7 +67,16 @@ def requeue_handler(before: dict, signum: int):
     return None
 
 
-def hand_over(requeue, name: str, log) -> None:
+def requeue_if_launcher_can(before: dict, signum: int, where: str) -> None:
+    """Under submitit (`requeue_handler`): say so, naming the signal and `where` the run stopped, and hand over;
+    returns only where no requeue happens (not under submitit, or submitit declined)."""
+    if requeue := requeue_handler(before, signum):
+        name = signal.Signals(signum).name
+        log.warning("%s %s handing over to the launcher (submitit) to requeue the job", name, where)
+        hand_over(requeue, name)
+
+
+def hand_over(requeue, name: str) -> None:
     """Give the preemption signal to `requeue` (submitit's handler: requeues the job and exits). Where its requeue
     fails because Slurm has requeued the job already (`scontrol requeue`, a REQUEUE-mode preemption), exit as a
     requeued job does, without recording an end the launcher would take as final. Where submitit declines ("timed-out

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from vae_runner.launcher_checks import is_slurm_launcher
+
 log = logging.getLogger("vae_runner")
 JOB_DIR = re.compile(r"^\d+(_\d+)?$")  # .submitit/<job id>/ or .submitit/<array id>_<task>/
 
@@ -83,10 +85,8 @@ class WatchSlurmJobs(Callback):
         return {"interval_s": self.interval_s, "misses": self.misses, "watcher": None}
 
     def on_multirun_start(self, config, **kwargs) -> None:
-        if "submitit" not in str(config.hydra.launcher.get("_target_", "")).lower():
-            return
-        if str(config.hydra.launcher.get("_target_", "")).endswith("LocalLauncher"):
-            return  # local jobs are processes of this machine: submitit sees them end
+        if not is_slurm_launcher(config.hydra.launcher):
+            return  # submitit_local's jobs are processes of this machine: submitit sees them end
         folder = Path(str(config.hydra.launcher.submitit_folder).replace("%j", "")).resolve()
         self.watcher = JobWatcher(folder, self.interval_s, self.misses)
         threading.Thread(target=self.watcher.run, name="vae-run slurm watch", daemon=True).start()

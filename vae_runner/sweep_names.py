@@ -14,15 +14,11 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
-from vae_runner.rundir import is_execution_key
+from vae_runner.rundir import is_execution_key, override_keys
 
 CONSTANTS_ENV = "VAE_RUNNER_SWEEP_CONSTANTS"  # read by the sweep's jobs, in this process or launched from it
 MAX_LEN = 120
 UNSAFE = set('/\\:*?"<>|')
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def name_of(num, overrides: Sequence[str], constants: Sequence[str] = ()) -> str:
@@ -31,7 +27,7 @@ def name_of(num, overrides: Sequence[str], constants: Sequence[str] = ()) -> str
     changed = [
         o.lstrip("+~")
         for o in overrides
-        if not _key(o).startswith("hydra") and not is_execution_key(_key(o)) and _key(o) not in constants
+        if (key := override_keys([o])) and not is_execution_key(key[0]) and key[0] not in constants  # [] for hydra.*
     ]
     name = "".join("_" if c in UNSAFE or c.isspace() or not c.isprintable() else c for c in ",".join(changed))
     return f"{num}_{name[:MAX_LEN]}" if name else str(num)

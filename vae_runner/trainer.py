@@ -26,7 +26,7 @@ from vae_runner.console import Console
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST
-from vae_runner.signals import Interrupted, hand_over, requeue_handler, stop_signals_to
+from vae_runner.signals import Interrupted, requeue_if_launcher_can, stop_signals_to
 from vae_runner.step_metrics import RunningWindow
 
 CAUSES = (
@@ -175,18 +175,11 @@ class Trainer:
         self.logger.flush()
         name = signal.Signals(self.stop_signal).name
         run_dir = self.ckpt_dir.parent
-        if requeue := requeue_handler(self.handlers_before, self.stop_signal):
-            log.warning(
-                "%s after step %d (epoch %d, batch %d): checkpoint written; handing over to the launcher "
-                "(submitit) to requeue the job, which resumes from it",
-                name, self.global_step, self.epoch + 1, self.batch_index,
-            )  # fmt: skip
-            hand_over(requeue, name, log)  # submitit requeues and exits; returns only where it declines
+        where = f"after step {self.global_step} (epoch {self.epoch + 1}, batch {self.batch_index})"
+        requeue_if_launcher_can(self.handlers_before, self.stop_signal, f"{where}: checkpoint written;")
         raise Interrupted(
             self.stop_signal,
-            f"Stopped by {name} after step {self.global_step} (epoch "
-            f"{self.epoch + 1}, batch {self.batch_index}); the checkpoint "
-            f"{self.ckpt_dir / LAST} holds it. Continue with: "
+            f"Stopped by {name} {where}; the checkpoint {self.ckpt_dir / LAST} holds it. Continue with: "
             f"vae-run resume={run_dir}",
         )
 

@@ -89,8 +89,8 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
 
 def linear_probe_and_triplets(model, data, cfg, mu, metrics: dict) -> None:
     ev, seed = cfg.evaluation, cfg.seed
-    with stage(f"linear probe ({min(ev.probe_train_points, len(data.train))} training images) and triplets"):
-        n = min(ev.probe_train_points, len(data.train))
+    n = min(ev.probe_train_points, len(data.train))
+    with stage(f"linear probe ({n} training images) and triplets"):
         probe = data.train.take(torch.arange(n, device=data.train.x.device))
         if data.binarize == "dynamic":  # the test set is binarised; so are the probe's training inputs
             probe = binarize_once(probe, seed)
