@@ -137,13 +137,19 @@ def _job_of(run_dir: Path, env: dict) -> str:
 
 
 def _send(commands: list[list[str]], job: str, env: dict, failures: list) -> None:
-    """Run `commands` on `job` at once (a double SIGTERM lands within milliseconds); Slurm answers "Job can not be
-    altered now, try again later" while it requeues another task of the same array, so try again for up to 30 s."""
-    for _ in range(60):
+    """Run `commands` on `job` at once (a double SIGTERM lands within milliseconds). Slurm answers "Job can not be
+    altered now, try again later" while it requeues another task of the same array, and scancel may report that
+    even when the signal landed, so try again for up to 30 s, but only while this run of the job still runs: a
+    signal sent again after it has stopped would hit the requeued run as it starts."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
         sent = [subprocess.Popen([*command, job], env=env, stderr=subprocess.DEVNULL) for command in commands]
         if 0 in [p.wait() for p in sent]:  # the second of two may find the job leaving already
             return
-        time.sleep(0.5)
+        time.sleep(1)
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], env=env, capture_output=True, text=True)
+        if state.stdout.strip() != "RUNNING":  # it reacted (requeued, completing) or left
+            return
     failures.append(f"Slurm refused {commands} on {job} for 30 s")
 
 
