@@ -6,7 +6,8 @@
 
 Each repeat runs in a fresh temporary working directory; the script prints, per repeat, the process wall time and
 the training time the run itself recorded (metrics.json: train_time_s, which excludes start-up, data loading and
-the final evaluation; epoch_time_s, the median training time per epoch without validation), then the medians,
+the final evaluation; train_steps_s, the part of it inside training epochs, i.e. without validation, pictures and
+checkpoints, and their ratio, steps_share; epoch_time_s, the median training time per epoch), then the medians,
 and writes them as JSON with --json.
 """
 
@@ -48,6 +49,9 @@ def main() -> None:
         "median_wall_s": statistics.median(r["wall_s"] for r in rows),
         "median_train_time_s": statistics.median(r["train_time_s"] for r in rows),
         "median_epoch_time_s": statistics.median(r["epoch_time_s"] for r in rows),
+        "median_steps_share": statistics.median(r["steps_share"] for r in rows if r["steps_share"] is not None)
+        if all(r["steps_share"] is not None for r in rows)
+        else None,
         "threads": sorted({r["threads"] for r in rows}),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "repeats"}, indent=2))
@@ -70,6 +74,10 @@ def one(exe: str, overrides: list[str]) -> dict:
         "wall_s": round(wall, 2),
         "train_time_s": metrics["train_time_s"],
         "epoch_time_s": metrics["epoch_time_s"],
+        "train_steps_s": metrics.get("train_steps_s"),  # absent before vae-runner recorded it
+        "steps_share": round(metrics["train_steps_s"] / metrics["train_time_s"], 3)
+        if "train_steps_s" in metrics
+        else None,
         "epochs": metrics["epochs"],
         "steps": metrics["steps"],
         "threads": chose.group(1) if chose else "?",

@@ -25,8 +25,15 @@ from vae_runner.objectives import Objective
 from vae_runner.signals import Interrupted
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
-# Many short epochs: most of the time goes to validation and checkpoint writes, where kills and signals must be safe.
-SHORT = shrink("dataset=digits", "trainer.limit_batches=3", "trainer.num_threads=1", "evaluation.iw_samples=16")
+# Many short epochs, each checkpointed: most of the time goes to validation and checkpoint writes, where kills and
+# signals must be safe.
+SHORT = shrink(
+    "dataset=digits",
+    "trainer.limit_batches=3",
+    "trainer.num_threads=1",
+    "trainer.checkpoint_every_s=0",
+    "evaluation.iw_samples=16",
+)
 
 
 def start(*args, cwd) -> subprocess.Popen:
@@ -66,7 +73,7 @@ def test_a_nan_loss_stops_with_the_step_and_the_term_and_keeps_the_last_good_che
     with pytest.raises(UserError) as err:
         run.train(make_cfg("trainer.epochs=4", "trainer.limit_batches=2"), tmp_path)
     msg = str(err.value)
-    assert "step 5" in msg and "kl, loss" in msg and "learning rate" in msg and "last.pt" in msg
+    assert "step 5" in msg and "kl, loss" in msg and "learning rate" in msg and "last.pt (epoch 2," in msg
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert state["epoch"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values())
     assert not (tmp_path / "metrics.json").exists()

@@ -56,7 +56,7 @@ def test_conv_on_every_image_shape(dataset, data_root, tmp_path, no_threads):
 
 
 def test_run_directory_contract(tmp_path, no_threads):
-    cfg = make_cfg("trainer.epochs=2", "trainer.log_every=1", "beta=2")
+    cfg = make_cfg("trainer.epochs=2", "trainer.log_every=1", "beta=2", "logger.images_every=1")
     metrics = run.train(cfg, tmp_path)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))
@@ -120,7 +120,7 @@ def test_run_directory_contract(tmp_path, no_threads):
 
 
 def test_resume_equals_uninterrupted(tmp_path, monkeypatch, no_threads):
-    overrides = ["trainer.epochs=4", "trainer.limit_batches=3", "trainer.log_every=2"]
+    overrides = ["trainer.epochs=4", "trainer.limit_batches=3", "trainer.log_every=2", "trainer.checkpoint_every_s=0"]
     full = run.train(make_cfg(*overrides), tmp_path / "full")
 
     real_epoch = Trainer.train_epoch
@@ -162,7 +162,12 @@ def test_the_same_command_again_resumes_an_interrupted_preset_run_of_an_older_ve
 ):
     """A re-launched sweep or scripts/reproduce.py runs the same `experiment=` command in a directory holding an
     interrupted run: it resumes (the preset is not refused as a change to a saved run)."""
-    overrides = ["experiment=tvae_digits", "trainer.epochs=3", "trainer.limit_batches=2"]
+    overrides = [
+        "experiment=tvae_digits",
+        "trainer.epochs=3",
+        "trainer.limit_batches=2",
+        "trainer.checkpoint_every_s=0",
+    ]
     real_epoch = Trainer.train_epoch
 
     def crash_in_epoch_2(self):
@@ -178,7 +183,8 @@ def test_the_same_command_again_resumes_an_interrupted_preset_run_of_an_older_ve
     last = tmp_path / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=True)
     for config in (state["config"], state["config_source"]):
-        del config["n"], config["objective"]["analytic_kl"]
+        del config["n"], config["objective"]["analytic_kl"], config["logger"]["images_every"]
+        del config["trainer"]["checkpoint_every_s"]
     torch.save(state, last)
     run.run(make_cfg(*overrides), tmp_path, overrides)
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 3

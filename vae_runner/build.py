@@ -233,4 +233,5 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
         },
         pictures=lambda step: log_pictures(model, data, logger, cfg.logger.n_images, step, cfg.seed),
         progress_bar=cfg.logger.progress_bar,
+        images_every=cfg.logger.images_every,
     )

@@ -2,6 +2,8 @@
 
 A checkpoint holds the model and optimizer state, the epoch and step reached, the best validation ELBO, torch's RNG
 states and the resolved config (plain containers only, so `torch.load(..., weights_only=True)` accepts it).
+`CheckpointWriter` writes them on a background thread from a copy taken between steps, so the loop does not wait
+for the disk.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
@@ -47,6 +50,48 @@ def save_checkpoint(path: Path, **state) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def snapshot(obj):
+    """A copy of a (nested) state whose tensors are new CPU tensors: what is saved no longer changes with training."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(snapshot(v) for v in obj)
+    return obj
+
+
+class CheckpointWriter:
+    """Writes checkpoints one batch at a time on a background thread. `write` waits for the previous batch first, so
+    files land in the order written (best.pt before the last.pt that refers to it); `wait` returns once everything
+    is on disk and raises what a write raised (a full disk stops the run at its next checkpoint, not silently)."""
+
+    def __init__(self):
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def write(self, files: list[tuple[Path, dict]]) -> None:
+        """files: (path, state) pairs whose states are snapshots (nothing else may change them)."""
+        self.wait()
+        self.thread = threading.Thread(target=self._write, args=(files,), name="vae-run checkpoints")
+        self.thread.start()
+
+    def _write(self, files) -> None:
+        try:
+            for path, state in files:
+                save_checkpoint(path, **state)
+        except BaseException as err:  # raised in the training thread by wait()
+            self.error = err
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
 
 
 def resolve_checkpoint(path: str | os.PathLike, default_name: str = LAST) -> Path:

@@ -88,6 +88,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
             "epochs": trainer.epoch,
             "steps": trainer.global_step,
             "train_time_s": round(train_time, 3),
+            "train_steps_s": round(trainer.steps_time, 3),  # the part of train_time_s inside training epochs
             "device": build.device_name(device),
         }
     )

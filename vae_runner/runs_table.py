@@ -36,7 +36,7 @@ NOT_A_SETTING = (
     "resume",
     "ckpt",
 )
-RUN_INFO = ("best_epoch", "epochs", "train_time_s", "epoch_time_s")
+RUN_INFO = ("best_epoch", "epochs", "train_time_s", "train_steps_s", "epoch_time_s")
 
 
 def is_setting(key: str) -> bool:
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     params = [
         k
         for k in dict.fromkeys(k for r in rows for k in r)
-        if "/" not in k and k not in ("run", "status", "best_epoch", "epochs", "steps", "train_time_s", "epoch_time_s")
+        if "/" not in k and k not in ("run", "status", "steps", *RUN_INFO)
     ]
     varying = [p for p in params if len({str(r.get(p)) for r in rows}) > 1]
     # a setting every run shares is said once under the table, not repeated in a column of every row

@@ -31,3 +31,9 @@ class RunningWindow:
     def restart(self) -> None:
         """After a host sync: new sums (the non-finite record stays)."""
         self.sums, self.n = None, 0
+
+
+def grad_norm(params) -> torch.Tensor:
+    """The gradients' global L2 norm, one kernel on CPU too (logged as train/grad_norm when there is no clipping)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads, foreach=True) if grads else torch.zeros(())

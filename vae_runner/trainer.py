@@ -1,5 +1,6 @@
 """The training loop: Adam over index batches, running metrics read from the device every `log_every` steps,
-validation every `eval_every` epochs with pictures, and `last.pt` / `best.pt` checkpoints after each epoch.
+validation every `eval_every` epochs (pictures every `images_every`), and checkpoints when checkpoint_cadence.py
+says (every `checkpoint_every_s` seconds of training, at the end, on a stop signal; written on a background thread).
 The step runs the networks in `trainer.precision` (`VAE.precision`: bf16 autocast for the encoder and decoder only)
 and never waits for the device: loss terms, gradient norm and their non-finite checks stay there between reads.
 
@@ -21,23 +22,19 @@ from pathlib import Path
 
 import torch
 
-from vae_runner.checkpoint import rng_state, save_checkpoint
+from vae_runner.checkpoint import rng_state, snapshot
+from vae_runner.checkpoint_cadence import RunCheckpoints
 from vae_runner.console import Console
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
-from vae_runner.rundir import BEST, CHECKPOINTS, LAST
+from vae_runner.rundir import CHECKPOINTS, LAST
 from vae_runner.signals import Interrupted, requeue_if_launcher_can, stop_signals_to
-from vae_runner.step_metrics import RunningWindow
+from vae_runner.step_metrics import RunningWindow, grad_norm
 
 CAUSES = (
     "Usual causes: a learning rate too high (lower trainer.lr or set trainer.grad_clip), a likelihood sigma "
     "too small (likelihood.sigma / likelihood.min_sigma), or data outside the likelihood's range."
 )
-
-
-def grad_norm(params) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    return torch.nn.utils.get_total_norm(grads, foreach=True) if grads else torch.zeros(())  # one kernel on CPU too
 
 
 log = logging.getLogger("vae_runner")
@@ -57,11 +54,14 @@ class Trainer:
         validation: Callable[[], dict[str, float]],  # the validation split's terms (evaluation/metrics.py)
         pictures: Callable[[int], None] | None = None,  # draws the pictures at a step (evaluation/pictures.py)
         progress_bar: bool = True,
+        images_every: int = 1,  # pictures at every images_every-th epoch's validation (and the last epoch's)
     ):
         self.model, self.objective, self.optimizer, self.data = model, objective, optimizer, data
         self.cfg, self.logger, self.config = cfg, logger, config
         self.ckpt_dir = run_dir / CHECKPOINTS
         self.validation, self.pictures, self.progress_bar = validation, pictures, progress_bar
+        self.images_every = images_every
+        self.checkpoints = RunCheckpoints(self.ckpt_dir, cfg.checkpoint_every_s)
         self.batches = TrainBatches(
             data.train, cfg.batch_size, dynamic=data.binarize == "dynamic", limit=cfg.limit_batches
         )
@@ -79,6 +79,12 @@ class Trainer:
         self.last_train_loss: float | None = None  # the latest logging window's mean loss
         self.console = Console(cfg.epochs, len(self.batches), 0, enabled=False)  # fit() makes the visible one
         self.earlier_train_time, self.session_start = 0.0, None
+        self.earlier_steps_time = 0.0  # seconds inside train_epoch in earlier sessions of the run
+
+    @property
+    def steps_time(self) -> float:
+        """Seconds spent in training epochs (steps, running metrics), without validation, pictures, checkpoints."""
+        return self.earlier_steps_time + sum(self.epoch_times)
 
     @property
     def train_time(self) -> float:
@@ -87,6 +93,7 @@ class Trainer:
 
     def load_state(self, state: dict) -> None:
         self.earlier_train_time = state.get("train_time_s", 0.0)
+        self.earlier_steps_time = state.get("train_steps_s", 0.0)
         self.epoch, self.global_step, self.best_val_elbo = state["epoch"], state["global_step"], state["best_val_elbo"]
         self.best_epoch = state.get("best_epoch", self.epoch)
         self.perm, self.batch_index = state.get("perm"), state.get("batch_index", 0)
@@ -105,11 +112,14 @@ class Trainer:
         steps = len(self.batches)
         self.console = Console(self.cfg.epochs, steps, self.epoch * steps + self.batch_index, self.progress_bar)
         self.session_start = time.perf_counter()
+        self.checkpoints.start()
         try:
             with stop_signals_to(self._on_signal) as self.handlers_before:
                 self._fit()
+                self.checkpoints.write(self.state())  # the end of training (and any better model not written yet)
         finally:
             self.console.close()
+            self.checkpoints.wait()  # what was handed to the writer lands, whatever stopped the loop
 
     def _fit(self) -> None:
         self.model.train()
@@ -118,18 +128,17 @@ class Trainer:
             self.train_epoch()
             self.epoch_times.append(time.perf_counter() - t0)  # train_epoch ends with a host sync (log_window)
             self.epoch += 1
-            is_best = False
             if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
-                is_best = self.validate()
-            self.checkpoint(LAST)
-            if is_best:
-                self.checkpoint(BEST)
+                if self.validate():
+                    self.checkpoints.keep_best(self.state())
             if self.patience_exhausted():
                 log.info(
                     "early stopping after epoch %d: no better validation ELBO for %d epochs",
                     self.epoch,
                     self.cfg.early_stopping,
                 )
+            elif self.epoch < self.cfg.epochs and self.checkpoints.due():
+                self.checkpoints.write(self.state())  # (the last epoch's is written after the loop)
 
     def patience_exhausted(self) -> bool:
         """`early_stopping` epochs without a better validation ELBO, not counting epochs before the first one
@@ -171,7 +180,8 @@ class Trainer:
         """After the step that followed a signal: check, checkpoint, stop."""
         if window.n:
             self.log_window(window)
-        self.checkpoint(LAST)
+        self.checkpoints.write(self.state())
+        self.checkpoints.wait()
         self.logger.flush()
         name = signal.Signals(self.stop_signal).name
         run_dir = self.ckpt_dir.parent
@@ -190,34 +200,29 @@ class Trainer:
         if any(s >= 0 for s in steps):
             step = min(s for s in steps if s >= 0)
             culprits = [k for k, s in zip(names, steps) if s == step]
+            self.checkpoints.keep_good_state()
             raise UserError(
                 f"Training diverged at step {step} (epoch {self.epoch + 1}): {', '.join(culprits)} "
                 f"became non-finite (NaN or inf). {CAUSES} Nothing was saved from the diverged state: "
-                f"{self.last_good()}"
+                f"{self.checkpoints.last_good()}"
             )
         values.update({f"train/{k}": v for k, v in self.objective.scalars(window.progress).items()})
         self.logger.scalars(values, self.global_step)
         self.last_train_loss = values["train/loss"]
         return values
 
-    def last_good(self) -> str:
-        last = self.ckpt_dir / LAST
-        if last.is_file():
-            return f"the last good checkpoint is {last} (resume={self.ckpt_dir.parent} continues from it)."
-        return "no checkpoint had been written yet (it diverged in the first epoch)."
-
     def validate(self) -> bool:
         metrics = self.validation()
         if not math.isfinite(metrics["elbo"]):
             raise UserError(
                 f"The validation ELBO is {metrics['elbo']} after epoch {self.epoch}: the model "
-                f"diverged. {CAUSES} {self.last_good()}"
+                f"diverged. {CAUSES} {self.checkpoints.keep_good_state() or self.checkpoints.last_good()}"
             )
         self.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, self.global_step)
         self.console.validation(
             self.epoch, metrics, self.last_train_loss, self.epoch_times, self.model.prior.latent_dim
         )
-        if self.pictures is not None:
+        if self.pictures is not None and (self.epoch % self.images_every == 0 or self.epoch == self.cfg.epochs):
             self.pictures(self.global_step)
         self.logger.flush()
         if metrics["elbo"] > self.best_val_elbo:
@@ -225,18 +230,21 @@ class Trainer:
             return True
         return False
 
-    def checkpoint(self, name: str) -> None:
-        save_checkpoint(
-            self.ckpt_dir / name,
-            model=self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(),
-            epoch=self.epoch,
-            global_step=self.global_step,
-            best_val_elbo=self.best_val_elbo,
-            best_epoch=self.best_epoch,
-            rng=rng_state(),
-            perm=self.perm,
-            batch_index=self.batch_index,
-            train_time_s=self.train_time,
-            **self.config,
+    def state(self) -> dict:
+        """The run's state now, as a snapshot a checkpoint can be written from later."""
+        return snapshot(
+            dict(
+                model=self.model.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                epoch=self.epoch,
+                global_step=self.global_step,
+                best_val_elbo=self.best_val_elbo,
+                best_epoch=self.best_epoch,
+                rng=rng_state(),
+                perm=self.perm,
+                batch_index=self.batch_index,
+                train_time_s=self.train_time,
+                train_steps_s=self.steps_time,
+                **self.config,
+            )
         )

@@ -35,7 +35,8 @@ class TrainerConfig:
     batch_size: int = MISSING
     eval_batch_size: int = MISSING
     lr: float = MISSING
-    eval_every: int = MISSING  # validate (and write images, best.pt) every N epochs
+    eval_every: int = MISSING  # validate (and keep a better model for best.pt) every N epochs
+    checkpoint_every_s: float = MISSING  # seconds of training between checkpoints (0: every epoch)
     log_every: int = MISSING  # steps between host syncs for the running train metrics
     limit_batches: Optional[int] = MISSING  # cap on training steps per epoch (smoke tests, debugging)
     early_stopping: Optional[int] = MISSING  # stop after this many epochs without a better validation ELBO, counted
@@ -70,6 +71,7 @@ class EvaluationConfig:
 class LoggerConfig:
     tensorboard: bool = MISSING
     n_images: int = MISSING  # samples / reconstructions per picture
+    images_every: int = MISSING  # pictures at every N-th epoch's validation (and the last epoch's)
     progress_bar: bool = MISSING
 
 
