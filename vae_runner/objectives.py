@@ -97,23 +97,30 @@ class Objective:
         return {"beta": self.kl_weight(progress)}
 
     def __call__(
-        self, model, x: Tensor, y: Tensor | None = None, progress: tuple[float, int] | None = None, noise=None
+        self,
+        model,
+        x: Tensor,
+        y: Tensor | None = None,
+        progress: tuple[float, int] | None = None,
+        noise=None,
+        weight: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """`noise(k, D)`: the (k, B, D) standard normal draws to use (evaluation's per-image streams); None: torch's
-        global RNG."""
-        weight = self.kl_weight(progress)
+        global RNG. `weight`: the KL weight instead of this objective's at `progress` (a batched sweep's per-member
+        weights, shape (M, 1) against terms of shape (M, B))."""
+        weight = self.kl_weight(progress) if weight is None else weight
         q = model.posterior(x)
         if noise is None:
             z = q.rsample((self.k,))  # (k, B, D), reparameterised
         else:
             z = q.base_dist.loc + q.base_dist.scale * noise(self.k, q.base_dist.loc.shape[-1])
         x_k = x if self.k == 1 else x.repeat(self.k, *[1] * (x.dim() - 1))  # (k*B, *shape)
-        log_px = model.decode(z.flatten(0, 1)).log_prob(x_k).view(self.k, -1)
+        log_px = model.decode(z.flatten(0, 1)).log_prob(x_k).unflatten(0, (self.k, -1))  # (k, B)
         recon = log_px[0]  # (B,) the reported terms use the first sample
         kl = model.prior.analytic_kl(q) if self.analytic_kl else None
         log_ratio = None  # log q(z|x) - log p(z) for every sample, when needed
         if kl is None or self.k > 1:
-            log_ratio = q.log_prob(z) - model.prior.log_prob(z.flatten(0, 1)).view(self.k, -1)  # (k, B)
+            log_ratio = q.log_prob(z) - model.prior.log_prob(z.flatten(0, 1)).unflatten(0, (self.k, -1))  # (k, B)
         if kl is None:
             kl = log_ratio[0]
         terms = {"elbo": recon - kl, "recon": recon, "kl": kl}
@@ -141,8 +148,8 @@ class Objective:
         as lambda (exactly, for a factorised prior). Priors without marginals get the floor on the total KL."""
         if self.free_bits <= 0:
             return 0.0
-        per_dim = model.prior.kl_per_dim(q.base_dist, z)
+        per_dim = model.prior.kl_per_dim(q.base_dist, z)  # (B, D); batch axis -2 (a member axis may lead)
         if per_dim is None:
-            total = (q.log_prob(z) - model.prior.log_prob(z)).mean()
+            total = (q.log_prob(z) - model.prior.log_prob(z)).mean(-1, keepdim=True)
             return F.relu(self.free_bits * z.shape[-1] - total)
-        return F.relu(self.free_bits - per_dim.mean(0)).sum()
+        return F.relu(self.free_bits - per_dim.mean(-2)).sum(-1, keepdim=True)

@@ -1,4 +1,5 @@
-"""Decoders z -> the likelihood's parameters, one value per data element (B, *data_shape)."""
+"""Decoders z -> the likelihood's parameters, one value per data element (B, *data_shape); the MLPs keep any leading
+dimensions of z (a batched sweep's member axis, model/stacked.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class MLPDecoder(nn.Module):
         self.net = mlp([latent_dim, *reversed(hidden), math.prod(output_shape)])
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).view(-1, *self.output_shape)  # (B, *shape)
+        return self.net(z).view(*z.shape[:-1], *self.output_shape)  # (..., B, *shape)
 
 
 class GatedMLPDecoder(nn.Module):
@@ -31,7 +32,7 @@ class GatedMLPDecoder(nn.Module):
             he_init_(self)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).view(-1, *self.output_shape)  # (B, *shape)
+        return self.net(z).view(*z.shape[:-1], *self.output_shape)  # (..., B, *shape)
 
 
 class ConvDecoder(nn.Module):

@@ -1,5 +1,6 @@
 """Encoders x -> (mean, log-variance) of a diagonal Gaussian q(z|x): an MLP, a gated MLP (the VampPrior code's) and
-a shape-adaptive conv net."""
+a shape-adaptive conv net. The MLPs take any leading dimensions, (..., B, *shape): with batched layers
+(model/stacked.py) the leading one is a batched sweep's member axis."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ class MLPEncoder(nn.Module):
     def __init__(self, input_shape, latent_dim: int, hidden: list[int]):
         super().__init__()
         self.net = mlp([math.prod(input_shape), *hidden, 2 * latent_dim])
+        self.data_dims = len(input_shape)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mu, logvar = self.net(x.flatten(1)).chunk(2, dim=-1)  # (B, D) each
+        mu, logvar = self.net(x.flatten(-self.data_dims)).chunk(2, dim=-1)  # (..., B, D) each
         return mu, logvar
 
 
@@ -28,13 +30,14 @@ class GatedMLPEncoder(nn.Module):
     def __init__(self, input_shape, latent_dim: int, hidden: list[int], logvar_clamp: list[float] | None, init: str):
         super().__init__()
         self.body = gated_stack([math.prod(input_shape), *hidden])
+        self.data_dims = len(input_shape)
         self.mean, self.logvar = nn.Linear(hidden[-1], latent_dim), nn.Linear(hidden[-1], latent_dim)
         self.logvar_clamp = None if logvar_clamp is None else (float(logvar_clamp[0]), float(logvar_clamp[1]))
         if init == "he":
             he_init_(self)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.body(x.flatten(1))  # (B, H)
+        h = self.body(x.flatten(-self.data_dims))  # (..., B, H)
         logvar = self.logvar(h)  # (B, D)
         if self.logvar_clamp is not None:
             logvar = nn.functional.hardtanh(logvar, *self.logvar_clamp)

@@ -1,0 +1,107 @@
+"""A sweep's members trained as one stacked model: each member starts from, draws and ends where the standalone run
+with its settings does (weights after several steps, to float rounding), stacked layers compute what the members'
+nn.Linear layers compute, per-member clipping is clip_grad_norm_ per member, and what cannot stack says why."""
+
+import pytest
+import torch
+from conftest import make_cfg
+
+from vae_runner import build
+from vae_runner.batched_training import Stack, member_grad_norms, stack_key
+from vae_runner.model.stacked import StackedLinear, member_state_dict, not_stackable, stack_vaes
+
+SWEEP = [("seed=0", "beta=1"), ("seed=1", "beta=4"), ("seed=0", "beta=8")]
+STEPS = 4
+
+
+def standalone_after(cfg, tmp_path) -> dict:
+    trainer = build.make_trainer(cfg, tmp_path)
+    trainer.train_epoch()
+    return trainer.model.state_dict()
+
+
+def batched_after(cfgs, clip=None) -> torch.nn.Module:
+    stack = Stack(cfgs, limit_batches=STEPS)
+    for x, noise in stack.batches.epoch():
+        stack.step(x, noise)
+    return stack.model
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param((), id="mlp"),
+        pytest.param(("architecture=gated_mlp", "objective.warmup_epochs=2", "objective.free_bits=0.1"), id="gated"),
+        pytest.param(("trainer.grad_clip=5",), id="clipped"),
+    ],
+)
+def test_each_member_follows_its_standalone_run(extra, tmp_path, no_threads):
+    cfgs = [make_cfg("dataset=digits", f"trainer.limit_batches={STEPS}", *run, *extra) for run in SWEEP]
+    stacked = batched_after(cfgs)
+    for m, cfg in enumerate(cfgs):
+        alone = standalone_after(cfg, tmp_path / str(m))
+        member = member_state_dict(stacked, m)
+        assert member.keys() == alone.keys()
+        for key in alone:
+            torch.testing.assert_close(member[key], alone[key], rtol=1e-4, atol=2e-6, msg=f"member {m}: {key}")
+    # the members differ (their seeds and betas do): a mix-up of streams or weights would not pass the loop above
+    first = next(iter(alone))
+    assert not torch.equal(member_state_dict(stacked, 0)[first], alone[first])
+
+
+def test_stacked_layers_compute_the_members_layers():
+    layers = [torch.nn.Linear(5, 3) for _ in range(4)]
+    stacked = StackedLinear(layers)
+    x = torch.randn(4, 2, 6, 5)  # member axis, then any leading dims
+    expected = torch.stack([layer(x[m]) for m, layer in enumerate(layers)])
+    torch.testing.assert_close(stacked(x), expected)
+    for m, layer in enumerate(layers):
+        assert torch.equal(stacked.member(m)["weight"], layer.weight) and torch.equal(
+            stacked.member(m)["bias"], layer.bias
+        )
+
+
+def test_member_grad_norms_and_clipping_are_clip_grad_norm_per_member():
+    from vae_runner.batched_training import clip_members_
+
+    layers = [torch.nn.Linear(5, 3) for _ in range(3)]
+    stacked = StackedLinear(layers)
+    x = torch.randn(3, 8, 5)
+    (stacked(x) * torch.tensor([1.0, 10.0, 100.0])[:, None, None]).pow(2).sum().backward()
+    for m, layer in enumerate(layers):
+        (layer(x[m]) * [1.0, 10.0, 100.0][m]).pow(2).sum().backward()
+    params = list(stacked.parameters())
+    norms = member_grad_norms(params)
+    for m, layer in enumerate(layers):
+        torch.testing.assert_close(norms[m], torch.nn.utils.get_total_norm([p.grad for p in layer.parameters()]))
+    clip_members_(params, torch.full((3,), 50.0))
+    for m, layer in enumerate(layers):
+        torch.nn.utils.clip_grad_norm_(layer.parameters(), 50.0)
+        torch.testing.assert_close(stacked.weight.grad[m].t(), layer.weight.grad)
+
+
+@pytest.mark.parametrize(
+    "override, reason",
+    [
+        ("prior=mog", "its prior (MoGPrior)"),
+        ("architecture=conv", "Conv2d"),
+        ("likelihood=gaussian", "its likelihood"),
+    ],
+)
+def test_what_cannot_stack_says_why(override, reason, no_threads):
+    cfg = make_cfg("dataset=digits", override)
+    device = build.setup(cfg)
+    model = build.build_model(cfg, build.load_data(cfg, device), device)
+    assert reason in not_stackable(model)
+    with pytest.raises(ValueError, match="cannot stack"):
+        stack_vaes([model, model])
+
+
+def test_configs_stack_when_they_differ_only_in_member_keys():
+    base = make_cfg("dataset=digits")
+    assert stack_key(base) == stack_key(make_cfg("dataset=digits", "seed=3", "beta=4", "trainer.grad_clip=1"))
+    assert stack_key(base) == stack_key(make_cfg("dataset=digits", "objective.warmup_epochs=10"))
+    for other in ("trainer.lr=0.01", "latent_dim=8", "objective.free_bits=0.5", "prior=mog"):
+        assert stack_key(base) != stack_key(make_cfg("dataset=digits", other)), other
+    with pytest.raises(ValueError, match="cannot stack"):
+        Stack([base, make_cfg("dataset=digits", "trainer.lr=0.01")])

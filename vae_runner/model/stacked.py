@@ -1,0 +1,83 @@
+"""M VAEs of one shape as one model, for a sweep trained in one process: `stack_vaes` turns every nn.Linear of the
+members' encoders and decoders into a `StackedLinear` that holds the M members' weights on a leading axis and runs
+one batched matrix product (torch.baddbmm) where M runs would each run a small one. The member axis then leads every
+tensor: x (M, B, *shape), z (M, B, D), the objective's terms (M, B); the priors, likelihoods and the objective
+broadcast over it unchanged. `member_state_dict` gives member m's weights back in the standalone model's layout, so
+its checkpoint is an ordinary run's.
+
+On CPU, batched layers beat vmap over stacked nn.Linear modules (`torch.func.stack_module_state`, measured in
+scripts/bench_batched.py): vmap transposes and copies every weight at every call.
+
+What stacks: encoders and decoders made of nn.Linear and element-wise modules (architecture=mlp, gated_mlp), and
+priors and likelihoods without parameters (prior=gaussian; likelihood=bernoulli, mse). `not_stackable` names what
+does not, so that run trains alone.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Identity, nn.Sequential)
+
+
+class StackedLinear(nn.Module):
+    """M linear maps: weight (M, in, out), bias (M, 1, out); x (M, ..., in) -> (M, ..., out)."""
+
+    def __init__(self, layers: list[nn.Linear]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach().t() for layer in layers]).contiguous())
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach()[None] for layer in layers]).contiguous())
+
+    def forward(self, x: Tensor) -> Tensor:
+        m, n_in, n_out = self.weight.shape
+        h = torch.baddbmm(self.bias, x.reshape(m, -1, n_in), self.weight)  # (M, N, out)
+        return h.view(*x.shape[:-1], n_out)
+
+    def member(self, m: int) -> dict[str, Tensor]:
+        """Member m's parameters as nn.Linear holds them."""
+        return {"weight": self.weight[m].t(), "bias": self.bias[m, 0]}
+
+
+def not_stackable(model: nn.Module) -> str | None:
+    """Why `model` cannot be one member of a stack (None: it can)."""
+    for part in ("prior", "likelihood"):
+        module = getattr(model, part)
+        if any(True for _ in module.parameters()):  # buffers (constants) are shared by every member
+            return f"its {part} ({type(module).__name__}) has parameters of its own"
+    for part in ("encoder", "decoder"):
+        for name, module in getattr(model, part).named_modules():
+            if not isinstance(module, (nn.Linear, *ELEMENTWISE)) and list(module.parameters(recurse=False)):
+                return f"its {part} holds a {type(module).__name__} ({name}), which has no batched version"
+    return None
+
+
+def stack_vaes(models: list[nn.Module]) -> nn.Module:
+    """One model computing all of `models` (same architecture; each checked with `not_stackable`)."""
+    for model in models:
+        reason = not_stackable(model)
+        if reason is not None:
+            raise ValueError(f"cannot stack this model: {reason}")
+    stacked = copy.deepcopy(models[0])
+    for part in ("encoder", "decoder"):
+        linears = [name for name, m in getattr(stacked, part).named_modules() if isinstance(m, nn.Linear)]
+        for name in linears:
+            layers = [getattr(model, part).get_submodule(name) for model in models]
+            parent, _, leaf = name.rpartition(".")
+            getattr(stacked, part).get_submodule(parent).register_module(leaf, StackedLinear(layers))
+    return stacked
+
+
+def member_state_dict(stacked: nn.Module, m: int) -> dict[str, Tensor]:
+    """Member m's state_dict, key for key what the standalone model's state_dict() holds (copies)."""
+    state = {}
+    for name, module in stacked.named_modules():
+        if isinstance(module, StackedLinear):
+            state.update({f"{name}.{k}": v.detach().clone() for k, v in module.member(m).items()})
+    for key, value in stacked.state_dict().items():
+        owner = key.rpartition(".")[0]
+        if not isinstance(stacked.get_submodule(owner) if owner else stacked, StackedLinear):
+            state[key] = value.detach().clone()  # a constant every member shares (not_stackable)
+    return state
