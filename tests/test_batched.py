@@ -105,3 +105,19 @@ def test_configs_stack_when_they_differ_only_in_member_keys():
         assert stack_key(base) != stack_key(make_cfg("dataset=digits", other)), other
     with pytest.raises(ValueError, match="cannot stack"):
         Stack([base, make_cfg("dataset=digits", "trainer.lr=0.01")])
+
+
+def test_the_benchmark_script_times_every_variant(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_batched.py"
+    out = tmp_path / "bench.json"
+    args = ["--workloads", "digits8", "--threads", "1", "--steps", "2", "--repeats", "1", "--json", str(out)]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["members"] == 8 and row["sequential_vs_sequential"] == 1.0
+    assert all(row[f"{v}_images_per_s"] > 0 for v in ("sequential", "stacked", "vmap"))
