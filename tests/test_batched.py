@@ -8,23 +8,29 @@ from conftest import make_cfg
 
 from vae_runner import build
 from vae_runner.batched_training import Stack, member_grad_norms, stack_key
-from vae_runner.model.stacked import StackedLinear, member_state_dict, not_stackable, stack_vaes
+from vae_runner.model.stacked import (
+    StackedLinear,
+    member_optimizer_state,
+    member_state_dict,
+    not_stackable,
+    stack_vaes,
+)
 
 SWEEP = [("seed=0", "beta=1"), ("seed=1", "beta=4"), ("seed=0", "beta=8")]
 STEPS = 4
 
 
-def standalone_after(cfg, tmp_path) -> dict:
+def standalone_after(cfg, tmp_path):
     trainer = build.make_trainer(cfg, tmp_path)
     trainer.train_epoch()
-    return trainer.model.state_dict()
+    return trainer.model.state_dict(), trainer.optimizer.state_dict()
 
 
-def batched_after(cfgs, clip=None) -> torch.nn.Module:
+def batched_after(cfgs) -> Stack:
     stack = Stack(cfgs, limit_batches=STEPS)
     for x, noise in stack.batches.epoch():
         stack.step(x, noise)
-    return stack.model
+    return stack
 
 
 @pytest.mark.parametrize(
@@ -37,13 +43,19 @@ def batched_after(cfgs, clip=None) -> torch.nn.Module:
 )
 def test_each_member_follows_its_standalone_run(extra, tmp_path, no_threads):
     cfgs = [make_cfg("dataset=digits", f"trainer.limit_batches={STEPS}", *run, *extra) for run in SWEEP]
-    stacked = batched_after(cfgs)
+    stack = batched_after(cfgs)
+    stacked = stack.model
     for m, cfg in enumerate(cfgs):
-        alone = standalone_after(cfg, tmp_path / str(m))
+        alone, alone_adam = standalone_after(cfg, tmp_path / str(m))
         member = member_state_dict(stacked, m)
         assert member.keys() == alone.keys()
         for key in alone:
             torch.testing.assert_close(member[key], alone[key], rtol=1e-4, atol=2e-6, msg=f"member {m}: {key}")
+        adam = member_optimizer_state(stacked, stack.optimizer.state_dict(), m)
+        assert adam["param_groups"] == alone_adam["param_groups"] and adam["state"].keys() == alone_adam["state"].keys()
+        for i, moments in alone_adam["state"].items():
+            for k, v in moments.items():  # step, exp_avg, exp_avg_sq: loadable into the standalone run's Adam
+                torch.testing.assert_close(adam["state"][i][k], v, rtol=1e-3, atol=1e-9, msg=f"member {m}: {i}.{k}")
     # the members differ (their seeds and betas do): a mix-up of streams or weights would not pass the loop above
     first = next(iter(alone))
     assert not torch.equal(member_state_dict(stacked, 0)[first], alone[first])

@@ -2,8 +2,8 @@
 members' encoders and decoders into a `StackedLinear` that holds the M members' weights on a leading axis and runs
 one batched matrix product (torch.baddbmm) where M runs would each run a small one. The member axis then leads every
 tensor: x (M, B, *shape), z (M, B, D), the objective's terms (M, B); the priors, likelihoods and the objective
-broadcast over it unchanged. `member_state_dict` gives member m's weights back in the standalone model's layout, so
-its checkpoint is an ordinary run's.
+broadcast over it unchanged. `member_state_dict` and `member_optimizer_state` give member m's weights and Adam
+moments back in the standalone model's layout, so its checkpoint is an ordinary run's.
 
 On CPU, batched layers beat vmap over stacked nn.Linear modules (`torch.func.stack_module_state`, measured in
 scripts/bench_batched.py): vmap transposes and copies every weight at every call.
@@ -70,14 +70,26 @@ def stack_vaes(models: list[nn.Module]) -> nn.Module:
     return stacked
 
 
+def member_view(stacked: nn.Module, name: str, value: Tensor, m: int) -> Tensor:
+    """Member m's part of `value`, a tensor shaped like the stacked model's entry `name` (a parameter, or its Adam
+    moments), in the standalone layout; entries outside the stacked layers are shared and returned whole."""
+    owner, _, leaf = name.rpartition(".")
+    if isinstance(stacked.get_submodule(owner) if owner else stacked, StackedLinear):
+        return value[m].t() if leaf == "weight" else value[m, 0]
+    return value
+
+
 def member_state_dict(stacked: nn.Module, m: int) -> dict[str, Tensor]:
     """Member m's state_dict, key for key what the standalone model's state_dict() holds (copies)."""
-    state = {}
-    for name, module in stacked.named_modules():
-        if isinstance(module, StackedLinear):
-            state.update({f"{name}.{k}": v.detach().clone() for k, v in module.member(m).items()})
-    for key, value in stacked.state_dict().items():
-        owner = key.rpartition(".")[0]
-        if not isinstance(stacked.get_submodule(owner) if owner else stacked, StackedLinear):
-            state[key] = value.detach().clone()  # a constant every member shares (not_stackable)
-    return state
+    return {k: member_view(stacked, k, v, m).detach().clone() for k, v in stacked.state_dict().items()}
+
+
+def member_optimizer_state(stacked: nn.Module, optimizer_state: dict, m: int) -> dict:
+    """Member m's part of the stacked model's optimizer.state_dict(): what the standalone run's optimizer holds
+    (the stacked model lists its parameters in the standalone model's order, under the same names)."""
+    names = [name for name, p in stacked.named_parameters() if p.requires_grad]
+    state = {
+        i: {k: member_view(stacked, names[i], v, m).clone() if v.dim() else v.clone() for k, v in entry.items()}
+        for i, entry in optimizer_state["state"].items()
+    }
+    return {"state": state, "param_groups": copy.deepcopy(optimizer_state["param_groups"])}
