@@ -133,3 +133,28 @@ def test_the_benchmark_script_times_every_variant(tmp_path):
     (row,) = json.loads(out.read_text())["rows"]
     assert row["members"] == 8 and row["sequential_vs_sequential"] == 1.0
     assert all(row[f"{v}_images_per_s"] > 0 for v in ("sequential", "stacked", "vmap"))
+
+
+def test_a_diverged_member_is_dropped_and_the_others_go_on_as_their_standalone_runs(tmp_path, no_threads):
+    cfgs = [make_cfg("dataset=digits", f"trainer.limit_batches={STEPS}", *run) for run in SWEEP]
+    stack = Stack(cfgs, limit_batches=STEPS)
+    for i, (x, noise) in enumerate(stack.batches.epoch()):
+        if i == 1:
+            with torch.no_grad():
+                next(stack.model.parameters())[1].fill_(float("nan"))  # member 1 goes bad
+        terms, norms = stack.step(x, noise)
+        bad = stack.nonfinite(terms, norms)
+        assert bad.tolist() == ([False, True, False] if i == 1 else [False] * len(bad))
+        if bad.any():
+            stack.drop(bad.nonzero().flatten().tolist())
+    assert len(stack.objectives) == 2 and next(stack.model.parameters()).shape[0] == 2
+    for m, run in zip((0, 1), (0, 2)):  # the stack's members 0 and 1 are the runs 0 and 2
+        alone, _ = standalone_after(cfgs[run], tmp_path / str(run))
+        for key, value in member_state_dict(stack.model, m).items():
+            torch.testing.assert_close(value, alone[key], rtol=1e-4, atol=2e-6, msg=f"run {run}: {key}")
+
+
+def test_an_optimizer_that_is_not_element_wise_does_not_stack(no_threads):
+    cfgs = [make_cfg("dataset=digits", "optimizer=adam_normgrad", f"seed={s}") for s in (0, 1)]
+    with pytest.raises(ValueError, match="not element-wise"):
+        Stack(cfgs)

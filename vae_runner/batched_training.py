@@ -17,12 +17,12 @@ from contextlib import contextmanager
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from torch import Tensor
+from torch import Tensor, nn
 
 from vae_runner import build
 from vae_runner.config.compose import build as build_option
 from vae_runner.data import TrainBatches
-from vae_runner.model.stacked import stack_vaes
+from vae_runner.model.stacked import StackedLinear, stack_vaes
 
 
 class MemberStreams:
@@ -65,17 +65,22 @@ class MemberBatches:
         self.batches, self.streams, self.latent_dim = batches, streams, latent_dim
         self.device = batches.split.x.device
 
+        self.iterators: list[Iterator] = []  # the members' current epochs
+
+    def keep(self, members: list[int]) -> None:
+        self.streams.states = [self.streams.states[m] for m in members]
+        self.iterators = [self.iterators[m] for m in members] if self.iterators else []
+
     def epoch(self) -> Iterator[tuple[Tensor, Tensor]]:
-        members = range(len(self.streams.states))
-        iterators = []
-        for m in members:
+        self.iterators = []
+        for m in range(len(self.streams.states)):
             with self.streams.stream(m, self.device):
-                iterators.append(self.batches.iterate(self.batches.permutation()))
+                self.iterators.append(self.batches.iterate(self.batches.permutation()))
         for _ in range(len(self.batches)):
             xs, noise = [], []
-            for m in members:
+            for m in range(len(self.iterators)):  # fewer once a member is dropped
                 with self.streams.stream(m, self.device):
-                    x, _ = next(iterators[m])
+                    x, _ = next(self.iterators[m])
                     xs.append(x)
                     noise.append(torch.empty(1, len(x), self.latent_dim, device=self.device).normal_())
             yield torch.stack(xs), torch.stack(noise, dim=1)
@@ -139,6 +144,8 @@ class Stack:
             states.append(MemberStreams.capture(self.device))  # the run's RNG where its training starts
         self.model = stack_vaes(models)
         self.optimizer = build_option(cfgs[0].optimizer)(self.model.parameters())
+        if type(self.optimizer) is not torch.optim.Adam:  # AdamNormGrad's per-tensor norm would mix the members
+            raise ValueError(f"optimizer {type(self.optimizer).__name__} is not element-wise: the runs cannot stack")
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.objectives = [instantiate(cfg.objective) for cfg in cfgs]
         trainer = cfgs[0].trainer
@@ -158,8 +165,34 @@ class Stack:
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].mean(-1).sum().backward()
         norms = clip_members_(self.params, self.clips) if self.clips is not None else member_grad_norms(self.params)
-        self.optimizer.step()
+        self.optimizer.step()  # element-wise: a member's non-finite gradient touches only its own slices
         self.global_step += 1
         self.step_in_epoch = (self.step_in_epoch + 1) % len(self.batches.batches)
         self.epoch += self.step_in_epoch == 0
         return terms, norms
+
+    def nonfinite(self, terms: dict[str, Tensor], norms: Tensor) -> Tensor:
+        """(M,) on the device: which members had a non-finite term or gradient norm in this step."""
+        finite = torch.stack([t.detach().isfinite().all(-1) for t in terms.values()]).all(0) & norms.isfinite()
+        return ~finite
+
+    def drop(self, members: list[int]) -> None:
+        """Take `members` out of the stack (a diverged member stops; the others go on exactly as before)."""
+        keep = [m for m in range(len(self.objectives)) if m not in set(members)]
+        index = torch.tensor(keep, device=self.device)
+        old_state = self.optimizer.state_dict()
+        for module in self.model.modules():
+            if isinstance(module, StackedLinear):
+                module.weight = nn.Parameter(module.weight.detach()[index].clone())
+                module.bias = nn.Parameter(module.bias.detach()[index].clone())
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        settings = {k: v for k, v in old_state["param_groups"][0].items() if k != "params"}
+        self.optimizer = type(self.optimizer)(self.params, **settings)
+        state = {
+            i: {k: v[index] if v.dim() else v for k, v in entry.items()} for i, entry in old_state["state"].items()
+        }
+        self.optimizer.load_state_dict({"state": state, "param_groups": old_state["param_groups"]})
+        self.objectives = [self.objectives[m] for m in keep]
+        self.batches.keep(keep)
+        if self.clips is not None:
+            self.clips = self.clips[index]
