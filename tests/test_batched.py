@@ -158,3 +158,14 @@ def test_an_optimizer_that_is_not_element_wise_does_not_stack(no_threads):
     cfgs = [make_cfg("dataset=digits", "optimizer=adam_normgrad", f"seed={s}") for s in (0, 1)]
     with pytest.raises(ValueError, match="not element-wise"):
         Stack(cfgs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_each_member_follows_its_standalone_run(tmp_path):
+    cfgs = [make_cfg("dataset=digits", f"trainer.limit_batches={STEPS}", "trainer.device=cuda", *run) for run in SWEEP]
+    stack = batched_after(cfgs)
+    assert next(stack.model.parameters()).is_cuda
+    for m, cfg in enumerate(cfgs):
+        alone, _ = standalone_after(cfg, tmp_path / str(m))
+        for key, value in member_state_dict(stack.model, m).items():
+            torch.testing.assert_close(value, alone[key], rtol=1e-3, atol=1e-5, msg=f"member {m}: {key}")
