@@ -198,6 +198,9 @@ def test_resume_can_extend_training_but_not_change_the_model(tmp_path, no_thread
         [f"resume={tmp_path / 'a'}", "trainer.epochs=2"],
     )
     assert more["epochs"] == 2
+    # TensorBoard shows both validations: the first run's (at its checkpoint's step) is not purged by the resume
+    events = EventAccumulator(str(tmp_path / "a")).Reload()
+    assert [e.step for e in events.Scalars("val/elbo")] == [2, 4]
     with pytest.raises(UserError, match="latent_dim"):
         run.train(
             make_cfg(f"resume={tmp_path / 'a'}", "latent_dim=3"),

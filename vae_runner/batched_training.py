@@ -139,10 +139,13 @@ class Stack:
         models, states = [], []
         for cfg in cfgs:
             self.device = build.setup(cfg)  # seeds torch with the member's seed, as a standalone run
-            self.data = build.load_data(cfg, self.device)
+            if not models:  # one dataset for all (equal stack keys); loading it draws nothing from torch's RNG
+                self.data = build.load_data(cfg, self.device)
             models.append(build.build_model(cfg, self.data, self.device))
             states.append(MemberStreams.capture(self.device))  # the run's RNG where its training starts
         self.model = stack_vaes(models)
+        self.models = models  # the members' own models: validation and pictures load a member's weights into its own
+        self.alive = list(range(len(models)))  # stack position -> index into cfgs
         self.optimizer = build_option(cfgs[0].optimizer)(self.model.parameters())
         if type(self.optimizer) is not torch.optim.Adam:  # AdamNormGrad's per-tensor norm would mix the members
             raise ValueError(f"optimizer {type(self.optimizer).__name__} is not element-wise: the runs cannot stack")
@@ -179,6 +182,9 @@ class Stack:
     def drop(self, members: list[int]) -> None:
         """Take `members` out of the stack (a diverged member stops; the others go on exactly as before)."""
         keep = [m for m in range(len(self.objectives)) if m not in set(members)]
+        if not keep:
+            self.alive = []
+            return
         index = torch.tensor(keep, device=self.device)
         old_state = self.optimizer.state_dict()
         for module in self.model.modules():
@@ -193,6 +199,7 @@ class Stack:
         }
         self.optimizer.load_state_dict({"state": state, "param_groups": old_state["param_groups"]})
         self.objectives = [self.objectives[m] for m in keep]
+        self.alive = [self.alive[m] for m in keep]
         self.batches.keep(keep)
         if self.clips is not None:
             self.clips = self.clips[index]

@@ -126,6 +126,9 @@ def main() -> None:
     if message := problem(sys.argv[1:]):
         print(f"vae-run: error: {message}", file=sys.stderr)
         sys.exit(2)
+    from vae_runner.batched_launcher import register
+
+    register()  # hydra/launcher=batched
     hydra.main(config_path="pkg://vae_runner.configs", config_name="train", version_base="1.3")(task)()
 
 

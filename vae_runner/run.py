@@ -60,7 +60,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in (run_dir / CHECKPOINTS).glob("*.tmp"):  # half-written by a process that was killed
         stale.unlink()
-    trainer = build.make_trainer(cfg, run_dir, purge_step=state["global_step"] if state else None)
+    # TensorBoard hides the earlier events at steps >= purge_step: those logged after the checkpoint, not the
+    # validation and pictures logged at its own step before it was written
+    trainer = build.make_trainer(cfg, run_dir, purge_step=state["global_step"] + 1 if state else None)
     model, optimizer, logger, device = trainer.model, trainer.optimizer, trainer.logger, trainer.device
     objective, data = trainer.objective, trainer.data
     if state is not None:
@@ -169,9 +171,10 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
     skipped, an interrupted one (checkpoints/last.pt) resumes. That is how a re-launched sweep, or a Slurm job
     requeued after preemption, picks up where it stopped."""
     validate(cfg)
-    existing = checkpoint_path(run_dir, LAST)
+    existing, saved = checkpoint_path(run_dir, LAST), {}
     if plain(cfg.mode) == Mode.train.value and not cfg.resume and existing.is_file():
-        rundir.same_run_or_refuse(cfg, load_checkpoint(existing), run_dir)
+        saved = load_checkpoint(existing)
+        rundir.same_run_or_refuse(cfg, saved, run_dir)
     if plain(cfg.mode) == Mode.sample.value:
         sample(cfg, run_dir, overrides)
         return float("nan")  # nothing to optimise
@@ -182,7 +185,11 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
         metrics = rundir.read_metrics(run_dir)
     else:
         if not cfg.resume and existing.is_file():
-            log.info("%s holds an interrupted run; resuming it", run_dir)
+            if saved.get("stacked"):
+                log.info("%s was trained up to epoch %d in a stack of %d runs (hydra/launcher=batched); finishing it "
+                         "here", run_dir, saved["epoch"], saved["stacked"])  # fmt: skip
+            else:
+                log.info("%s holds an interrupted run; resuming it", run_dir)
             cfg = cfg.copy()
             cfg.resume = str(run_dir)
             # same_run_or_refuse found the saved config equal to this one: the preset (experiment=) that composed

@@ -1,0 +1,198 @@
+"""Train a stack of sweep members (batched_training.Stack) and write each member's run directory as its own run
+would: TensorBoard scalars (train/ every `log_every` steps, val/ every `eval_every` epochs), pictures every
+`images_every` epochs, HParams, a log line per validation in its vae-run.log, and checkpoints (`last.pt`, `best.pt`,
+every `checkpoint_every_s` seconds and at the end) in the standalone format, so `resume`, `mode=eval` and the final
+evaluation treat a member exactly as a run that trained alone. Early stopping is per member, and a member whose
+loss or gradient goes non-finite leaves the stack at once (its last good checkpoint stays; the final pass then
+reports the divergence as for any run). The final evaluation is not done here: the launcher runs each member's own
+job afterwards, which finds the trained run and evaluates it (batched_launcher.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from vae_runner import build, threads
+from vae_runner.batched_training import Stack
+from vae_runner.checkpoint import snapshot
+from vae_runner.checkpoint_cadence import RunCheckpoints
+from vae_runner.config.plain import plain
+from vae_runner.evaluation.metrics import evaluate_split
+from vae_runner.evaluation.pictures import log_pictures
+from vae_runner.model.stacked import member_optimizer_state, member_state_dict
+from vae_runner.rundir import CHECKPOINTS
+from vae_runner.tb_logger import RunLogger, hparams_of
+
+log = logging.getLogger("vae_runner")
+
+
+class Member:
+    """One member's run: its config, directory, logger, checkpoints and best validation ELBO."""
+
+    def __init__(self, cfg, run_dir: Path, steps_per_epoch: int, objective):
+        self.cfg, self.run_dir = cfg, run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.logger = RunLogger(run_dir, cfg.logger.tensorboard)
+        self.logger.hparams(hparams_of(cfg))
+        self.checkpoints = RunCheckpoints(run_dir / CHECKPOINTS, cfg.trainer.checkpoint_every_s)
+        self.best_val_elbo, self.best_epoch = -float("inf"), 0
+        self.full_weight_epoch = objective.first_full_weight_epoch(steps_per_epoch)
+        self.config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
+        self.file_log = logging.getLogger(f"vae_runner.member.{run_dir}")
+        self.file_log.propagate = False
+        handler = logging.FileHandler(run_dir / "vae-run.log")
+        handler.setFormatter(logging.Formatter("[%(asctime)s][vae_runner][%(levelname)s] - %(message)s"))
+        self.file_log.addHandler(handler)
+
+    def patience_exhausted(self, epoch: int) -> bool:
+        patience = self.cfg.trainer.early_stopping
+        return bool(patience) and epoch - max(self.best_epoch, self.full_weight_epoch - 1) >= patience
+
+    def close(self) -> None:
+        self.checkpoints.wait()
+        self.logger.close()
+        for handler in self.file_log.handlers:
+            handler.close()
+        self.file_log.handlers.clear()
+
+
+def train_stack(cfgs, run_dirs: list[Path]) -> None:
+    """Train the members `cfgs` (one stack_key) together, each writing into its run directory."""
+    stack = Stack(cfgs)
+    cfg = cfgs[0]
+    set_stack_threads(stack, cfg)
+    steps = len(stack.batches.batches)
+    members = [Member(c, d, steps, o) for c, d, o in zip(cfgs, run_dirs, stack.objectives)]
+    log.info("training %d runs as one stack (%s)", len(members), ", ".join(str(d) for d in run_dirs))
+    for member in members:
+        member.file_log.info("training as one of a stack of %d runs (hydra/launcher=batched)", len(members))
+    start, steps_time = time.perf_counter(), 0.0
+    try:
+        for epoch in range(1, cfg.trainer.epochs + 1):
+            t0 = time.perf_counter()
+            train_epoch(stack, members)
+            steps_time += time.perf_counter() - t0
+            if not stack.alive:
+                break
+            if epoch % cfg.trainer.eval_every == 0 or epoch == cfg.trainer.epochs:
+                validate(stack, members, epoch)
+            timing = {"train_time_s": time.perf_counter() - start, "train_steps_s": steps_time}
+            stopping = [i for i, m in enumerate(stack.alive) if members[m].patience_exhausted(epoch)]
+            due = members[stack.alive[0]].checkpoints.due()
+            for i, m in enumerate(stack.alive):
+                if epoch == cfg.trainer.epochs or i in stopping or due:
+                    members[m].checkpoints.write(member_state(stack, i, members[m], epoch, timing))
+            for i in stopping:
+                members[stack.alive[i]].file_log.info("early stopping after epoch %d (batched)", epoch)
+            if stopping:
+                stack.drop(stopping)
+            if not stack.alive:
+                break
+    finally:
+        for member in members:
+            member.close()
+
+
+def train_epoch(stack: Stack, members: list[Member]) -> None:
+    """One epoch of every member in the stack; the train/ scalars every log_every steps; diverged members out."""
+    sums, bad, n = None, None, 0
+    log_every = members[0].cfg.trainer.log_every
+    for x, noise in stack.batches.epoch():
+        terms, norms = stack.step(x, noise)
+        means = torch.cat([torch.stack([t.detach().mean(-1) for t in terms.values()], 1), norms.detach()[:, None]], 1)
+        step_bad = stack.nonfinite(terms, norms)
+        sums, bad, n = (means, step_bad, 1) if sums is None else (sums + means, bad | step_bad, n + 1)
+        if stack.global_step % log_every == 0:
+            flush(stack, members, [*terms, "grad_norm"], sums / n, bad)
+            sums, bad, n = None, None, 0
+            if not stack.alive:
+                return
+    if sums is not None:
+        flush(stack, members, [*terms, "grad_norm"], sums / n, bad)
+
+
+def flush(stack: Stack, members: list[Member], names: list[str], means: torch.Tensor, bad: torch.Tensor) -> None:
+    """One host sync: each member's running means to its TensorBoard; members gone non-finite leave the stack."""
+    progress = (stack.epoch, stack.global_step)
+    diverged = [i for i, b in enumerate(bad.tolist()) if b]
+    for i, (m, row) in enumerate(zip(list(stack.alive), means.tolist())):
+        member = members[m]
+        if i in diverged:
+            member.file_log.error(
+                "training diverged by step %d: a loss term or the gradient became non-finite; the run left the "
+                "stack and its last good checkpoint stays (the final pass reports it)",
+                stack.global_step,
+            )
+            continue
+        values = {f"train/{k}": v for k, v in zip(names, row)}
+        values["train/beta"] = stack.objectives[i].kl_weight(progress)
+        member.logger.scalars(values, stack.global_step)
+    if diverged:
+        stack.drop(diverged)
+
+
+def validate(stack: Stack, members: list[Member], epoch: int) -> None:
+    """Each member's validation split, as its own run validates: val/ scalars, the best model kept, pictures."""
+    line = []
+    for i, m in enumerate(stack.alive):
+        member, model = members[m], stack.models[m]
+        model.load_state_dict(member_state_dict(stack.model, i))
+        metrics = evaluate_split(model, stack.objectives[i], stack.data.val, member.cfg.trainer.eval_batch_size,
+                                 member.cfg.seed)  # fmt: skip
+        metrics["active_units"] = build.active_units_of(model, stack.data.val, member.cfg)
+        member.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, stack.global_step)
+        member.file_log.info(
+            "epoch %d/%d: val ELBO %.2f (recon %.2f, KL %.2f), active units %d (batched)",
+            epoch, member.cfg.trainer.epochs, metrics["elbo"], metrics["recon"], metrics["kl"], metrics["active_units"],
+        )  # fmt: skip
+        if epoch % member.cfg.logger.images_every == 0 or epoch == member.cfg.trainer.epochs:
+            log_pictures(
+                model, stack.data, member.logger, member.cfg.logger.n_images, stack.global_step, member.cfg.seed
+            )
+        if metrics["elbo"] > member.best_val_elbo:
+            member.best_val_elbo, member.best_epoch = metrics["elbo"], epoch
+            member.checkpoints.keep_best(member_state(stack, i, member, epoch, {}))
+        member.logger.flush()
+        line.append(f"{metrics['elbo']:.2f}")
+    log.info("epoch %d/%d: val ELBO per run %s", epoch, members[0].cfg.trainer.epochs, " | ".join(line))
+
+
+def member_state(stack: Stack, i: int, member: Member, epoch: int, timing: dict) -> dict:
+    """Member i's checkpoint at the end of `epoch`, in the standalone format (Trainer.state)."""
+    stream = stack.batches.streams.states[i]
+    rng = {"torch": stream["cpu"], **({"cuda": [stream["cuda"]]} if "cuda" in stream else {})}
+    return snapshot(
+        dict(
+            model=member_state_dict(stack.model, i),
+            optimizer=member_optimizer_state(stack.model, stack.optimizer.state_dict(), i),
+            epoch=epoch,
+            global_step=stack.global_step,
+            best_val_elbo=member.best_val_elbo,
+            best_epoch=member.best_epoch,
+            rng=rng,
+            perm=None,
+            batch_index=0,
+            stacked=len(stack.models),  # trained as one of this many runs (run.py says so when it finishes the run)
+            **timing,
+            **member.config,
+        )
+    )
+
+
+def set_stack_threads(stack: Stack, cfg) -> None:
+    """torch's threads for the stack's step (trainer.num_threads, else threads.choose for the whole stack's work)."""
+    if stack.device.type != "cpu":
+        return
+    if cfg.trainer.num_threads:
+        n, why = cfg.trainer.num_threads, "trainer.num_threads"
+    else:
+        rows = cfg.trainer.batch_size
+        x = stack.data.train.floats(slice(0, rows)).expand(len(stack.alive), rows, *stack.data.shape)
+        n, why = threads.choose(threads.step_macs(stack.model, stack.objectives[0], x))
+    torch.set_num_threads(n)
+    log.info("torch threads for the stack: %d (%s)", n, why)
