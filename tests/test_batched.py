@@ -169,3 +169,24 @@ def test_on_cuda_each_member_follows_its_standalone_run(tmp_path):
         alone, _ = standalone_after(cfg, tmp_path / str(m))
         for key, value in member_state_dict(stack.model, m).items():
             torch.testing.assert_close(value, alone[key], rtol=1e-3, atol=1e-5, msg=f"member {m}: {key}")
+
+
+def test_the_stacked_validation_gives_each_member_its_own_runs_numbers(no_threads):
+    from vae_runner.evaluation.metrics import evaluate_split
+    from vae_runner.evaluation.stacked_metrics import evaluate_members
+
+    cfgs = [make_cfg("dataset=digits", *run) for run in SWEEP]
+    stack = batched_after(cfgs)
+    betas = torch.tensor([[o.kl_weight(None)] for o in stack.objectives])
+    together = evaluate_members(
+        stack.model, stack.objectives[0], betas, stack.data.val, 64, [c.seed for c in cfgs], 0.01
+    )
+    for i, cfg in enumerate(cfgs):
+        model = stack.models[i]
+        model.load_state_dict(member_state_dict(stack.model, i))
+        alone = evaluate_split(model, stack.objectives[i], stack.data.val, 1000, cfg.seed)
+        alone["active_units"] = build.active_units_of(model, stack.data.val, cfg)
+        assert together[i].keys() == alone.keys()
+        for key, value in alone.items():
+            assert together[i][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (i, key)
+    assert together[0]["loss"] != together[1]["loss"]  # each member's own beta

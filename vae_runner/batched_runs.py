@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from vae_runner import build, threads
+from vae_runner import threads
 from vae_runner.batched_training import Stack
 from vae_runner.checkpoint import snapshot
 from vae_runner.checkpoint_cadence import RunCheckpoints
 from vae_runner.config.plain import plain
-from vae_runner.evaluation.metrics import evaluate_split
 from vae_runner.evaluation.pictures import log_pictures
+from vae_runner.evaluation.stacked_metrics import evaluate_members
 from vae_runner.model.stacked import member_optimizer_state, member_state_dict
 from vae_runner.rundir import CHECKPOINTS
 from vae_runner.tb_logger import RunLogger, hparams_of
@@ -138,28 +138,28 @@ def flush(stack: Stack, members: list[Member], names: list[str], means: torch.Te
 
 def validate(stack: Stack, members: list[Member], epoch: int) -> None:
     """Each member's validation split, as its own run validates: val/ scalars, the best model kept, pictures."""
-    line = []
-    for i, m in enumerate(stack.alive):
-        member, model = members[m], stack.models[m]
-        model.load_state_dict(member_state_dict(stack.model, i))
-        metrics = evaluate_split(model, stack.objectives[i], stack.data.val, member.cfg.trainer.eval_batch_size,
-                                 member.cfg.seed)  # fmt: skip
-        metrics["active_units"] = build.active_units_of(model, stack.data.val, member.cfg)
+    cfg, alive = members[0].cfg, list(stack.alive)
+    betas = torch.tensor([[o.kl_weight(None)] for o in stack.objectives], device=stack.device)
+    seeds = [members[m].cfg.seed for m in alive]
+    all_metrics = evaluate_members(stack.model, stack.objectives[0], betas, stack.data.val,
+                                   cfg.trainer.eval_batch_size, seeds, cfg.evaluation.active_threshold)  # fmt: skip
+    for i, (m, metrics) in enumerate(zip(alive, all_metrics)):
+        member = members[m]
         member.logger.scalars({f"val/{k}": v for k, v in metrics.items()}, stack.global_step)
         member.file_log.info(
             "epoch %d/%d: val ELBO %.2f (recon %.2f, KL %.2f), active units %d (batched)",
-            epoch, member.cfg.trainer.epochs, metrics["elbo"], metrics["recon"], metrics["kl"], metrics["active_units"],
+            epoch, cfg.trainer.epochs, metrics["elbo"], metrics["recon"], metrics["kl"], metrics["active_units"],
         )  # fmt: skip
-        if epoch % member.cfg.logger.images_every == 0 or epoch == member.cfg.trainer.epochs:
-            log_pictures(
-                model, stack.data, member.logger, member.cfg.logger.n_images, stack.global_step, member.cfg.seed
-            )
+        if epoch % cfg.logger.images_every == 0 or epoch == cfg.trainer.epochs:
+            model = stack.models[m]
+            model.load_state_dict(member_state_dict(stack.model, i))
+            log_pictures(model, stack.data, member.logger, cfg.logger.n_images, stack.global_step, member.cfg.seed)
         if metrics["elbo"] > member.best_val_elbo:
             member.best_val_elbo, member.best_epoch = metrics["elbo"], epoch
             member.checkpoints.keep_best(member_state(stack, i, member, epoch, {}))
         member.logger.flush()
-        line.append(f"{metrics['elbo']:.2f}")
-    log.info("epoch %d/%d: val ELBO per run %s", epoch, members[0].cfg.trainer.epochs, " | ".join(line))
+    line = " | ".join(f"{metrics['elbo']:.2f}" for metrics in all_metrics)
+    log.info("epoch %d/%d: val ELBO per run %s", epoch, cfg.trainer.epochs, line)
 
 
 def member_state(stack: Stack, i: int, member: Member, epoch: int, timing: dict) -> dict:
