@@ -56,6 +56,7 @@ def test_each_member_follows_its_standalone_run(extra, tmp_path, no_threads):
         for i, moments in alone_adam["state"].items():
             for k, v in moments.items():  # step, exp_avg, exp_avg_sq: loadable into the standalone run's Adam
                 torch.testing.assert_close(adam["state"][i][k], v, rtol=1e-3, atol=1e-9, msg=f"member {m}: {i}.{k}")
+                assert adam["state"][i][k].is_contiguous()  # fused Adam miscomputes with transposed moments
     # the members differ (their seeds and betas do): a mix-up of streams or weights would not pass the loop above
     first = next(iter(alone))
     assert not torch.equal(member_state_dict(stacked, 0)[first], alone[first])
@@ -190,3 +191,39 @@ def test_the_stacked_validation_gives_each_member_its_own_runs_numbers(no_thread
         for key, value in alone.items():
             assert together[i][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (i, key)
     assert together[0]["loss"] != together[1]["loss"]  # each member's own beta
+
+
+@pytest.mark.parametrize("at_step", [5, 6], ids=["inside an epoch", "after an epoch's last step"])
+def test_a_stop_signal_checkpoints_every_member_and_each_goes_on_as_its_uninterrupted_run(
+    at_step, tmp_path, monkeypatch, no_threads
+):
+    import itertools
+    import json
+    import os
+    import signal
+
+    from vae_runner import run
+    from vae_runner.batched_runs import train_stack
+    from vae_runner.signals import Interrupted
+
+    overrides = ["dataset=digits", "trainer.epochs=3", "trainer.limit_batches=3", "trainer.log_every=2"]
+    cfgs = [make_cfg(*overrides, *job) for job in SWEEP[:2]]
+    dirs = [tmp_path / "stack" / str(i) for i in range(2)]
+    real, count = Stack.step, itertools.count(1)
+
+    def step_then_signal(self, x, noise):
+        out = real(self, x, noise)
+        if next(count) == at_step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(Stack, "step", step_then_signal)
+    with pytest.raises(Interrupted, match=f"after step {at_step} of the stack"):
+        train_stack(cfgs, dirs)
+    monkeypatch.setattr(Stack, "step", real)
+    for i, cfg in enumerate(cfgs):
+        run.run(cfg, dirs[i], [*overrides, *SWEEP[i]])  # the same job again: it goes on alone from its checkpoint
+        resumed = json.loads((dirs[i] / "metrics.json").read_text())
+        full = run.train(make_cfg(*overrides, *SWEEP[i]), tmp_path / f"full{i}")
+        for key in ("test/elbo", "val/elbo", "test/log_likelihood", "steps", "best_epoch", "epochs"):
+            assert resumed[key] == pytest.approx(full[key], rel=1e-5), (i, key)

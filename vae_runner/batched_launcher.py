@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from hydra.core.utils import configure_log, filter_overrides, run_job, setup_glo
 from omegaconf import OmegaConf, open_dict, read_write
 
 from vae_runner.rundir import CHECKPOINTS, METRICS
+from vae_runner.signals import Interrupted
 
 log = logging.getLogger("vae_runner")
 
@@ -95,6 +97,9 @@ def launch(launcher, job_overrides, initial_job_idx: int):
                 train_stack(list(cfgs), list(run_dirs))
             except ValueError as err:  # a model that turned out not to stack: its jobs train alone below
                 log.warning("these %d runs train one by one instead of as a stack: %s", len(members), err)
+            except Interrupted as stop:  # every member checkpointed: stop the sweep as vae-run stops a run
+                print(f"vae-run: {stop}", file=sys.stderr)
+                sys.exit(128 + stop.signum)
     log.info("Launching %d jobs locally", len(jobs))
     returns = []
     for sweep_config in jobs:

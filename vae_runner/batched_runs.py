@@ -11,6 +11,7 @@ job afterwards, which finds the trained run and evaluates it (batched_launcher.p
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.evaluation.stacked_metrics import evaluate_members
 from vae_runner.model.stacked import member_optimizer_state, member_state_dict
 from vae_runner.rundir import CHECKPOINTS
+from vae_runner.signals import Interrupted, stop_signals_to
 from vae_runner.tb_logger import RunLogger, hparams_of
 
 log = logging.getLogger("vae_runner")
@@ -71,34 +73,70 @@ def train_stack(cfgs, run_dirs: list[Path]) -> None:
     log.info("training %d runs as one stack (%s)", len(members), ", ".join(str(d) for d in run_dirs))
     for member in members:
         member.file_log.info("training as one of a stack of %d runs (hydra/launcher=batched)", len(members))
-    start, steps_time = time.perf_counter(), 0.0
+    start, stop = time.perf_counter(), []
+
+    def on_signal(signum, frame) -> None:  # as Trainer._on_signal: act after the step; a second Ctrl-C stops now
+        if not stop:
+            stop.append(signum)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
     try:
-        for epoch in range(1, cfg.trainer.epochs + 1):
-            t0 = time.perf_counter()
-            train_epoch(stack, members)
-            steps_time += time.perf_counter() - t0
-            if not stack.alive:
-                break
-            if epoch % cfg.trainer.eval_every == 0 or epoch == cfg.trainer.epochs:
-                validate(stack, members, epoch)
-            timing = {"train_time_s": time.perf_counter() - start, "train_steps_s": steps_time}
-            stopping = [i for i, m in enumerate(stack.alive) if members[m].patience_exhausted(epoch)]
-            due = members[stack.alive[0]].checkpoints.due()
-            for i, m in enumerate(stack.alive):
-                if epoch == cfg.trainer.epochs or i in stopping or due:
-                    members[m].checkpoints.write(member_state(stack, i, members[m], epoch, timing))
-            for i in stopping:
-                members[stack.alive[i]].file_log.info("early stopping after epoch %d (batched)", epoch)
-            if stopping:
-                stack.drop(stopping)
-            if not stack.alive:
-                break
+        with stop_signals_to(on_signal):
+            train_epochs(stack, members, stop, start)
     finally:
         for member in members:
             member.close()
 
 
-def train_epoch(stack: Stack, members: list[Member]) -> None:
+def train_epochs(stack: Stack, members: list[Member], stop: list[int], start: float) -> None:
+    cfg, steps_time = members[0].cfg, 0.0
+    for epoch in range(1, cfg.trainer.epochs + 1):
+        t0 = time.perf_counter()
+        train_epoch(stack, members, stop)
+        steps_time += time.perf_counter() - t0
+        if stop:
+            interrupt(
+                stack, members, stop[0], {"train_time_s": time.perf_counter() - start, "train_steps_s": steps_time}
+            )
+        if not stack.alive:
+            break
+        if epoch % cfg.trainer.eval_every == 0 or epoch == cfg.trainer.epochs:
+            validate(stack, members, epoch)
+        timing = {"train_time_s": time.perf_counter() - start, "train_steps_s": steps_time}
+        stopping = [i for i, m in enumerate(stack.alive) if members[m].patience_exhausted(epoch)]
+        due = members[stack.alive[0]].checkpoints.due()
+        for i, m in enumerate(stack.alive):
+            if epoch == cfg.trainer.epochs or i in stopping or due:
+                members[m].checkpoints.write(member_state(stack, i, members[m], timing))
+        for i in stopping:
+            members[stack.alive[i]].file_log.info("early stopping after epoch %d (batched)", epoch)
+        if stopping:
+            stack.drop(stopping)
+        if not stack.alive:
+            break
+
+
+def interrupt(stack: Stack, members: list[Member], signum: int, timing: dict) -> None:
+    """After the step that followed a stop signal: every member's checkpoint, on disk, then stop. After an epoch's
+    last step the checkpoint says so as a standalone run's does (that epoch, all its batches done, its validation
+    not), so the run validates it when it goes on."""
+    n = len(stack.batches.batches)
+    position = (stack.epoch - 1, n) if stack.step_in_epoch == 0 else None
+    for i, m in enumerate(stack.alive):
+        members[m].checkpoints.write(member_state(stack, i, members[m], timing, position))
+    for member in members:
+        member.checkpoints.wait()
+    name = signal.Signals(signum).name
+    raise Interrupted(
+        signum,
+        f"Stopped by {name} after step {stack.global_step} of the stack (epoch {stack.epoch + 1}, batch "
+        f"{stack.step_in_epoch}); each run's checkpoints/last.pt holds it. Re-launch the same sweep to continue: each "
+        f"run goes on from its checkpoint (alone, not as a stack) as it would have.",
+    )
+
+
+def train_epoch(stack: Stack, members: list[Member], stop: list[int]) -> None:
     """One epoch of every member in the stack; the train/ scalars every log_every steps; diverged members out."""
     sums, bad, n = None, None, 0
     log_every = members[0].cfg.trainer.log_every
@@ -112,6 +150,8 @@ def train_epoch(stack: Stack, members: list[Member]) -> None:
             sums, bad, n = None, None, 0
             if not stack.alive:
                 return
+        if stop:  # a stop signal: the caller checkpoints every member here, inside the epoch
+            break
     if sums is not None:
         flush(stack, members, [*terms, "grad_norm"], sums / n, bad)
 
@@ -156,14 +196,16 @@ def validate(stack: Stack, members: list[Member], epoch: int) -> None:
             log_pictures(model, stack.data, member.logger, cfg.logger.n_images, stack.global_step, member.cfg.seed)
         if metrics["elbo"] > member.best_val_elbo:
             member.best_val_elbo, member.best_epoch = metrics["elbo"], epoch
-            member.checkpoints.keep_best(member_state(stack, i, member, epoch, {}))
+            member.checkpoints.keep_best(member_state(stack, i, member, {}))
         member.logger.flush()
     line = " | ".join(f"{metrics['elbo']:.2f}" for metrics in all_metrics)
     log.info("epoch %d/%d: val ELBO per run %s", epoch, cfg.trainer.epochs, line)
 
 
-def member_state(stack: Stack, i: int, member: Member, epoch: int, timing: dict) -> dict:
-    """Member i's checkpoint at the end of `epoch`, in the standalone format (Trainer.state)."""
+def member_state(stack: Stack, i: int, member: Member, timing: dict, position: tuple[int, int] | None = None) -> dict:
+    """Member i's checkpoint now (at the end of an epoch, or after a step inside one), in the standalone format
+    (Trainer.state): run alone from it, the member goes on as its own run would."""
+    epoch, batch_index = position or (stack.epoch, stack.step_in_epoch)  # position: (epochs done, batches done)
     stream = stack.batches.streams.states[i]
     rng = {"torch": stream["cpu"], **({"cuda": [stream["cuda"]]} if "cuda" in stream else {})}
     return snapshot(
@@ -175,8 +217,8 @@ def member_state(stack: Stack, i: int, member: Member, epoch: int, timing: dict)
             best_val_elbo=member.best_val_elbo,
             best_epoch=member.best_epoch,
             rng=rng,
-            perm=None,
-            batch_index=0,
+            perm=stack.batches.perms[i] if batch_index else None,
+            batch_index=batch_index,
             stacked=len(stack.models),  # trained as one of this many runs (run.py says so when it finishes the run)
             **timing,
             **member.config,

@@ -66,16 +66,19 @@ class MemberBatches:
         self.device = batches.split.x.device
 
         self.iterators: list[Iterator] = []  # the members' current epochs
+        self.perms: list[Tensor] = []  # and their orders (a checkpoint in mid-epoch holds them)
 
     def keep(self, members: list[int]) -> None:
         self.streams.states = [self.streams.states[m] for m in members]
         self.iterators = [self.iterators[m] for m in members] if self.iterators else []
+        self.perms = [self.perms[m] for m in members] if self.perms else []
 
     def epoch(self) -> Iterator[tuple[Tensor, Tensor]]:
-        self.iterators = []
+        self.iterators, self.perms = [], []
         for m in range(len(self.streams.states)):
             with self.streams.stream(m, self.device):
-                self.iterators.append(self.batches.iterate(self.batches.permutation()))
+                self.perms.append(self.batches.permutation())
+                self.iterators.append(self.batches.iterate(self.perms[-1]))
         for _ in range(len(self.batches)):
             xs, noise = [], []
             for m in range(len(self.iterators)):  # fewer once a member is dropped

@@ -79,9 +79,15 @@ def member_view(stacked: nn.Module, name: str, value: Tensor, m: int) -> Tensor:
     return value
 
 
+def _copy(t: Tensor) -> Tensor:
+    """A contiguous copy: a member's weight is a transposed view of its stack's, and torch's fused Adam computes
+    wrong updates with non-contiguous moments loaded into it (found by resuming a member alone)."""
+    return t.detach().clone(memory_format=torch.contiguous_format)
+
+
 def member_state_dict(stacked: nn.Module, m: int) -> dict[str, Tensor]:
     """Member m's state_dict, key for key what the standalone model's state_dict() holds (copies)."""
-    return {k: member_view(stacked, k, v, m).detach().clone() for k, v in stacked.state_dict().items()}
+    return {k: _copy(member_view(stacked, k, v, m)) for k, v in stacked.state_dict().items()}
 
 
 def member_optimizer_state(stacked: nn.Module, optimizer_state: dict, m: int) -> dict:
@@ -89,7 +95,7 @@ def member_optimizer_state(stacked: nn.Module, optimizer_state: dict, m: int) ->
     (the stacked model lists its parameters in the standalone model's order, under the same names)."""
     names = [name for name, p in stacked.named_parameters() if p.requires_grad]
     state = {
-        i: {k: member_view(stacked, names[i], v, m).clone() if v.dim() else v.clone() for k, v in entry.items()}
+        i: {k: _copy(member_view(stacked, names[i], v, m)) if v.dim() else v.clone() for k, v in entry.items()}
         for i, entry in optimizer_state["state"].items()
     }
     return {"state": state, "param_groups": copy.deepcopy(optimizer_state["param_groups"])}
