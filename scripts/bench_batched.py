@@ -2,6 +2,7 @@
 
     python scripts/bench_batched.py                        # both workloads, 1 and 2 threads, 3 interleaved repeats
     python scripts/bench_batched.py --workloads digits8 --threads 2 --json out.json
+    python scripts/bench_batched.py --device cuda --threads 1                  # on a GPU
 
 Workloads: `digits8`, the 8-run digits sweep `beta=1,2,4,8 seed=0,1` (the default MLP 64-512-256-16); `fmnist4`, 4
 Fashion-MNIST runs (MLP 784-512-256-16, seeds 0-3). Variants, each timed over the same number of training steps per
@@ -32,7 +33,7 @@ from vae_runner.batched_training import Stack
 from vae_runner.cli import register_resolvers
 from vae_runner.config.schema import register_configs
 
-COMMON = ["trainer.device=cpu", "logger.tensorboard=false", "logger.progress_bar=false"]
+COMMON = ["logger.tensorboard=false", "logger.progress_bar=false"]
 WORKLOADS = {
     "digits8": [["dataset=digits", f"beta={b}", f"seed={s}"] for s in (0, 1) for b in (1, 2, 4, 8)],
     "fmnist4": [
@@ -41,10 +42,19 @@ WORKLOADS = {
 }
 
 
-def configs(runs: list[list[str]], steps: int, threads: int):
+def configs(runs: list[list[str]], steps: int, threads: int, device: str):
     with initialize_config_module("vae_runner.configs", version_base="1.3"):
         return [
-            compose("train", [*COMMON, *run, f"trainer.limit_batches={steps}", f"trainer.num_threads={threads}"])
+            compose(
+                "train",
+                [
+                    *COMMON,
+                    *run,
+                    f"trainer.device={device}",
+                    f"trainer.limit_batches={steps}",
+                    f"trainer.num_threads={threads}",
+                ],
+            )
             for run in runs
         ]
 
@@ -89,7 +99,7 @@ def vmapped(cfgs, tmp: Path):
     params, buffers = stack_module_state([MemberLoss(m, stack.objectives[0]) for m in members])
     template = MemberLoss(copy.deepcopy(members[0]).to("meta"), stack.objectives[0])
     optimizer = torch.optim.Adam(params.values(), lr=cfgs[0].trainer.lr, fused=True)
-    weights = torch.tensor([o.kl_weight(None) for o in stack.objectives])
+    weights = torch.tensor([o.kl_weight(None) for o in stack.objectives], device=stack.device)
 
     def member_loss(p, b, x, noise, weight):
         return functional_call(template, {**p, **b}, (x, noise, weight))
@@ -119,6 +129,7 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: times include a synchronize")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per member per repeat (at most an epoch)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
@@ -130,18 +141,21 @@ def main() -> None:
         for workload in args.workloads:
             for threads in args.threads:
                 torch.set_num_threads(threads)
-                cfgs = configs(WORKLOADS[workload], args.steps, threads)
+                cfgs = configs(WORKLOADS[workload], args.steps, threads, args.device)
+                sync = torch.cuda.synchronize if args.device == "cuda" else lambda: None
                 runs = {v: VARIANTS[v](cfgs, Path(tmp) / workload / v) for v in args.variants}
                 for run in runs.values():
                     run()  # warm-up
+                sync()
                 seconds = {v: [] for v in runs}
                 for _ in range(args.repeats):
                     for v, run in runs.items():
                         t0 = time.perf_counter()
                         run()
+                        sync()
                         seconds[v].append(time.perf_counter() - t0)
                 images = len(cfgs) * len(runs_of_images(cfgs))  # per member per timed run
-                row = {"workload": workload, "members": len(cfgs), "threads": threads}
+                row = {"workload": workload, "members": len(cfgs), "threads": threads, "device": args.device}
                 for v, times in seconds.items():
                     row[f"{v}_images_per_s"] = round(images / statistics.median(times))
                 if "sequential" in runs:
