@@ -39,6 +39,8 @@ def batched_after(cfgs) -> Stack:
         pytest.param((), id="mlp"),
         pytest.param(("architecture=gated_mlp", "objective.warmup_epochs=2", "objective.free_bits=0.1"), id="gated"),
         pytest.param(("trainer.grad_clip=5",), id="clipped"),
+        pytest.param(("prior=mog", "objective.free_bits=0.1"), id="mog"),
+        pytest.param(("prior=vamp", "prior.n_components=20"), id="vamp"),
     ],
 )
 def test_each_member_follows_its_standalone_run(extra, tmp_path, no_threads):
@@ -96,7 +98,7 @@ def test_member_grad_norms_and_clipping_are_clip_grad_norm_per_member():
 @pytest.mark.parametrize(
     "override, reason",
     [
-        ("prior=mog", "its prior (MoGPrior)"),
+        ("prior=gtm", "its prior (GTMPrior)"),
         ("architecture=conv", "Conv2d"),
         ("likelihood=gaussian", "its likelihood"),
     ],

@@ -1,10 +1,10 @@
 """`hydra/launcher=batched` (the class Hydra sees is in hydra_plugins/vae_runner_batched): a sweep's jobs whose
 configs differ only in what a stack trains per member (batched_training.MEMBER_KEYS: seed, beta, warm-up, grad
-clip) and whose models stack (an MLP or gated MLP with a Gaussian prior and a Bernoulli or MSE likelihood, fp32,
-element-wise Adam) train together, each group as one stack in this process (batched_runs.py). Then every job runs
-as Hydra's basic launcher runs it, in job order: a stacked member's job finds its trained run and does the final
-evaluation; the other jobs train alone as usual. A job that has a checkpoint or has finished already (a re-launched
-sweep) is never stacked: it resumes or is skipped as in any sweep.
+clip) and whose models stack (an MLP or gated MLP; a Gaussian, MoG or VampPrior; a Bernoulli or MSE likelihood;
+fp32; element-wise Adam) train together, each group as one stack in this process (batched_runs.py). Then every job
+runs as Hydra's basic launcher runs it, in job order: a stacked member's job finds its trained run and does the
+final evaluation; the other jobs train alone as usual. A job that has a checkpoint or has finished already (a
+re-launched sweep) is never stacked: it resumes or is skipped as in any sweep.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import OmegaConf, open_dict, read_write
 
+from vae_runner.model.stacked import STACKED_PRIORS
 from vae_runner.rundir import CHECKPOINTS, METRICS
 from vae_runner.signals import Interrupted
 
 log = logging.getLogger("vae_runner")
 
 STACKED_ENCODERS = ("MLPEncoder", "GatedMLPEncoder")
-STACKED_PRIORS = ("GaussianPrior",)
 STACKED_LIKELIHOODS = ("Bernoulli", "MSE")
 
 

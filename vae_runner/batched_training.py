@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from vae_runner import build
 from vae_runner.config.compose import build as build_option
 from vae_runner.data import TrainBatches
-from vae_runner.model.stacked import StackedLinear, stack_vaes
+from vae_runner.model.stacked import stack_vaes
 
 
 class MemberStreams:
@@ -190,10 +190,9 @@ class Stack:
             return
         index = torch.tensor(keep, device=self.device)
         old_state = self.optimizer.state_dict()
-        for module in self.model.modules():
-            if isinstance(module, StackedLinear):
-                module.weight = nn.Parameter(module.weight.detach()[index].clone())
-                module.bias = nn.Parameter(module.bias.detach()[index].clone())
+        for name, param in list(self.model.named_parameters()):  # every one has the member axis first (stacked.py)
+            owner, _, leaf = name.rpartition(".")
+            setattr(self.model.get_submodule(owner), leaf, nn.Parameter(param.detach()[index].clone()))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         settings = {k: v for k, v in old_state["param_groups"][0].items() if k != "params"}
         self.optimizer = type(self.optimizer)(self.params, **settings)

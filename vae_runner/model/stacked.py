@@ -8,9 +8,9 @@ moments back in the standalone model's layout, so its checkpoint is an ordinary 
 On CPU, batched layers beat vmap over stacked nn.Linear modules (`torch.func.stack_module_state`, measured in
 scripts/bench_batched.py): vmap transposes and copies every weight at every call.
 
-What stacks: encoders and decoders made of nn.Linear and element-wise modules (architecture=mlp, gated_mlp), and
-priors and likelihoods without parameters (prior=gaussian; likelihood=bernoulli, mse). `not_stackable` names what
-does not, so that run trains alone.
+What stacks: encoders and decoders made of nn.Linear and element-wise modules (architecture=mlp, gated_mlp), the
+priors in STACKED_PRIORS (gaussian; mog and vamp, whose parameters get a leading member axis), and likelihoods
+without parameters (bernoulli, mse). `not_stackable` names what does not, so that run trains alone.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import torch
 from torch import Tensor, nn
 
 ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Identity, nn.Sequential)
+# Priors whose parameters stack on a leading member axis: their density code (priors/mixture.py) broadcasts over it,
+# and the VampPrior's pseudo-inputs go through the stacked encoder.
+STACKED_PRIORS = ("GaussianPrior", "MoGPrior", "VampPrior")
 
 
 class StackedLinear(nn.Module):
@@ -43,10 +46,10 @@ class StackedLinear(nn.Module):
 
 def not_stackable(model: nn.Module) -> str | None:
     """Why `model` cannot be one member of a stack (None: it can)."""
-    for part in ("prior", "likelihood"):
-        module = getattr(model, part)
-        if any(True for _ in module.parameters()):  # buffers (constants) are shared by every member
-            return f"its {part} ({type(module).__name__}) has parameters of its own"
+    if type(model.prior).__name__ not in STACKED_PRIORS:
+        return f"its prior ({type(model.prior).__name__}) has no batched version (those that have: {STACKED_PRIORS})"
+    if any(True for _ in model.likelihood.parameters()):  # buffers (constants) are shared by every member
+        return f"its likelihood ({type(model.likelihood).__name__}) has parameters of its own"
     for part in ("encoder", "decoder"):
         for name, module in getattr(model, part).named_modules():
             if not isinstance(module, (nn.Linear, *ELEMENTWISE)) and list(module.parameters(recurse=False)):
@@ -67,6 +70,10 @@ def stack_vaes(models: list[nn.Module]) -> nn.Module:
             layers = [getattr(model, part).get_submodule(name) for model in models]
             parent, _, leaf = name.rpartition(".")
             getattr(stacked, part).get_submodule(parent).register_module(leaf, StackedLinear(layers))
+    for name, _ in models[0].prior.named_parameters():  # (M, *shape): each member's own prior parameters
+        owner, _, leaf = name.rpartition(".")
+        module = stacked.prior.get_submodule(owner)
+        setattr(module, leaf, nn.Parameter(torch.stack([m.prior.get_parameter(name).detach() for m in models])))
     return stacked
 
 
@@ -76,6 +83,8 @@ def member_view(stacked: nn.Module, name: str, value: Tensor, m: int) -> Tensor:
     owner, _, leaf = name.rpartition(".")
     if isinstance(stacked.get_submodule(owner) if owner else stacked, StackedLinear):
         return value[m].t() if leaf == "weight" else value[m, 0]
+    if name.startswith("prior.") and name in dict(stacked.named_parameters()):
+        return value[m]  # a stacked prior parameter
     return value
 
 

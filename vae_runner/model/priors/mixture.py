@@ -27,7 +27,8 @@ def diagonal_mixture(means: Tensor, logvars: Tensor, logits: Tensor | None = Non
 
 
 def mixture_log_prob(z: Tensor, means: Tensor, logvars: Tensor, logits: Tensor | None = None) -> Tensor:
-    """log p(z) (B,) for z (B, D), means and logvars (K, D), logits (K,) (uniform when None).
+    """log p(z) (B,) for z (B, D), means and logvars (K, D), logits (K,) (uniform when None); with leading dims
+    (a batched sweep's member axis: z (M, B, D), means (M, K, D), logits (M, K)) one mixture per leading index.
 
     The Mahalanobis term sum_d (z_d - mu_kd)^2 / var_kd is expanded into z^2 @ prec^T - 2 z @ (mu prec)^T +
     sum_d mu^2 prec: (B, K) matrix products instead of a (B, K, D) tensor. It is computed in float64, where the
@@ -35,9 +36,9 @@ def mixture_log_prob(z: Tensor, means: Tensor, logvars: Tensor, logits: Tensor |
     """
     z64, mu, lv = z.double(), means.double(), logvars.double()
     prec = torch.exp(-lv)  # (K, D)
-    quad = (z64 * z64) @ prec.T - 2.0 * z64 @ (mu * prec).T + (mu * mu * prec).sum(-1)  # (B, K)
-    log_norm = -0.5 * (lv.sum(-1) + z.shape[-1] * math.log(2 * math.pi))  # (K,)
-    log_w = torch.log_softmax(logits.double(), 0) if logits is not None else -math.log(means.shape[0])
+    quad = (z64 * z64) @ prec.mT - 2.0 * z64 @ (mu * prec).mT + (mu * mu * prec).sum(-1)[..., None, :]  # (B, K)
+    log_norm = -0.5 * (lv.sum(-1) + z.shape[-1] * math.log(2 * math.pi))[..., None, :]  # (1, K)
+    log_w = torch.log_softmax(logits.double(), -1)[..., None, :] if logits is not None else -math.log(means.shape[-2])
     return torch.logsumexp(log_w + log_norm - 0.5 * quad, dim=-1).to(z.dtype)  # (B,)
 
 
@@ -62,13 +63,15 @@ class MixturePrior(Prior):
         """Dimension d's marginal is the 1-D mixture with the same weights: log-sum-exp over components per
         dimension (right for a marginal; summing these over d would *not* give log p(z))."""
         means, logvars, logits = self.mixture_params()
+        k = means.shape[-2]
         log_w = (
-            torch.log_softmax(logits, 0)
+            torch.log_softmax(logits, -1)
             if logits is not None
-            else torch.full((means.shape[0],), -math.log(means.shape[0]), device=z.device, dtype=z.dtype)
+            else torch.full((k,), -math.log(k), device=z.device, dtype=z.dtype)
         )
-        comp = td.Normal(means, torch.exp(0.5 * logvars), validate_args=False).log_prob(z[:, None, :])  # (B, K, D)
-        return torch.logsumexp(comp + log_w[:, None], dim=1)  # (B, D)
+        normal = td.Normal(means[..., None, :, :], torch.exp(0.5 * logvars[..., None, :, :]), validate_args=False)
+        comp = normal.log_prob(z[..., :, None, :])  # (B, K, D); leading dims (a member axis) kept
+        return torch.logsumexp(comp + log_w[..., None, :, None], dim=-2)  # (B, D)
 
     def sample(self, n: int) -> Tensor:
         return self.distribution().sample((n,))  # (n, D)
