@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: times include a synchronize")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per member per repeat (at most an epoch)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--members", type=int, help="only the workload's first N runs (a quick check)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     register_configs()
@@ -141,7 +142,7 @@ def main() -> None:
         for workload in args.workloads:
             for threads in args.threads:
                 torch.set_num_threads(threads)
-                cfgs = configs(WORKLOADS[workload], args.steps, threads, args.device)
+                cfgs = configs(WORKLOADS[workload][: args.members], args.steps, threads, args.device)
                 sync = torch.cuda.synchronize if args.device == "cuda" else lambda: None
                 runs = {v: VARIANTS[v](cfgs, Path(tmp) / workload / v) for v in args.variants}
                 for run in runs.values():
