@@ -8,7 +8,9 @@ import re
 from conftest import make_cfg
 
 from vae_runner import run
+from vae_runner.checkpoint import load_checkpoint
 from vae_runner.console import duration, summary
+from vae_runner.rundir import checkpoint_path
 
 
 def test_each_validation_is_one_line_and_the_run_ends_with_a_summary(tmp_path, caplog, capsys, no_threads):
@@ -56,6 +58,8 @@ def test_durations_read_well():
 def test_train_time_adds_up_over_a_resumed_run(tmp_path, monkeypatch, no_threads):
     """Extending a run reports the training time of all its sessions, not only the last one's."""
     first = run.train(make_cfg("trainer.epochs=2", "trainer.limit_batches=2"), tmp_path)
+    # the time reported is the time stored (the last checkpoint's write is not counted), so sessions add up
+    assert round(load_checkpoint(checkpoint_path(tmp_path))["train_time_s"], 3) == first["train_time_s"]
     more = run.train(
         make_cfg(f"resume={tmp_path}", "trainer.epochs=3"), tmp_path / "x", [f"resume={tmp_path}", "trainer.epochs=3"]
     )

@@ -78,7 +78,7 @@ class Trainer:
         self.stop_signal: int | None = None
         self.last_train_loss: float | None = None  # the latest logging window's mean loss
         self.console = Console(cfg.epochs, len(self.batches), 0, enabled=False)  # fit() makes the visible one
-        self.earlier_train_time, self.session_start = 0.0, None
+        self.earlier_train_time, self.session_start, self.session_stop = 0.0, None, None
         self.earlier_steps_time = 0.0  # seconds inside train_epoch in earlier sessions of the run
 
     @property
@@ -89,7 +89,9 @@ class Trainer:
     @property
     def train_time(self) -> float:
         """Seconds spent in fit() over every session of the run (a resumed run adds to the earlier ones)."""
-        return self.earlier_train_time + (time.perf_counter() - self.session_start if self.session_start else 0.0)
+        if self.session_start is None:
+            return self.earlier_train_time
+        return self.earlier_train_time + (self.session_stop or time.perf_counter()) - self.session_start
 
     def load_state(self, state: dict) -> None:
         self.earlier_train_time = state.get("train_time_s", 0.0)
@@ -111,13 +113,16 @@ class Trainer:
     def fit(self) -> None:
         steps = len(self.batches)
         self.console = Console(self.cfg.epochs, steps, self.epoch * steps + self.batch_index, self.progress_bar)
-        self.session_start = time.perf_counter()
+        self.session_start, self.session_stop = time.perf_counter(), None
         self.checkpoints.start()
         try:
             with stop_signals_to(self._on_signal) as self.handlers_before:
                 self._fit()
+                # the clock stops here, so the time reported equals the time stored and a resumed run adds to it
+                self.session_stop = time.perf_counter()
                 self.checkpoints.write(self.state())  # the end of training (and any better model not written yet)
         finally:
+            self.session_stop = self.session_stop or time.perf_counter()
             self.console.close()
             self.checkpoints.wait()  # what was handed to the writer lands, whatever stopped the loop
 
