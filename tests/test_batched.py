@@ -10,13 +10,14 @@ from vae_runner import build
 from vae_runner.batched_training import Stack, member_grad_norms, stack_key
 from vae_runner.model.stacked import (
     StackedLinear,
-    member_optimizer_state,
     member_state_dict,
     not_stackable,
     stack_vaes,
 )
+from vae_runner.stacked_optimizer import StackedAdam
 
 SWEEP = [("seed=0", "beta=1"), ("seed=1", "beta=4"), ("seed=0", "beta=8")]
+LRS = ("trainer.lr=0.001", "trainer.lr=0.003", "trainer.lr=0.0003")  # the sweep's members' learning rates, in order
 STEPS = 4
 
 
@@ -41,10 +42,16 @@ def batched_after(cfgs) -> Stack:
         pytest.param(("trainer.grad_clip=5",), id="clipped"),
         pytest.param(("prior=mog", "objective.free_bits=0.1"), id="mog"),
         pytest.param(("prior=vamp", "prior.n_components=20"), id="vamp"),
+        pytest.param(("optimizer=adam_normgrad",), id="normgrad"),
+        pytest.param(LRS, id="lr"),
+        pytest.param(("optimizer=adam_normgrad", *LRS), id="normgrad-lr"),
     ],
 )
 def test_each_member_follows_its_standalone_run(extra, tmp_path, no_threads):
-    cfgs = [make_cfg("dataset=digits", f"trainer.limit_batches={STEPS}", *run, *extra) for run in SWEEP]
+    lrs = [e.split("=")[1] for e in extra if e.startswith("trainer.lr=")] or [None] * len(SWEEP)
+    extra = [e for e in extra if not e.startswith("trainer.lr=")]  # one per member
+    base = ("dataset=digits", f"trainer.limit_batches={STEPS}", *extra)
+    cfgs = [make_cfg(*base, *run, *([f"trainer.lr={lr}"] if lr else [])) for run, lr in zip(SWEEP, lrs, strict=True)]
     stack = batched_after(cfgs)
     stacked = stack.model
     for m, cfg in enumerate(cfgs):
@@ -52,12 +59,15 @@ def test_each_member_follows_its_standalone_run(extra, tmp_path, no_threads):
         member = member_state_dict(stacked, m)
         assert member.keys() == alone.keys()
         for key in alone:
-            torch.testing.assert_close(member[key], alone[key], rtol=1e-4, atol=2e-6, msg=f"member {m}: {key}")
-        adam = member_optimizer_state(stacked, stack.optimizer.state_dict(), m)
+            # atol 1e-5 = 1 % of one step: Adam divides by sqrt(v) + eps, so a gradient element near eps (a
+            # normalised one, AdamNormGrad) turns float rounding into a visible part of its step
+            torch.testing.assert_close(member[key], alone[key], rtol=1e-4, atol=1e-5, msg=f"member {m}: {key}")
+        adam = stack.optimizer.member_state(stacked, m)
         assert adam["param_groups"] == alone_adam["param_groups"] and adam["state"].keys() == alone_adam["state"].keys()
         for i, moments in alone_adam["state"].items():
             for k, v in moments.items():  # step, exp_avg, exp_avg_sq: loadable into the standalone run's Adam
-                torch.testing.assert_close(adam["state"][i][k], v, rtol=1e-3, atol=1e-9, msg=f"member {m}: {i}.{k}")
+                atol = 1e-5 * v.abs().max().item()  # rounding relative to the tensor's scale (normalised gradients)
+                torch.testing.assert_close(adam["state"][i][k], v, rtol=1e-3, atol=atol, msg=f"member {m}: {i}.{k}")
                 assert adam["state"][i][k].is_contiguous()  # fused Adam miscomputes with transposed moments
     # the members differ (their seeds and betas do): a mix-up of streams or weights would not pass the loop above
     first = next(iter(alone))
@@ -116,10 +126,11 @@ def test_configs_stack_when_they_differ_only_in_member_keys():
     base = make_cfg("dataset=digits")
     assert stack_key(base) == stack_key(make_cfg("dataset=digits", "seed=3", "beta=4", "trainer.grad_clip=1"))
     assert stack_key(base) == stack_key(make_cfg("dataset=digits", "objective.warmup_epochs=10"))
-    for other in ("trainer.lr=0.01", "latent_dim=8", "objective.free_bits=0.5", "prior=mog"):
+    assert stack_key(base) == stack_key(make_cfg("dataset=digits", "trainer.lr=0.01"))
+    for other in ("latent_dim=8", "objective.free_bits=0.5", "prior=mog", "optimizer=adam_normgrad"):
         assert stack_key(base) != stack_key(make_cfg("dataset=digits", other)), other
     with pytest.raises(ValueError, match="cannot stack"):
-        Stack([base, make_cfg("dataset=digits", "trainer.lr=0.01")])
+        Stack([base, make_cfg("dataset=digits", "latent_dim=8")])
 
 
 def test_the_benchmark_script_times_every_variant(tmp_path):
@@ -158,10 +169,14 @@ def test_a_diverged_member_is_dropped_and_the_others_go_on_as_their_standalone_r
             torch.testing.assert_close(value, alone[key], rtol=1e-4, atol=2e-6, msg=f"run {run}: {key}")
 
 
-def test_an_optimizer_that_is_not_element_wise_does_not_stack(no_threads):
-    cfgs = [make_cfg("dataset=digits", "optimizer=adam_normgrad", f"seed={s}") for s in (0, 1)]
-    with pytest.raises(ValueError, match="not element-wise"):
-        Stack(cfgs)
+def test_an_optimizer_that_does_not_step_per_member_does_not_stack():
+    params = [torch.zeros(2, 3, requires_grad=True)]
+    members = [torch.optim.SGD([torch.zeros(3, requires_grad=True)], lr=0.1) for _ in range(2)]
+    with pytest.raises(ValueError, match="SGD: only Adam and AdamNormGrad"):
+        StackedAdam.for_members(params, members)
+    adams = [torch.optim.Adam([torch.zeros(3, requires_grad=True)], lr=0.1, betas=b) for b in ((0.9, 0.99), (0.5, 0.9))]
+    with pytest.raises(ValueError, match="differ in more than the learning rate"):
+        StackedAdam.for_members(params, adams)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -1,10 +1,10 @@
 """`hydra/launcher=batched` (the class Hydra sees is in hydra_plugins/vae_runner_batched): a sweep's jobs whose
 configs differ only in what a stack trains per member (batched_training.MEMBER_KEYS: seed, beta, warm-up, grad
-clip) and whose models stack (an MLP or gated MLP; a Gaussian, MoG or VampPrior; a Bernoulli or MSE likelihood;
-fp32; element-wise Adam) train together, each group as one stack in this process (batched_runs.py). Then every job
-runs as Hydra's basic launcher runs it, in job order: a stacked member's job finds its trained run and does the
-final evaluation; the other jobs train alone as usual. A job that has a checkpoint or has finished already (a
-re-launched sweep) is never stacked: it resumes or is skipped as in any sweep.
+clip, learning rate) and whose models stack (an MLP or gated MLP; a Gaussian, MoG or VampPrior; a Bernoulli or MSE
+likelihood; fp32; Adam or AdamNormGrad) train together, each group as one stack in this process (batched_runs.py).
+Then every job runs as Hydra's basic launcher runs it, in job order: a stacked member's job finds its trained run
+and does the final evaluation; the other jobs train alone as usual. A job that has a checkpoint or has finished
+already (a re-launched sweep) is never stacked: it resumes or is skipped as in any sweep.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ log = logging.getLogger("vae_runner")
 
 STACKED_ENCODERS = ("MLPEncoder", "GatedMLPEncoder")
 STACKED_LIKELIHOODS = ("Bernoulli", "MSE")
+STACKED_OPTIMIZERS = ("torch.optim.Adam", "vae_runner.optimizers.AdamNormGrad")  # stacked_optimizer.py
 
 
 def register() -> None:
@@ -48,7 +49,7 @@ def why_alone(cfg) -> str | None:
         (name(cfg.prior) in STACKED_PRIORS, f"prior {name(cfg.prior)}"),
         (name(cfg.likelihood) in STACKED_LIKELIHOODS, f"likelihood {name(cfg.likelihood)}"),
         (cfg.objective.k == 1 and not cfg.objective.triplet_weight, "objective k > 1 or a triplet loss"),
-        (str(cfg.optimizer._target_) == "torch.optim.Adam", f"optimizer {cfg.optimizer._target_}"),
+        (str(cfg.optimizer._target_) in STACKED_OPTIMIZERS, f"optimizer {cfg.optimizer._target_}"),
         (cfg.trainer.precision == "fp32" and not cfg.trainer.compile, "bf16 or torch.compile"),
     ]
     return next((why for ok, why in checks if not ok), None)

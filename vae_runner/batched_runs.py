@@ -25,7 +25,7 @@ from vae_runner.checkpoint_cadence import RunCheckpoints
 from vae_runner.config.plain import plain
 from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.evaluation.stacked_metrics import evaluate_members
-from vae_runner.model.stacked import member_optimizer_state, member_state_dict
+from vae_runner.model.stacked import member_state_dict
 from vae_runner.rundir import CHECKPOINTS
 from vae_runner.signals import Interrupted, stop_signals_to
 from vae_runner.tb_logger import RunLogger, hparams_of
@@ -211,7 +211,7 @@ def member_state(stack: Stack, i: int, member: Member, timing: dict, position: t
     return snapshot(
         dict(
             model=member_state_dict(stack.model, i),
-            optimizer=member_optimizer_state(stack.model, stack.optimizer.state_dict(), i),
+            optimizer=stack.optimizer.member_state(stack.model, i),
             epoch=epoch,
             global_step=stack.global_step,
             best_val_elbo=member.best_val_elbo,

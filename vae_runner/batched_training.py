@@ -23,6 +23,7 @@ from vae_runner import build
 from vae_runner.config.compose import build as build_option
 from vae_runner.data import TrainBatches
 from vae_runner.model.stacked import stack_vaes
+from vae_runner.stacked_optimizer import StackedAdam
 
 
 class MemberStreams:
@@ -106,7 +107,8 @@ def clip_members_(params: list[Tensor], max_norms: Tensor) -> Tensor:
 
 
 # What may differ between the members of one stack: values that change no tensor shape and that the stacked step
-# applies per member (the KL weight's schedule, the gradient clip, the random streams, where results go).
+# applies per member (the KL weight's schedule, the gradient clip, the learning rate, the random streams, where results
+# go).
 MEMBER_KEYS = (
     "seed",
     "beta",
@@ -115,6 +117,8 @@ MEMBER_KEYS = (
     "objective.warmup_steps",
     "objective.warmup_start",
     "trainer.grad_clip",
+    "trainer.lr",
+    "optimizer.lr",
     "resume",
 )
 
@@ -149,10 +153,9 @@ class Stack:
         self.model = stack_vaes(models)
         self.models = models  # the members' own models: validation and pictures load a member's weights into its own
         self.alive = list(range(len(models)))  # stack position -> index into cfgs
-        self.optimizer = build_option(cfgs[0].optimizer)(self.model.parameters())
-        if type(self.optimizer) is not torch.optim.Adam:  # AdamNormGrad's per-tensor norm would mix the members
-            raise ValueError(f"optimizer {type(self.optimizer).__name__} is not element-wise: the runs cannot stack")
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        own = [build_option(cfg.optimizer)(m.parameters()) for cfg, m in zip(cfgs, models, strict=True)]
+        self.optimizer = StackedAdam.for_members(self.params, own)  # each member's lr, AdamNormGrad per member
         self.objectives = [instantiate(cfg.objective) for cfg in cfgs]
         trainer = cfgs[0].trainer
         limit = trainer.limit_batches if limit_batches is None else limit_batches
@@ -189,17 +192,11 @@ class Stack:
             self.alive = []
             return
         index = torch.tensor(keep, device=self.device)
-        old_state = self.optimizer.state_dict()
         for name, param in list(self.model.named_parameters()):  # every one has the member axis first (stacked.py)
             owner, _, leaf = name.rpartition(".")
             setattr(self.model.get_submodule(owner), leaf, nn.Parameter(param.detach()[index].clone()))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        settings = {k: v for k, v in old_state["param_groups"][0].items() if k != "params"}
-        self.optimizer = type(self.optimizer)(self.params, **settings)
-        state = {
-            i: {k: v[index] if v.dim() else v for k, v in entry.items()} for i, entry in old_state["state"].items()
-        }
-        self.optimizer.load_state_dict({"state": state, "param_groups": old_state["param_groups"]})
+        self.optimizer = self.optimizer.keep(index, self.params)
         self.objectives = [self.objectives[m] for m in keep]
         self.alive = [self.alive[m] for m in keep]
         self.batches.keep(keep)

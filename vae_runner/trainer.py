@@ -35,8 +35,6 @@ CAUSES = (
     "Usual causes: a learning rate too high (lower trainer.lr or set trainer.grad_clip), a likelihood sigma "
     "too small (likelihood.sigma / likelihood.min_sigma), or data outside the likelihood's range."
 )
-
-
 log = logging.getLogger("vae_runner")
 
 
@@ -78,7 +76,7 @@ class Trainer:
         self.stop_signal: int | None = None
         self.last_train_loss: float | None = None  # the latest logging window's mean loss
         self.console = Console(cfg.epochs, len(self.batches), 0, enabled=False)  # fit() makes the visible one
-        self.earlier_train_time, self.session_start, self.session_stop = 0.0, None, None
+        self.earlier_train_time, self.session = 0.0, (None, None)  # this session's start and end (perf_counter)
         self.earlier_steps_time = 0.0  # seconds inside train_epoch in earlier sessions of the run
 
     @property
@@ -88,10 +86,10 @@ class Trainer:
 
     @property
     def train_time(self) -> float:
-        """Seconds spent in fit() over every session of the run (a resumed run adds to the earlier ones)."""
-        if self.session_start is None:
-            return self.earlier_train_time
-        return self.earlier_train_time + (self.session_stop or time.perf_counter()) - self.session_start
+        """Seconds spent in fit() over every session of the run (a resumed run adds to the earlier ones); the clock
+        stops before the final checkpoint's snapshot, so the time reported is the time stored."""
+        start, stop = self.session
+        return self.earlier_train_time + ((stop or time.perf_counter()) - start if start else 0.0)
 
     def load_state(self, state: dict) -> None:
         self.earlier_train_time = state.get("train_time_s", 0.0)
@@ -113,16 +111,14 @@ class Trainer:
     def fit(self) -> None:
         steps = len(self.batches)
         self.console = Console(self.cfg.epochs, steps, self.epoch * steps + self.batch_index, self.progress_bar)
-        self.session_start, self.session_stop = time.perf_counter(), None
+        self.session = (time.perf_counter(), None)
         self.checkpoints.start()
         try:
             with stop_signals_to(self._on_signal) as self.handlers_before:
                 self._fit()
-                # the clock stops here, so the time reported equals the time stored and a resumed run adds to it
-                self.session_stop = time.perf_counter()
+                self.session = (self.session[0], time.perf_counter())
                 self.checkpoints.write(self.state())  # the end of training (and any better model not written yet)
         finally:
-            self.session_stop = self.session_stop or time.perf_counter()
             self.console.close()
             self.checkpoints.wait()  # what was handed to the writer lands, whatever stopped the loop
 
@@ -188,8 +184,7 @@ class Trainer:
         self.checkpoints.write(self.state())
         self.checkpoints.wait()
         self.logger.flush()
-        name = signal.Signals(self.stop_signal).name
-        run_dir = self.ckpt_dir.parent
+        name, run_dir = signal.Signals(self.stop_signal).name, self.ckpt_dir.parent
         where = f"after step {self.global_step} (epoch {self.epoch + 1}, batch {self.batch_index})"
         requeue_if_launcher_can(self.handlers_before, self.stop_signal, f"{where}: checkpoint written;")
         raise Interrupted(
