@@ -112,7 +112,7 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
             f"dataset.binarize={binarize} needs data in [0, 1]; dataset={name} is real-valued. "
             f"Set dataset.binarize=none."
         )
-    if binary_likelihood and binarize == "none":
+    if binary_likelihood and binarize == "none" and not data.binary:
         log.warning(
             "likelihood=bernoulli on grey-level data without binarisation: the reported log-likelihoods are "
             "cross-entropies, not normalised densities (set dataset.binarize=dynamic for published numbers)."

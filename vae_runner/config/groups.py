@@ -66,6 +66,25 @@ class SyntheticConfig(DatasetConfig):
     seed: int = MISSING
 
 
+@dataclass
+class DSpritesConfig(DatasetConfig):
+    n_train: Optional[int] = MISSING  # null: all images not in val/test
+    n_val: int = MISSING
+    n_test: int = MISSING
+    split_seed: int = MISSING
+    root: Optional[str] = MISSING
+    cache: Optional[str] = MISSING
+
+
+@dataclass
+class FactorSquaresConfig(DatasetConfig):
+    side: int = MISSING
+    square: int = MISSING
+    n_val: int = MISSING
+    n_test: int = MISSING
+    split_seed: int = MISSING
+
+
 # ------------------------------------------------------------------------------------------ architecture
 @dataclass
 class MLPArchConfig:
@@ -191,6 +210,8 @@ SCHEMAS = {
         "torchvision": TorchvisionConfig,
         "image_folder": ImageFolderConfig,
         "synthetic": SyntheticConfig,
+        "dsprites": DSpritesConfig,
+        "factor_squares": FactorSquaresConfig,
     },
     "architecture": {"mlp": MLPArchConfig, "gated_mlp": GatedMLPArchConfig, "conv": ConvArchConfig},
     "prior": {

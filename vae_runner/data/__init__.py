@@ -8,7 +8,7 @@ on the hot path).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,15 +28,18 @@ RUN_KEYS = ("binarize", "name")
 class Split:
     x: Tensor  # (N, *shape): uint8 in 0..255 (images, converted per batch) or float32
     y: Tensor | None = None  # (N,) int64 labels, when the dataset has them
+    factors: Tensor | None = None  # (N, F) int64 indices of the generative factors, where the dataset knows them
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def take(self, idx: Tensor) -> Split:
-        return Split(self.x[idx], None if self.y is None else self.y[idx])
+        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        return Split(self.x[idx], pick(self.y), pick(self.factors))
 
     def to(self, device) -> Split:
-        return Split(self.x.to(device), None if self.y is None else self.y.to(device))
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Split(self.x.to(device), move(self.y), move(self.factors))
 
     def floats(self, idx=None) -> Tensor:
         """x[idx] as float32; uint8 images are scaled to [0, 1]."""
@@ -52,6 +55,8 @@ class DataSplits:
     in_unit_range: bool = True  # all values lie in [0, 1] (images); False for real-valued data (synthetic points)
     binarize: str = "none"  # the protocol applied by prepare(): none | static | dynamic
     classes: tuple[str, ...] | None = None  # the name of each label value, where the dataset has them
+    factor_names: tuple[str, ...] | None = None  # the generative factors (Split.factors' columns), where known
+    binary: bool = False  # every value is 0 or 1 (255) already: a Bernoulli likelihood needs no binarisation
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -79,7 +84,7 @@ def binarize_once(split: Split, rng: int | np.random.RandomState) -> Split:
     x = split.x.cpu()
     p = x.numpy() / 255.0 if x.dtype == torch.uint8 else x.double().numpy()
     binary = torch.from_numpy(rng.binomial(1, p).astype(np.float32))
-    return Split(binary.to(split.x.device), split.y)
+    return replace(split, x=binary.to(split.x.device))
 
 
 def prepare(data: DataSplits, binarize: str, device: torch.device) -> DataSplits:
@@ -95,7 +100,7 @@ def prepare(data: DataSplits, binarize: str, device: torch.device) -> DataSplits
     if binarize == "static":
         train = binarize_once(train, STATIC_TRAIN_SEED)
     train, val, test = (s.to(device) for s in (train, val, test))
-    return DataSplits(train, val, test, data.in_unit_range, binarize, data.classes)
+    return replace(data, train=train, val=val, test=test, binarize=binarize)
 
 
 class TrainBatches:

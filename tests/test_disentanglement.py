@@ -1,0 +1,140 @@
+"""Datasets with known factors (the dSprites grid, rendered; the tiny factor_squares set; the real .npz layout) and
+the disentanglement metrics against known answers: codes equal to the factors (permuted, scaled) score ~1, noise
+~0, a rotation of the factors in between."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_cfg
+
+from vae_runner import build
+from vae_runner.data.factor_sets import (
+    FACTORS,
+    NPZ_NAME,
+    SIZES,
+    dsprites_grid,
+    load_dsprites,
+    render_sprites,
+)
+from vae_runner.evaluation import disentanglement as dis
+
+GRID_SIZES = (3, 6, 10, 16)
+
+
+def test_the_dsprites_grid_is_the_files():
+    grid = dsprites_grid()
+    assert grid.shape == (737280, 5) and SIZES == (3, 6, 40, 32, 32) and len(FACTORS) == 5
+    assert grid[:2].tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 0, 1]] and grid[-1].tolist() == [2, 5, 39, 31, 31]
+    i = 123457  # the file's order: np.unravel_index(i, sizes)
+    assert grid[i].tolist() == list(np.unravel_index(i, SIZES))
+    assert all(torch.equal(torch.unique(grid[:, k]), torch.arange(n)) for k, n in enumerate(SIZES))
+
+
+def test_rendered_sprites_are_the_shapes_they_say():
+    square, ellipse, heart, corner, turned, full_turn = render_sprites(
+        torch.tensor(
+            [
+                [0, 5, 0, 16, 16],
+                [1, 5, 0, 16, 16],
+                [2, 5, 0, 16, 16],
+                [0, 5, 0, 0, 0],
+                [0, 5, 5, 16, 16],
+                [0, 5, 39, 16, 16],
+            ]
+        )  # fmt: skip
+    )[:, 0]
+    assert set(torch.unique(square).tolist()) == {0, 255}
+    assert (square > 0).sum() == 18 * 18  # scale 1: 18 x 18 pixels
+    rows, cols = (corner > 0).nonzero(as_tuple=True)  # position (0, 0): centred 13 px from the top-left corner
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (4, 21, 4, 21)
+    assert abs((ellipse > 0).sum().item() - np.pi * 9 * 4.5) < 6  # semi-axes 9 and 4.5 px
+    rows, cols = (heart > 0).nonzero(as_tuple=True)
+    assert (
+        abs(cols.float().mean().item() - (13 + 38 * 16 / 31 - 0.5)) < 0.25
+    )  # symmetric about its centre (to the pixel grid)
+    assert (heart[:32] > 0).sum() > (heart[32:] > 0).sum()  # the lobes on top
+    assert torch.equal(full_turn, square)  # orientations 0 and 2 pi are both in the grid, as in the file
+    assert not torch.equal(turned, square) and abs((turned > 0).sum().item() - 324) < 12  # turned, same area
+
+
+def test_dsprites_splits_carry_their_factors(tmp_path):
+    data = load_dsprites(60, 20, 20, 0, root=None, cache=str(tmp_path))
+    assert data.factor_names == FACTORS and data.shape == (1, 64, 64)
+    assert data.train.factors.shape == (60, 5) and torch.equal(data.train.y, data.train.factors[:, 0])
+    again = load_dsprites(60, 20, 20, 0, root=None, cache=str(tmp_path))  # from the cache this time
+    assert len(list((tmp_path / "dsprites_rendered").glob("*.npy"))) == 3
+    assert torch.equal(again.test.x, data.test.x) and torch.equal(data.test.x, render_sprites(data.test.factors))
+
+
+def test_the_real_dsprites_file_is_read_from_root(tmp_path):
+    grid = dsprites_grid()[::5000]
+    imgs = (render_sprites(grid) > 0).numpy()[:, 0].astype(np.uint8)  # the file holds 0/1 images
+    latents = np.concatenate([np.zeros((len(grid), 1), np.int64), grid.numpy()], axis=1)  # colour column first
+    np.savez(tmp_path / NPZ_NAME, imgs=imgs, latents_classes=latents, latents_values=latents.astype(float))
+    data = load_dsprites(None, 20, 20, 0, root=str(tmp_path), cache=None)
+    assert len(data.train) + len(data.val) + len(data.test) == len(grid)
+    assert torch.equal(data.test.x, render_sprites(data.test.factors))
+    with pytest.raises(FileNotFoundError, match="dataset.root"):
+        load_dsprites(None, 2, 2, 0, root=str(tmp_path / "missing"), cache=None)
+
+
+def test_factor_squares_is_a_tiny_two_factor_set(no_threads):
+    cfg = make_cfg("dataset=factor_squares")
+    data = build.load_data(cfg, torch.device("cpu"))
+    assert data.factor_names == ("pos_x", "pos_y") and data.shape == (1, 16, 16)
+    assert len(data.train) + len(data.val) + len(data.test) == 13 * 13
+    x, (px, py) = data.train.x[0, 0], data.train.factors[0].tolist()
+    assert x[py : py + 4, px : px + 4].min() > 0 and (x > 0).sum() == 16  # 4x4 block where its factors say
+
+
+def factor_sample(n, seed):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(s, size=n) for s in GRID_SIZES], 1)
+
+
+def perfect(v):  # the factors, permuted and scaled
+    return (v[:, [2, 0, 3, 1]] * np.array([2.0, -1.0, 0.5, 3.0])).astype(float)
+
+
+def noise(v):
+    return np.random.default_rng(len(v)).normal(size=(len(v), 4))
+
+
+def rotated(v):  # every code dimension mixes every factor
+    q, _ = np.linalg.qr(np.random.default_rng(2).normal(size=(4, 4)))
+    return (v / np.array(GRID_SIZES)) @ q
+
+
+def scores(codes_of) -> dict[str, float]:
+    f, ft = factor_sample(3000, 0), factor_sample(1000, 1)
+    z, zt = codes_of(f), codes_of(ft)
+    return {
+        "mig": dis.mig(z, f),
+        "sap": dis.sap(z, f, zt, ft),
+        **dis.dci(z, f, zt, ft, trees=20),
+        "beta_vae": dis.beta_vae_score(codes_of, GRID_SIZES, 200, 100, 64, 0),
+        "factor_vae": dis.factor_vae_score(codes_of, GRID_SIZES, 200, 100, 64, 0),
+    }
+
+
+def test_metrics_know_a_perfect_code_noise_and_a_rotation():
+    good, bad, mixed = scores(perfect), scores(noise), scores(rotated)
+    chance = np.mean([1 / n for n in GRID_SIZES])
+    for name in ("mig", "disentanglement", "completeness", "informativeness", "beta_vae", "factor_vae"):
+        assert good[name] > 0.97, (name, good[name])
+    # SAP is a gap in accuracy: the best dimension's (1) minus the next best's (chance: the commonest value's share)
+    assert good["sap"] == pytest.approx(1 - chance, abs=0.03)
+    for name in ("mig", "sap", "disentanglement", "completeness"):
+        assert bad[name] < 0.03, (name, bad[name])
+    for name in ("informativeness", "beta_vae", "factor_vae"):  # accuracies: chance level, not 0
+        assert bad[name] < 0.4, (name, bad[name])
+    for name in ("mig", "sap", "disentanglement", "completeness"):  # informative, but not one factor per dimension
+        assert bad[name] + 0.05 < mixed[name] < good[name] - 0.3, (name, mixed[name])
+    assert mixed["informativeness"] > 0.85  # a rotation loses no information
+
+
+def test_mutual_information_of_a_copy_is_the_entropy():
+    f = factor_sample(4000, 3)
+    mi = dis.mutual_information(perfect(f), f)
+    entropy = [np.log(n) for n in GRID_SIZES]  # uniform factors
+    assert np.allclose(np.diag(mi[[1, 3, 0, 2]]), entropy, atol=0.02)  # dimension d holds factor [2, 0, 3, 1][d]
