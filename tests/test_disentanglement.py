@@ -64,6 +64,7 @@ def test_dsprites_splits_carry_their_factors(tmp_path):
     again = load_dsprites(60, 20, 20, 0, root=None, cache=str(tmp_path))  # from the cache this time
     assert len(list((tmp_path / "dsprites_rendered").glob("*.npy"))) == 3
     assert torch.equal(again.test.x, data.test.x) and torch.equal(data.test.x, render_sprites(data.test.factors))
+    assert torch.equal(data.render(data.val.factors), data.val.x)
 
 
 def test_the_real_dsprites_file_is_read_from_root(tmp_path):
@@ -74,6 +75,7 @@ def test_the_real_dsprites_file_is_read_from_root(tmp_path):
     data = load_dsprites(None, 20, 20, 0, root=str(tmp_path), cache=None)
     assert len(data.train) + len(data.val) + len(data.test) == len(grid)
     assert torch.equal(data.test.x, render_sprites(data.test.factors))
+    assert data.render is None  # a file without every combination cannot give any combination (BetaVAE, FactorVAE)
     with pytest.raises(FileNotFoundError, match="dataset.root"):
         load_dsprites(None, 2, 2, 0, root=str(tmp_path / "missing"), cache=None)
 
@@ -85,6 +87,7 @@ def test_factor_squares_is_a_tiny_two_factor_set(no_threads):
     assert len(data.train) + len(data.val) + len(data.test) == 13 * 13
     x, (px, py) = data.train.x[0, 0], data.train.factors[0].tolist()
     assert x[py : py + 4, px : px + 4].min() > 0 and (x > 0).sum() == 16  # 4x4 block where its factors say
+    assert torch.equal(data.render(data.test.factors), data.test.x)  # any combination, by lookup
 
 
 def factor_sample(n, seed):
@@ -138,3 +141,16 @@ def test_mutual_information_of_a_copy_is_the_entropy():
     mi = dis.mutual_information(perfect(f), f)
     entropy = [np.log(n) for n in GRID_SIZES]  # uniform factors
     assert np.allclose(np.diag(mi[[1, 3, 0, 2]]), entropy, atol=0.02)  # dimension d holds factor [2, 0, 3, 1][d]
+
+
+def test_a_run_on_a_factor_dataset_reports_every_score_and_its_time(tmp_path, no_threads):
+    from vae_runner import run
+
+    cfg = make_cfg("dataset=factor_squares", "trainer.epochs=2", "latent_dim=4", "evaluation.disentanglement.votes=20")
+    metrics = run.train(cfg, tmp_path)
+    names = ["mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness", "beta_vae_score"]
+    for name in [*names, "factor_vae_score"]:
+        assert 0.0 <= metrics[f"test/{name}"] <= 1.0, name
+    for name in ("mig", "sap", "dci", "beta_vae", "factor_vae"):
+        assert metrics[f"test/{name}_time_s"] >= 0.0
+    assert metrics["test/disentanglement_points"] == 119 and metrics["test/disentanglement_seed"] == 0

@@ -50,6 +50,16 @@ class TrainerConfig:
 
 
 @dataclass
+class DisentanglementConfig:
+    points: int = MISSING  # training points whose codes fit SAP's and DCI's classifiers (half as many test points)
+    bins: int = MISSING  # MIG: equal-width bins per code dimension
+    trees: int = MISSING  # DCI: trees of each factor's random forest
+    votes: int = MISSING  # BetaVAE / FactorVAE: training points (half as many again to score)
+    batch: int = MISSING  # examples per BetaVAE pair batch and per FactorVAE vote
+    seed: int = MISSING
+
+
+@dataclass
 class EvaluationConfig:
     iw_samples: int = MISSING  # K for the importance-sampled test log-likelihood (papers: 5000)
     chunk_rows: int = MISSING  # memory bound: (image, sample) rows per decoder forward
@@ -65,6 +75,7 @@ class EvaluationConfig:
     traversal_steps: int = MISSING
     interpolations: int = MISSING
     interpolation_steps: int = MISSING
+    disentanglement: DisentanglementConfig = field(default_factory=DisentanglementConfig)
 
 
 @dataclass

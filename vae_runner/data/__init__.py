@@ -7,8 +7,8 @@ on the hot path).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -56,7 +56,10 @@ class DataSplits:
     binarize: str = "none"  # the protocol applied by prepare(): none | static | dynamic
     classes: tuple[str, ...] | None = None  # the name of each label value, where the dataset has them
     factor_names: tuple[str, ...] | None = None  # the generative factors (Split.factors' columns), where known
+    factor_sizes: tuple[int, ...] | None = None  # how many values each factor takes
     binary: bool = False  # every value is 0 or 1 (255) already: a Bernoulli likelihood needs no binarisation
+    # factor indices (N, F) -> their images (N, *shape) uint8 on the CPU, where any combination can be had
+    render: Callable[[Tensor], Tensor] | None = field(default=None, compare=False)
 
     @property
     def shape(self) -> tuple[int, ...]:

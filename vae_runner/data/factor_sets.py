@@ -124,7 +124,24 @@ def load_dsprites(
         x = images[idx] if images is not None else cached_render(grid[idx], cache)
         return Split(x, grid[idx, 0], grid[idx])  # labelled by shape
 
-    return DataSplits(split(tr), split(va), split(te), classes=SHAPES, factor_names=FACTORS, binary=True)
+    complete = images is not None and len(grid) == math.prod(SIZES)  # a file with every combination
+    render = render_sprites if images is None else grid_lookup(images, grid, SIZES) if complete else None
+    splits = split(tr), split(va), split(te)
+    return DataSplits(*splits, classes=SHAPES, factor_names=FACTORS, factor_sizes=SIZES, binary=True, render=render)
+
+
+def grid_lookup(images: Tensor, factors: Tensor, sizes: tuple[int, ...]):
+    """factor indices -> images, for a dataset that holds every combination once (`factors` in any order)."""
+    order = torch.empty(len(factors), dtype=torch.long)
+    order[_flat(factors, sizes)] = torch.arange(len(factors))
+    return lambda wanted: images[order[_flat(wanted, sizes)]]
+
+
+def _flat(indices: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    flat = torch.zeros(len(indices), dtype=torch.long)
+    for k, n in enumerate(sizes):
+        flat = flat * n + indices[:, k].long()
+    return flat
 
 
 def load_factor_squares(side: int, square: int, n_val: int, n_test: int, split_seed: int) -> DataSplits:
@@ -136,4 +153,6 @@ def load_factor_squares(side: int, square: int, n_val: int, n_test: int, split_s
         x[i, 0, py : py + square, px : px + square] = 255
     whole = Split(x, None, grid)
     tr, va, te = carve(len(grid), n_val, n_test, split_seed)
-    return DataSplits(whole.take(tr), whole.take(va), whole.take(te), factor_names=("pos_x", "pos_y"), binary=True)
+    render = grid_lookup(x, grid, (n, n))
+    splits = whole.take(tr), whole.take(va), whole.take(te)
+    return DataSplits(*splits, factor_names=("pos_x", "pos_y"), factor_sizes=(n, n), binary=True, render=render)

@@ -18,7 +18,8 @@ scaling, ~0 for codes that ignore them.
 - BetaVAE score (Higgins et al. 2017): a linear classifier's accuracy at naming the factor held fixed in a batch of
   pairs, from the mean |z1 - z2| of the batch.
 - FactorVAE score (Kim & Mnih 2018): codes divided by their standard deviation; in a batch with one factor held
-  fixed, the active dimension of least variance votes for that factor; the majority-vote classifier's accuracy.
+  fixed, the active dimension (variance >= 0.05) of least variance votes for that factor; the majority-vote
+  classifier's accuracy (0 when no dimension is active: a collapsed posterior).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def factor_vae_score(
 ) -> float:
     rng = np.random.default_rng(seed)
     scale = codes_of(np.stack([rng.integers(n, size=n_scale) for n in sizes], axis=1)).std(0)
-    active = scale > 0.05 * scale.max() if scale.max() > 0 else np.zeros_like(scale, dtype=bool)
+    active = scale**2 >= 0.05  # disentanglement_lib's pruning: a dimension whose codes barely vary has no vote
     if not active.any():
         return 0.0
 

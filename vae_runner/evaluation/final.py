@@ -3,8 +3,8 @@ the returned metrics (-> metrics.json) and TensorBoard, every picture into Tenso
 
 Numbers: val/test ELBO terms; `test/log_likelihood` (importance-sampled, K = evaluation.iw_samples) with its
 standard error; active units; KL per latent dimension; ELBO surgery; linear-probe and triplet accuracy (labelled
-data). Pictures: samples, reconstructions, the prior's own, latent traversals, interpolations, latent scatter, KL
-per dimension.
+data); MIG, SAP, DCI, BetaVAE and FactorVAE scores (datasets with known factors). Pictures: samples,
+reconstructions, the prior's own, latent traversals, interpolations, latent scatter, KL per dimension.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 from vae_runner.console import stage
 from vae_runner.data import binarize_once
 from vae_runner.evaluation import diagnostics as dx
+from vae_runner.evaluation.disentanglement_report import disentanglement_scores
 from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
 from vae_runner.evaluation.pictures import (
     bar_picture,
@@ -81,6 +82,9 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
 
     if data.test.y is not None and data.train.y is not None:
         linear_probe_and_triplets(model, data, cfg, mu, metrics)
+    if data.test.factors is not None:
+        with stage("disentanglement scores"):
+            disentanglement_scores(model, data, cfg, metrics)
 
     with stage("pictures"):
         pictures(model, data, cfg, logger, step, mu, activity, active, metrics)

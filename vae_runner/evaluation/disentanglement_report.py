@@ -1,0 +1,58 @@
+"""The final evaluation's disentanglement part, for datasets that know their generative factors (dataset=dsprites,
+factor_squares): the scores of evaluation/disentanglement.py on the model's posterior means, each timed, written
+into the metrics as `test/mig`, `test/sap`, `test/dci_disentanglement`, `test/dci_completeness`,
+`test/dci_informativeness`, `test/beta_vae_score`, `test/factor_vae_score` (the last two only where the dataset can
+render any factor combination), with the sample sizes and seed that produced them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from vae_runner.data import Split
+from vae_runner.evaluation import diagnostics as dx
+from vae_runner.evaluation import disentanglement as dis
+
+
+def codes_of(model, data, batch_size: int):
+    """factor indices (numpy) -> posterior means (numpy): render, then encode on the model's device."""
+    device = next(model.parameters()).device
+
+    def encode(indices: np.ndarray) -> np.ndarray:
+        x = data.render(torch.from_numpy(indices)).to(device)
+        mu, _ = dx.encode_split(model, Split(x), batch_size)
+        return mu.float().cpu().numpy()
+
+    return encode
+
+
+@torch.no_grad()
+def disentanglement_scores(model, data, cfg, metrics: dict) -> None:
+    ev, batch_size = cfg.evaluation.disentanglement, cfg.trainer.eval_batch_size
+    n = min(ev.points, len(data.train))
+    n_test = min(ev.points // 2, len(data.test))
+    z, _ = dx.encode_split(model, data.train, batch_size, limit=n)
+    z_test, _ = dx.encode_split(model, data.test, batch_size, limit=n_test)
+    z, z_test = z.float().cpu().numpy(), z_test.float().cpu().numpy()
+    f, f_test = data.train.factors[:n].cpu().numpy(), data.test.factors[:n_test].cpu().numpy()
+    timed: dict[str, float] = {}
+
+    def run(name: str, score):
+        start = time.perf_counter()
+        value = score()
+        timed[name] = round(time.perf_counter() - start, 3)
+        return value
+
+    metrics["test/mig"] = run("mig", lambda: dis.mig(z_test, f_test, ev.bins))
+    metrics["test/sap"] = run("sap", lambda: dis.sap(z, f, z_test, f_test))
+    for key, value in run("dci", lambda: dis.dci(z, f, z_test, f_test, ev.trees, ev.seed)).items():
+        metrics[f"test/dci_{key}"] = value
+    if data.render is not None and data.factor_sizes is not None:
+        votes = (codes_of(model, data, batch_size), data.factor_sizes, ev.votes, ev.votes // 2, ev.batch, ev.seed)
+        metrics["test/beta_vae_score"] = run("beta_vae", lambda: dis.beta_vae_score(*votes))
+        metrics["test/factor_vae_score"] = run("factor_vae", lambda: dis.factor_vae_score(*votes))
+    metrics.update({f"test/{name}_time_s": seconds for name, seconds in timed.items()})
+    metrics.update({"test/disentanglement_points": n, "test/disentanglement_seed": ev.seed})
