@@ -157,6 +157,8 @@ class Stack:
         own = [build_option(cfg.optimizer)(m.parameters()) for cfg, m in zip(cfgs, models, strict=True)]
         self.optimizer = StackedAdam.for_members(self.params, own)  # each member's lr, AdamNormGrad per member
         self.objectives = [instantiate(cfg.objective) for cfg in cfgs]
+        if any(o.penalised for o in self.objectives):  # their batch statistics are not written for a member axis
+            raise ValueError("a batch penalty (objective.tc_weight, dip or mmd_weight) does not stack yet")
         trainer = cfgs[0].trainer
         limit = trainer.limit_batches if limit_batches is None else limit_batches
         batches = TrainBatches(self.data.train, trainer.batch_size, self.data.binarize == "dynamic", limit)

@@ -217,6 +217,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
     config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
     logger = RunLogger(run_dir, cfg.logger.tensorboard, purge_step=purge_step)
     objective = instantiate(cfg.objective)
+    objective.dataset_size = len(data.train)  # for tc_estimator=mss
     set_threads(cfg, model, objective, data, device, "training")
     return Trainer(
         model,

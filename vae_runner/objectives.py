@@ -16,7 +16,12 @@ others and with every prior and likelihood:
   log (1/k) sum_j p(x|z_j) p(z_j)^beta' / q(z_j|x)^beta' (beta' the current KL weight); k = 1 is the ELBO exactly;
 - triplet loss (TVAE, Ishfaq et al. 2018): on labelled data, `triplet_weight` * max(0, ||mu_a - mu_p|| -
   ||mu_a - mu_n|| + `triplet_margin`) over triplets drawn from the batch (anchor and positive of one class,
-  negative of another), reported as `triplet`.
+  negative of another), reported as `triplet`;
+- disentanglement (latent_penalties.py, training only; evaluation reports the ELBO terms): `tc_weight` x the total
+  correlation (beta-TCVAE with its beta = 1 + tc_weight, as disentanglement_lib writes it; `tc_estimator` mws or
+  mss), reported as `tc`; `dip` = i | ii, the DIP-VAE regulariser (prior=gaussian only), as `dip`; `mmd_weight` x
+  MMD^2(q(z), p(z)) (InfoVAE; with beta = 0 its alpha = 1 form), as `mmd`; `cycle_epochs` > 0: the cyclical KL
+  schedule (Fu et al. 2019) instead of a warm-up.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vae_runner.errors import UserError
+from vae_runner.latent_penalties import cyclical_weight, dip_penalty, mmd, total_correlation
 
 
 def warmup_weight(
@@ -70,6 +76,14 @@ class Objective:
         triplet_margin: float,
         warmup_per_epoch: bool,
         analytic_kl: bool,
+        tc_weight: float,
+        tc_estimator: str,
+        dip: str,
+        dip_lambda_od: float,
+        dip_lambda_d: float,
+        mmd_weight: float,
+        cycle_epochs: float,
+        cycle_ratio: float,
     ):
         self.beta, self.k = float(beta), int(k)
         self.warmup = (float(warmup_start), float(warmup_epochs), int(warmup_steps))
@@ -79,12 +93,28 @@ class Objective:
             float(triplet_weight),
             float(triplet_margin),
         )
+        self.tc_weight, self.tc_estimator, self.mmd_weight = float(tc_weight), str(tc_estimator), float(mmd_weight)
+        self.dip, self.dip_lambdas = str(dip), (float(dip_lambda_od), float(dip_lambda_d))
+        self.cycle = (float(cycle_epochs), float(cycle_ratio))
+        self.dataset_size: int | None = None  # the training split's size (tc_estimator=mss), set by the run
+        if self.cycle[0] > 0 and (warmup_epochs or warmup_steps):
+            raise UserError(
+                "objective.cycle_epochs (the cyclical KL schedule) and objective.warmup_epochs/warmup_steps both "
+                "set: the cycles are the warm-up; set one of them to 0."
+            )
+
+    @property
+    def penalised(self) -> bool:
+        """Whether a batch-level penalty (total correlation, DIP, MMD) is on: terms then depend on the whole batch."""
+        return self.tc_weight > 0 or self.dip != "none" or self.mmd_weight > 0
 
     def kl_weight(self, progress: tuple[float, int] | None) -> float:
         """beta, or its warm-up value at progress = (epoch, step) during training."""
         if progress is None:
             return self.beta
         start, epochs, steps = self.warmup
+        if self.cycle[0] > 0:
+            return cyclical_weight(self.beta, start, *self.cycle, progress[0])
         return warmup_weight(self.beta, start, epochs, steps, *progress, per_epoch=self.warmup_per_epoch)
 
     def first_full_weight_epoch(self, steps_per_epoch: int) -> int:
@@ -140,8 +170,33 @@ class Objective:
                 )
             terms["triplet"] = triplet_loss(q.base_dist.loc, y, self.triplet_margin)
             loss = loss + self.triplet_weight * terms["triplet"]
+        if self.penalised and progress is not None:  # training only: evaluation reports the model's ELBO terms
+            loss = loss + self._penalties(model, q, z[0], terms)
         terms["loss"] = loss
         return terms
+
+    def _penalties(self, model, q: td.Independent, z: Tensor, terms: dict[str, Tensor]) -> Tensor:
+        """(B,) the weighted batch penalties of latent_penalties.py, each also reported as a term."""
+        mu, logvar = q.base_dist.loc, 2 * q.base_dist.scale.log()
+        total = torch.zeros_like(mu[:, 0])
+        if self.tc_weight > 0:
+            if self.tc_estimator == "mss" and not self.dataset_size:
+                raise UserError("objective.tc_estimator=mss needs the training set's size; use tc_estimator=mws here")
+            terms["tc"] = total_correlation(z, mu, logvar, self.dataset_size or len(z), self.tc_estimator)
+            total = total + self.tc_weight * terms["tc"]
+        if self.dip != "none":
+            if type(model.prior).__name__ != "GaussianPrior":
+                raise UserError(
+                    f"objective.dip={self.dip} pulls q(z) towards N(0, I), which is prior=gaussian's shape only; "
+                    f"with prior {type(model.prior).__name__} use objective.tc_weight or mmd_weight, or set "
+                    f"objective.dip=none."
+                )
+            terms["dip"] = dip_penalty(mu, logvar, self.dip, *self.dip_lambdas).expand_as(total)
+            total = total + terms["dip"]
+        if self.mmd_weight > 0:
+            terms["mmd"] = mmd(z, model.prior.sample(len(z))).expand_as(total)
+            total = total + self.mmd_weight * terms["mmd"]
+        return total
 
     def _free_bits_penalty(self, model, q: td.Independent, z: Tensor) -> Tensor | float:
         """sum_d max(0, lambda - batch-average KL_d): added to the KL, it makes each dimension below the floor count

@@ -185,6 +185,14 @@ class ObjectiveConfig:
     free_bits: float = MISSING  # per-dimension KL floor lambda, nats
     triplet_weight: float = MISSING  # TVAE triplet loss weight (labelled data)
     triplet_margin: float = MISSING
+    tc_weight: float = MISSING  # beta-TCVAE's beta - 1
+    tc_estimator: str = MISSING  # mws | mss
+    dip: str = MISSING  # none | i | ii
+    dip_lambda_od: float = MISSING
+    dip_lambda_d: float = MISSING
+    mmd_weight: float = MISSING
+    cycle_epochs: float = MISSING  # cyclical KL schedule: cycle length (0 = off)
+    cycle_ratio: float = MISSING
 
 
 @dataclass
