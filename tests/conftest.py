@@ -37,6 +37,10 @@ SHRINK = [
     "evaluation.surgery_points=50",
     "evaluation.probe_train_points=200",
     "evaluation.triplets=200",
+    "evaluation.disentanglement.points=300",
+    "evaluation.disentanglement.votes=20",
+    "evaluation.disentanglement.batch=16",
+    "evaluation.disentanglement.trees=10",
 ]
 
 register_configs()
@@ -128,6 +132,14 @@ def dataset_overrides(name: str, root: Path) -> list[str]:
             "dataset.n_train=200",
             "dataset.n_val=50",
             "dataset.n_test=50",
+        ]
+    if name == "dsprites":  # rendered into the test's own cache
+        return [
+            "dataset=dsprites",
+            "dataset.n_train=300",
+            "dataset.n_val=60",
+            "dataset.n_test=60",
+            f"dataset.cache={root}",
         ]
     return [f"dataset={name}"]
 

@@ -5,7 +5,7 @@ the disentanglement metrics against known answers: codes equal to the factors (p
 import numpy as np
 import pytest
 import torch
-from conftest import make_cfg
+from conftest import make_cfg, tiny_vae
 
 from vae_runner import build
 from vae_runner.data.factor_sets import (
@@ -146,7 +146,7 @@ def test_mutual_information_of_a_copy_is_the_entropy():
 def test_a_run_on_a_factor_dataset_reports_every_score_and_its_time(tmp_path, no_threads):
     from vae_runner import run
 
-    cfg = make_cfg("dataset=factor_squares", "trainer.epochs=2", "latent_dim=4", "evaluation.disentanglement.votes=20")
+    cfg = make_cfg("dataset=factor_squares", "trainer.epochs=2", "latent_dim=4")  # SHRINK: 20 votes, 10 trees
     metrics = run.train(cfg, tmp_path)
     names = ["mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness", "beta_vae_score"]
     for name in [*names, "factor_vae_score"]:
@@ -154,3 +154,20 @@ def test_a_run_on_a_factor_dataset_reports_every_score_and_its_time(tmp_path, no
     for name in ("mig", "sap", "dci", "beta_vae", "factor_vae"):
         assert metrics[f"test/{name}_time_s"] >= 0.0
     assert metrics["test/disentanglement_points"] == 119 and metrics["test/disentanglement_seed"] == 0
+    share = np.array(metrics["test/factor_mutual_information"])  # I(z_d; v_k) / H(v_k), D x F
+    assert share.shape == (4, 2) and (share >= 0).all() and (share <= 1 + 1e-6).all()
+    assert all(name in ("", "pos_x", "pos_y") for name in metrics["test/dim_factor"])
+    assert (tmp_path / "factor_mutual_information.png").is_file()
+
+
+def test_the_heat_map_and_traversal_labels_name_the_factors():
+    from vae_runner.evaluation.pictures import heatmap_picture, traversal_picture
+
+    picture = heatmap_picture([[0.9, 0.0], [0.1, 0.7], [0.0, 0.0]], ["z0", "z1", "z2"], ["pos_x", "pos_y"], "MI")
+    assert picture.shape[0] == 3 and picture.shape[1] > 50 and picture.shape[2] > 50
+    model, mu = tiny_vae("gaussian", "bernoulli", d=3), torch.randn(50, 3)
+    named = traversal_picture(model, mu, [2, 0], steps=5, factors=["pos_x", "", "orientation"])
+    plain = traversal_picture(model, mu, [2, 0], steps=5)
+    assert named.shape[2] > plain.shape[2]  # a wider strip for the factor names
+    ink = (named[:, :, :128].mean(0) < 0.5).chunk(2, dim=0)
+    assert int(ink[0].sum()) > int(ink[1].sum())  # "z2 orientation" against "z0" (no factor)

@@ -119,8 +119,7 @@ def load_dsprites(
     tr, va, te = carve(len(grid), n_val, n_test, split_seed)
     tr = tr if n_train is None else tr[:n_train]
 
-    def split(idx: Tensor) -> Split:
-        idx = idx.sort().values
+    def split(idx: Tensor) -> Split:  # in the seeded random order: any prefix is a fair sample of the split
         x = images[idx] if images is not None else cached_render(grid[idx], cache)
         return Split(x, grid[idx, 0], grid[idx])  # labelled by shape
 

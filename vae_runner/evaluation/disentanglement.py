@@ -50,9 +50,13 @@ def mutual_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -
     )
 
 
+def factor_entropies(factors: np.ndarray) -> np.ndarray:
+    """(F,) H(v_k) in nats, from the factors' empirical frequencies."""
+    return np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
+
+
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
-    mi = mutual_information(codes, factors, bins)
-    entropy = np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
+    mi, entropy = mutual_information(codes, factors, bins), factor_entropies(factors)
     top = np.sort(mi, axis=0)[::-1]
     second = top[1] if len(top) > 1 else np.zeros_like(top[0])
     return float(np.mean((top[0] - second) / np.maximum(entropy, 1e-12)))

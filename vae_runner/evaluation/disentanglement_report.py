@@ -2,7 +2,8 @@
 factor_squares): the scores of evaluation/disentanglement.py on the model's posterior means, each timed, written
 into the metrics as `test/mig`, `test/sap`, `test/dci_disentanglement`, `test/dci_completeness`,
 `test/dci_informativeness`, `test/beta_vae_score`, `test/factor_vae_score` (the last two only where the dataset can
-render any factor combination), with the sample sizes and seed that produced them.
+render any factor combination), with the sample sizes and seed that produced them; and the factor x latent mutual
+information as numbers and a heat map, whose best factor per dimension labels the traversals.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from vae_runner.data import Split
 from vae_runner.evaluation import diagnostics as dx
 from vae_runner.evaluation import disentanglement as dis
+from vae_runner.evaluation.pictures import heatmap_picture
 
 
 def codes_of(model, data, batch_size: int):
@@ -29,8 +31,21 @@ def codes_of(model, data, batch_size: int):
     return encode
 
 
+def factor_mi(z: np.ndarray, f: np.ndarray, names, bins: int, metrics: dict, logger, step: int) -> None:
+    """I(z_d; v_k) / H(v_k) as `test/factor_mutual_information` (D lists of F) and a heat map; `test/dim_factor`: the
+    factor each dimension explains best (a share of its entropy >= 0.1), "" where none, for the traversal labels."""
+    share = dis.mutual_information(z, f, bins) / np.maximum(dis.factor_entropies(f), 1e-12)
+    metrics["test/factor_mutual_information"] = np.round(share, 4).tolist()
+    metrics["test/dim_factor"] = [names[k] if share[d, k] >= 0.1 else "" for d, k in enumerate(share.argmax(1))]
+    if logger is not None:
+        rows = [f"z{d}" for d in range(len(share))]
+        title = "I(z_d; factor) / H(factor) (test)"
+        picture = heatmap_picture(share, rows, list(names), title)
+        logger.image("test/factor_mutual_information", picture, step, "factor_mutual_information.png")
+
+
 @torch.no_grad()
-def disentanglement_scores(model, data, cfg, metrics: dict) -> None:
+def disentanglement_scores(model, data, cfg, metrics: dict, logger=None, step: int = 0) -> None:
     ev, batch_size = cfg.evaluation.disentanglement, cfg.trainer.eval_batch_size
     n = min(ev.points, len(data.train))
     n_test = min(ev.points // 2, len(data.test))
@@ -47,6 +62,7 @@ def disentanglement_scores(model, data, cfg, metrics: dict) -> None:
         return value
 
     metrics["test/mig"] = run("mig", lambda: dis.mig(z_test, f_test, ev.bins))
+    factor_mi(z_test, f_test, data.factor_names, ev.bins, metrics, logger, step)
     metrics["test/sap"] = run("sap", lambda: dis.sap(z, f, z_test, f_test))
     for key, value in run("dci", lambda: dis.dci(z, f, z_test, f_test, ev.trees, ev.seed)).items():
         metrics[f"test/dci_{key}"] = value

@@ -84,7 +84,7 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
         linear_probe_and_triplets(model, data, cfg, mu, metrics)
     if data.test.factors is not None:
         with stage("disentanglement scores"):
-            disentanglement_scores(model, data, cfg, metrics)
+            disentanglement_scores(model, data, cfg, metrics, logger, step)
 
     with stage("pictures"):
         pictures(model, data, cfg, logger, step, mu, activity, active, metrics)
@@ -113,7 +113,14 @@ def pictures(model, data, cfg, logger, step: int, mu, activity, active, metrics:
         dims = active + [d for d in torch.argsort(activity, descending=True).tolist() if d not in active]
         logger.image(
             "test/traversals",
-            traversal_picture(model, mu, dims[: ev.traversal_dims], ev.traversal_steps, metrics.get("test/kl_per_dim")),
+            traversal_picture(
+                model,
+                mu,
+                dims[: ev.traversal_dims],
+                ev.traversal_steps,
+                metrics.get("test/kl_per_dim"),
+                metrics.get("test/dim_factor"),
+            ),
             step,
             "traversals.png",
         )

@@ -172,10 +172,11 @@ def log_pictures(model, data, logger, n_images: int, step: int, seed: int, prefi
 
 
 @torch.no_grad()
-def traversal_picture(model, mu: Tensor, dims: list[int], steps: int, kl_per_dim=None) -> Tensor:
+def traversal_picture(model, mu: Tensor, dims: list[int], steps: int, kl_per_dim=None, factors=None) -> Tensor:
     """A row per latent dimension (in the given order): the first test image's posterior mean with that dimension
     swept across the 2nd-98th percentile of its posterior means (+-3 for a dimension that does not vary). Each row
-    is labelled with its dimension and, when given, that dimension's KL in nats (`z3 KL 2.41`)."""
+    is labelled with its dimension and, when given, that dimension's KL in nats and the generative factor it best
+    explains (`z3 KL 2.41 pos_x`; `factors[d]`, "" for none)."""
     base = mu[0]
     rows = []
     for d in dims:
@@ -186,7 +187,8 @@ def traversal_picture(model, mu: Tensor, dims: list[int], steps: int, kl_per_dim
         z[:, d] = torch.linspace(lo, hi, steps, device=mu.device)
         rows.append(z)
     labels = [f"z{d}" + (f" KL {kl_per_dim[d]:.2f}" if kl_per_dim is not None else "") for d in dims]
-    return label_rows(image_grid(model.decode(torch.cat(rows)).mean, nrow=steps), labels, width=84)
+    labels = [f"{label} {factors[d]}".rstrip() for label, d in zip(labels, dims)] if factors else labels
+    return label_rows(image_grid(model.decode(torch.cat(rows)).mean, nrow=steps), labels, width=128 if factors else 84)
 
 
 @torch.no_grad()
@@ -229,5 +231,18 @@ def bar_picture(values: Tensor, title: str, ylabel: str) -> Tensor:
     ax.bar(range(len(values)), values.detach().cpu().numpy())
     ax.set_xlabel("latent dimension")
     ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return _figure_tensor(fig)
+
+
+def heatmap_picture(matrix, rows: list[str], cols: list[str], title: str) -> Tensor:
+    """A labelled heat map of `matrix` (len(rows), len(cols)), each cell's value written in it."""
+    values = np.asarray(matrix, dtype=float)
+    fig, ax = _pyplot().subplots(figsize=(1.0 + 0.9 * len(cols), 0.8 + 0.35 * len(rows)), dpi=100)
+    ax.imshow(values, cmap="viridis", vmin=0.0, vmax=max(1e-9, values.max()), aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 * values.max() else "black")
     ax.set_title(title)
     return _figure_tensor(fig)
