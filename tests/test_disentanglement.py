@@ -2,6 +2,8 @@
 the disentanglement metrics against known answers: codes equal to the factors (permuted, scaled) score ~1, noise
 ~0, a rotation of the factors in between."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -171,3 +173,42 @@ def test_the_heat_map_and_traversal_labels_name_the_factors():
     assert named.shape[2] > plain.shape[2]  # a wider strip for the factor names
     ink = (named[:, :, :128].mean(0) < 0.5).chunk(2, dim=0)
     assert int(ink[0].sum()) > int(ink[1].sum())  # "z2 orientation" against "z0" (no factor)
+
+
+def test_shapes3d_scenes_are_their_factors():
+    from vae_runner.data.scenes import SIZES as SCENE_SIZES
+    from vae_runner.data.scenes import hue_rgb, render_scenes, shapes3d_grid
+
+    grid = shapes3d_grid()
+    assert grid.shape == (480000, 6) and SCENE_SIZES == (10, 10, 10, 8, 4, 15)
+    assert grid[123457].tolist() == list(np.unravel_index(123457, SCENE_SIZES))
+    floor, wall, obj = 2, 5, 8
+    scene = render_scenes(torch.tensor([[floor, wall, obj, 7, 2, 7]]))[0].float() / 255  # a big upright sphere
+    colour = lambda hue: hue_rgb(torch.tensor([hue / 10]))[0]  # noqa: E731
+    torch.testing.assert_close(scene[:, 0, 0], colour(wall), atol=0.003, rtol=0)  # the wall at the top left
+    torch.testing.assert_close(scene[:, 63, 0], colour(floor), atol=0.003, rtol=0)  # the floor at the bottom left
+    torch.testing.assert_close(scene[:, 52 - 11, 32], colour(obj), atol=0.003, rtol=0)  # the object's centre
+    torch.testing.assert_close(hue_rgb(torch.tensor([0.0, 1 / 3, 2 / 3])), torch.eye(3))  # red, green, blue
+    shapes = render_scenes(torch.tensor([[0, 0, 5, 7, s, 7] for s in range(4)]))
+    areas = [(img != shapes[0, :, :, :1]).any(0).sum().item() for img in shapes]  # pixels off the background
+    expected = [1.0, 0.6, math.pi / 4, (1.2 * 0.8 + math.pi * 0.6**2) / 4]  # of the square: rectangle, disc, stadium
+    # scale 1.25: a 22.5-pixel square sampled at pixel centres covers 22 x 23 pixels
+    assert areas[0] == 22 * 23 and np.allclose(np.array(areas) / areas[0], expected, rtol=0.07)  # to the pixel grid
+
+
+def test_the_real_shapes3d_file_is_read_from_root(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from vae_runner.data.scenes import H5_NAME, load_shapes3d, render_scenes, shapes3d_grid
+
+    grid = shapes3d_grid()[::4000]
+    values = np.stack([np.linspace(0, 1, 10)[grid[:, 0]], np.linspace(0, 1, 10)[grid[:, 1]]], 1)
+    labels = np.concatenate([values, grid[:, 2:].numpy() * 1.5 - 3], axis=1)  # any values: ranked per column
+    images = render_scenes(grid).permute(0, 2, 3, 1).numpy()  # the file stores (N, 64, 64, 3)
+    with h5py.File(tmp_path / H5_NAME, "w") as h5:
+        h5["images"], h5["labels"] = images, labels
+    data = load_shapes3d(None, 10, 10, 0, root=str(tmp_path))
+    assert data.shape == (3, 64, 64) and len(data.train) == len(grid) - 20
+    ranks = torch.from_numpy(np.stack([np.unique(labels[:, k], return_inverse=True)[1] for k in range(6)], 1))
+    for split in (data.train, data.test):
+        row = [i for i in range(len(grid)) if torch.equal(ranks[i], split.factors[0])][0]
+        assert torch.equal(split.x[0], torch.from_numpy(images[row]).permute(2, 0, 1))

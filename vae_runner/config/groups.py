@@ -67,12 +67,16 @@ class SyntheticConfig(DatasetConfig):
 
 
 @dataclass
-class DSpritesConfig(DatasetConfig):
+class FactorGridConfig(DatasetConfig):  # shapes3d; a seeded sample of a factor grid, rendered or read from `root`
     n_train: Optional[int] = MISSING  # null: all images not in val/test
     n_val: int = MISSING
     n_test: int = MISSING
     split_seed: int = MISSING
     root: Optional[str] = MISSING
+
+
+@dataclass
+class DSpritesConfig(FactorGridConfig):
     cache: Optional[str] = MISSING
 
 
@@ -220,6 +224,7 @@ SCHEMAS = {
         "synthetic": SyntheticConfig,
         "dsprites": DSpritesConfig,
         "factor_squares": FactorSquaresConfig,
+        "shapes3d": FactorGridConfig,
     },
     "architecture": {"mlp": MLPArchConfig, "gated_mlp": GatedMLPArchConfig, "conv": ConvArchConfig},
     "prior": {

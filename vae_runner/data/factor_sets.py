@@ -76,16 +76,26 @@ def render_sprites(indices: Tensor, chunk: int = 4096) -> Tensor:
     return out
 
 
+def full_grid(sizes: tuple[int, ...]) -> Tensor:
+    """(prod(sizes), F) int64: every factor combination in a factor file's order (the last factor varies fastest)."""
+    return torch.cartesian_prod(*[torch.arange(n) for n in sizes])
+
+
 def dsprites_grid() -> Tensor:
-    """(737280, 5) int64: every factor combination, in the file's order (the last factor varies fastest)."""
-    return torch.cartesian_prod(*[torch.arange(n) for n in SIZES])
+    return full_grid(SIZES)
+
+
+def data_file(root: str, name: str, what: str) -> Path:
+    """`root`/`name`, or a one-paragraph error saying what the folder should hold."""
+    path = Path(root).expanduser() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset.root={root} has no {name}: give the folder that holds the {what} file")
+    return path
 
 
 def read_npz(root: str) -> tuple[Tensor, Tensor]:
     """The real file's images (N, 1, 64, 64) uint8 and factor indices (N, 5) (its constant colour column dropped)."""
-    path = Path(root).expanduser() / NPZ_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"dataset.root={root} has no {NPZ_NAME}: give the folder that holds the dSprites file")
+    path = data_file(root, NPZ_NAME, "dSprites")
     with np.load(path, allow_pickle=False) as npz:
         images = torch.from_numpy(npz["imgs"].astype(np.uint8) * 255)[:, None]
         factors = torch.from_numpy(npz["latents_classes"][:, 1:].astype(np.int64))
