@@ -112,3 +112,46 @@ def test_what_does_not_compose_says_so(no_threads):
     with pytest.raises(Exception, match="cycle_epochs") as caught:  # raised inside instantiate, which wraps it
         objective_terms("objective.cycle_epochs=4", "objective.warmup_epochs=2")
     assert "set one of them to 0" in user_message(caught.value)  # what vae-run prints: the paragraph alone
+
+
+def test_the_factor_vae_critic_learns_to_see_correlation_and_gives_each_part_its_own_gradient():
+    from vae_runner.model.critic import FactorCritic, permute_dims
+
+    torch.manual_seed(0)
+    z = torch.randn(256, 1).repeat(1, 2) + 0.1 * torch.randn(256, 2)  # two almost equal dimensions: TC >> 0
+    shuffled = permute_dims(z)
+    assert sorted(shuffled[:, 0].tolist()) == sorted(z[:, 0].tolist())  # each dimension keeps its values
+    critic = FactorCritic(2, [32, 32])
+    adam = torch.optim.Adam(critic.parameters(), lr=1e-2)
+    for _ in range(200):
+        adam.zero_grad()
+        critic.loss(z).mean().backward()
+        adam.step()
+    # E_q[log q(z) / prod q(z_d)] is the TC: -0.5 log(1 - rho^2) for this Gaussian, rho = 1 / 1.01
+    assert critic.total_correlation(z).mean().item() == pytest.approx(-0.5 * math.log(1 - (1 / 1.01) ** 2), abs=0.5)
+    assert critic.total_correlation(permute_dims(z)).mean() < 0  # under prod q(z_d): minus a KL
+    # the TC term reaches z and not the critic; the critic's loss reaches the critic and not z
+    z_leaf = z.clone().requires_grad_()
+    critic.zero_grad()
+    critic.total_correlation(z_leaf).sum().backward()
+    assert z_leaf.grad is not None and all(p.grad is None for p in critic.parameters())
+    z_leaf.grad = None
+    critic.loss(z_leaf).sum().backward()
+    assert z_leaf.grad is None and all(p.grad is not None for p in critic.parameters())
+
+
+def test_a_factor_vae_run_trains_its_critic_and_resumes_it(tmp_path, no_threads):
+    from vae_runner import run
+    from vae_runner.checkpoint import load_checkpoint
+    from vae_runner.rundir import checkpoint_path
+
+    args = ("objective.factor_vae_weight=10", "objective.critic_hidden=[16]", "trainer.epochs=2")
+    metrics = run.train(make_cfg(*args), tmp_path)
+    assert torch.isfinite(torch.tensor(metrics["test/elbo"]))
+    state = load_checkpoint(checkpoint_path(tmp_path))
+    assert any(k.startswith("critic.") for k in state["model"])  # the critic is saved with the model
+    groups = state["optimizer"]["param_groups"]
+    assert len(groups) == 2 and groups[1]["lr"] == 1e-4 and tuple(groups[1]["betas"]) == (0.5, 0.9)
+    again = [f"resume={tmp_path}", "trainer.epochs=3"]  # the run's own settings come from its checkpoint
+    more = run.train(make_cfg(*again), tmp_path / "x", again)
+    assert more["epochs"] == 3

@@ -27,6 +27,7 @@ from vae_runner.errors import UserError
 from vae_runner.evaluation.diagnostics import active_units, encode_split
 from vae_runner.evaluation.metrics import evaluate_split
 from vae_runner.evaluation.pictures import log_pictures
+from vae_runner.model.critic import FactorCritic, parameter_groups
 from vae_runner.model.vae import VAE
 from vae_runner.rundir import BEST
 from vae_runner.tb_logger import RunLogger
@@ -142,6 +143,8 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
         prior=build(cfg.prior, _partial_=True)(latent_dim=d, **extras),
         likelihood=build(cfg.likelihood, data_shape=shape),
     )
+    if cfg.objective.get("factor_vae_weight", 0) > 0:  # FactorVAE's discriminator rides on the model (checkpoints)
+        model.critic = FactorCritic(d, list(cfg.objective.critic_hidden))
     model = model.to(device)
     if any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules()):
         # NHWC kernels (oneDNN on CPU, cuDNN on GPU): a Fashion-MNIST conv step was 1.3x faster on CPU in fp32.
@@ -213,7 +216,9 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
     model = build_model(cfg, data, device)
     if cfg.trainer.compile:
         compile_networks(model)
-    optimizer = build(cfg.optimizer)(model.parameters())  # _partial_: the optimizer group's class and settings
+    optimizer = build(cfg.optimizer)(
+        parameter_groups(model, cfg.objective.get("critic_lr"))
+    )  # _partial_: class, settings
     config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
     logger = RunLogger(run_dir, cfg.logger.tensorboard, purge_step=purge_step)
     objective = instantiate(cfg.objective)

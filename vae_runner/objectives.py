@@ -20,8 +20,9 @@ others and with every prior and likelihood:
 - disentanglement (latent_penalties.py, training only; evaluation reports the ELBO terms): `tc_weight` x the total
   correlation (beta-TCVAE with its beta = 1 + tc_weight, as disentanglement_lib writes it; `tc_estimator` mws or
   mss), reported as `tc`; `dip` = i | ii, the DIP-VAE regulariser (prior=gaussian only), as `dip`; `mmd_weight` x
-  MMD^2(q(z), p(z)) (InfoVAE; with beta = 0 its alpha = 1 form), as `mmd`; `cycle_epochs` > 0: the cyclical KL
-  schedule (Fu et al. 2019) instead of a warm-up.
+  MMD^2(q(z), p(z)) (InfoVAE; with beta = 0 its alpha = 1 form), as `mmd`; `factor_vae_weight` x FactorVAE's
+  critic-estimated TC (model/critic.py), as `factor_tc`, plus the critic's own loss, as `critic`; `cycle_epochs` > 0:
+  the cyclical KL schedule (Fu et al. 2019) instead of a warm-up.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class Objective:
         dip_lambda_od: float,
         dip_lambda_d: float,
         mmd_weight: float,
+        factor_vae_weight: float,
+        critic_hidden: list[int],
+        critic_lr: float,
         cycle_epochs: float,
         cycle_ratio: float,
     ):
@@ -95,6 +99,7 @@ class Objective:
         )
         self.tc_weight, self.tc_estimator, self.mmd_weight = float(tc_weight), str(tc_estimator), float(mmd_weight)
         self.dip, self.dip_lambdas = str(dip), (float(dip_lambda_od), float(dip_lambda_d))
+        self.factor_vae_weight = float(factor_vae_weight)  # the critic's settings are read by build (model/critic.py)
         self.cycle = (float(cycle_epochs), float(cycle_ratio))
         self.dataset_size: int | None = None  # the training split's size (tc_estimator=mss), set by the run
         if self.cycle[0] > 0 and (warmup_epochs or warmup_steps):
@@ -106,7 +111,7 @@ class Objective:
     @property
     def penalised(self) -> bool:
         """Whether a batch-level penalty (total correlation, DIP, MMD) is on: terms then depend on the whole batch."""
-        return self.tc_weight > 0 or self.dip != "none" or self.mmd_weight > 0
+        return self.tc_weight > 0 or self.dip != "none" or self.mmd_weight > 0 or self.factor_vae_weight > 0
 
     def kl_weight(self, progress: tuple[float, int] | None) -> float:
         """beta, or its warm-up value at progress = (epoch, step) during training."""
@@ -196,6 +201,9 @@ class Objective:
         if self.mmd_weight > 0:
             terms["mmd"] = mmd(z, model.prior.sample(len(z))).expand_as(total)
             total = total + self.mmd_weight * terms["mmd"]
+        if self.factor_vae_weight > 0:  # FactorVAE: the critic's TC estimate, and the critic's own loss
+            terms["factor_tc"], terms["critic"] = model.critic.total_correlation(z), model.critic.loss(z)
+            total = total + self.factor_vae_weight * terms["factor_tc"] + terms["critic"]
         return total
 
     def _free_bits_penalty(self, model, q: td.Independent, z: Tensor) -> Tensor | float:

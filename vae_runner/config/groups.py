@@ -195,6 +195,9 @@ class ObjectiveConfig:
     dip_lambda_od: float = MISSING
     dip_lambda_d: float = MISSING
     mmd_weight: float = MISSING
+    factor_vae_weight: float = MISSING
+    critic_hidden: List[int] = MISSING
+    critic_lr: float = MISSING
     cycle_epochs: float = MISSING  # cyclical KL schedule: cycle length (0 = off)
     cycle_ratio: float = MISSING
 
