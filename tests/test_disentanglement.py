@@ -212,3 +212,19 @@ def test_the_real_shapes3d_file_is_read_from_root(tmp_path):
     for split in (data.train, data.test):
         row = [i for i in range(len(grid)) if torch.equal(ranks[i], split.factors[0])][0]
         assert torch.equal(split.x[0], torch.from_numpy(images[row]).permute(2, 0, 1))
+
+
+def test_the_table_script_groups_seeds(tmp_path, monkeypatch, capsys):
+    import json
+    import runpy
+    import sys
+
+    for i, (beta, seed, mig) in enumerate([(1, 0, 0.1), (1, 1, 0.3), (4, 0, 0.5)]):
+        run_dir = tmp_path / f"{i}_beta={beta},seed={seed}"
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "overrides.yaml").write_text(f"- beta={beta}\n- seed={seed}\n")
+        (run_dir / "metrics.json").write_text(json.dumps({"test/mig": mig, "test/elbo": -80.0, "test/mig_time_s": 0.1}))
+    monkeypatch.setattr(sys, "argv", ["disentanglement_table.py", str(tmp_path)])
+    runpy.run_path("scripts/disentanglement_table.py", run_name="__main__")
+    out = capsys.readouterr().out
+    assert "| `beta=1` | 2 | 0.200 ± 0.141 |" in out and "| `beta=4` | 1 | 0.500 |" in out and "mig 0.10" in out
