@@ -228,3 +228,10 @@ def test_the_table_script_groups_seeds(tmp_path, monkeypatch, capsys):
     runpy.run_path("scripts/disentanglement_table.py", run_name="__main__")
     out = capsys.readouterr().out
     assert "| `beta=1` | 2 | 0.200 ± 0.141 |" in out and "| `beta=4` | 1 | 0.500 |" in out and "mig 0.10" in out
+
+
+def test_only_active_dimensions_are_named_after_a_factor():
+    from vae_runner.evaluation.final import factor_labels
+
+    assert factor_labels(["pos_x", "pos_y", ""], active=[0]) == ["pos_x", "", ""]
+    assert factor_labels(None, active=[0]) is None

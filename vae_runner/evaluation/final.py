@@ -105,6 +105,12 @@ def linear_probe_and_triplets(model, data, cfg, mu, metrics: dict) -> None:
             metrics["test/triplet_accuracy"] = dx.triplet_accuracy(mu, triplets)
 
 
+def factor_labels(dim_factor: list[str] | None, active: list[int]) -> list[str] | None:
+    """The traversal rows' factor names, for active dimensions only: an inactive dimension's means barely move, and
+    binning them can still find a little mutual information with some factor."""
+    return None if dim_factor is None else [name if d in active else "" for d, name in enumerate(dim_factor)]
+
+
 def pictures(model, data, cfg, logger, step: int, mu, activity, active, metrics: dict) -> None:
     ev, seed = cfg.evaluation, cfg.seed
     logger.scalars({k: v for k, v in metrics.items() if k.startswith("test/") and isinstance(v, (int, float))}, step)
@@ -119,7 +125,7 @@ def pictures(model, data, cfg, logger, step: int, mu, activity, active, metrics:
                 dims[: ev.traversal_dims],
                 ev.traversal_steps,
                 metrics.get("test/kl_per_dim"),
-                metrics.get("test/dim_factor"),
+                factor_labels(metrics.get("test/dim_factor"), active),
             ),
             step,
             "traversals.png",
