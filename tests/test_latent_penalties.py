@@ -155,3 +155,13 @@ def test_a_factor_vae_run_trains_its_critic_and_resumes_it(tmp_path, no_threads)
     again = [f"resume={tmp_path}", "trainer.epochs=3"]  # the run's own settings come from its checkpoint
     more = run.train(make_cfg(*again), tmp_path / "x", again)
     assert more["epochs"] == 3
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "mog", "vamp", "gtm", "gtm_vamp", "flow"])
+def test_the_penalties_that_need_no_prior_shape_compose_with_every_prior(prior, no_threads):
+    penalties = ("objective.tc_weight=2", "objective.mmd_weight=10", "objective.factor_vae_weight=5")
+    objective, model, trained, evaluated = objective_terms(f"prior={prior}", *penalties, "objective.critic_hidden=[16]")
+    for term in ("tc", "mmd", "factor_tc", "critic", "loss"):
+        assert torch.isfinite(trained[term]).all(), term
+    trained["loss"].mean().backward()  # gradients reach the prior's own parameters too
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
