@@ -1,0 +1,83 @@
+"""Missingness masks (MCAR and MNAR, seeded) and the imputation scores (RMSE, interval coverage, CRPS) against known
+answers, and the scikit-learn baselines on a table with a known dependence."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vae_runner.data.missingness import keep_one_per_row, mcar_mask, mnar_mask
+from vae_runner.evaluation.imputation import baseline_imputations, crps, interval_coverage, rmse
+
+
+def test_mcar_masks_hide_the_rate_reproducibly():
+    mask = mcar_mask((2000, 10), 0.3, seed=0)
+    assert mask.float().mean().item() == pytest.approx(0.3, abs=0.01)
+    assert torch.equal(mask, mcar_mask((2000, 10), 0.3, seed=0)) and not torch.equal(
+        mask, mcar_mask((2000, 10), 0.3, 1)
+    )
+    with pytest.raises(ValueError, match="missing.rate"):
+        mcar_mask((3, 3), 1.0, 0)
+
+
+def test_mnar_masks_hide_large_values():
+    x = torch.randn(4000, 3)
+    mask = mnar_mask(x, 0.2, seed=0)
+    assert mask.float().mean().item() == pytest.approx(0.2, abs=0.02)
+    assert x[mask].mean() > 0.8 and x[~mask].mean() < 0  # what is missing is what is large
+
+
+def test_every_row_keeps_one_entry_when_asked():
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    mask[0, 1] = False
+    kept = keep_one_per_row(mask, seed=0)
+    assert (~kept).sum(1).tolist() == [1, 1, 1, 1, 1] and not kept[0, 1]
+
+
+def test_scores_know_the_answers():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(400, 5))
+    mask = rng.random((400, 5)) < 0.5
+    assert rmse(truth, truth + 2.0, mask) == pytest.approx(2.0)
+    # draws from the truth's own predictive distribution N(mu, 1) around mu = truth - noise: calibrated
+    mu = truth - rng.normal(size=truth.shape)
+    draws = mu[None] + rng.normal(size=(200, *truth.shape))
+    assert interval_coverage(draws, truth, mask, 0.9) == pytest.approx(0.9, abs=0.03)
+    assert interval_coverage(draws * 0.2 + mu * 0.8, truth, mask, 0.9) < 0.5  # overconfident draws cover less
+    # CRPS of N(mu, 1) at y: z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi), z = y - mu
+    z = (truth - mu)[mask]
+    phi, cdf = np.exp(-(z**2) / 2) / math.sqrt(2 * math.pi), 0.5 * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+    exact = np.mean(z * (2 * cdf - 1) + 2 * phi - 1 / math.sqrt(math.pi))
+    assert crps(draws, truth, mask) == pytest.approx(exact, abs=0.01)
+    assert crps(truth[None] + 0.5, truth, mask) == pytest.approx(0.5)  # one draw: the absolute error
+
+
+def test_baselines_on_a_table_with_a_dependence():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 1))
+    table = np.hstack([a, 2 * a + 0.1 * rng.normal(size=(500, 1)), rng.normal(size=(500, 2))])
+    table = (table - table.mean(0)) / table.std(0)
+    mask = keep_one_per_row(mcar_mask(table.shape, 0.3, seed=0), seed=0).numpy()
+    out = baseline_imputations(table, mask, seed=0, draws=5)
+    assert out["mean"].shape == (1, 500, 4) and out["mice"].shape == (5, 500, 4)
+    hidden_means = np.nanmean(np.where(mask, np.nan, table), axis=0)
+    assert np.allclose(out["mean"][0][mask], np.broadcast_to(hidden_means, table.shape)[mask])
+    assert np.array_equal(out["knn"][0][~mask], table[~mask])  # observed entries untouched
+    dependent = mask.copy()
+    dependent[:, 2:] = False  # the two related columns: MICE and kNN use the relation (where one is observed)
+    errors = {name: rmse(table, draws.mean(0), dependent) for name, draws in out.items()}
+    assert errors["mice"] < 0.7 * errors["mean"] and errors["knn"] < errors["mean"]
+
+
+def test_the_baseline_script_prints_its_table(monkeypatch, capsys):
+    import runpy
+    import sys
+
+    argv = ["impute_baselines.py", "--datasets", "wine", "--rates", "0.3", "--seeds", "0", "--draws", "3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path("scripts/impute_baselines.py", run_name="__main__")
+    out = capsys.readouterr().out
+    assert (
+        "| mean RMSE | knn RMSE | mice RMSE | MICE coverage | MICE CRPS |" in out and "| wine (178, 13) | 30% |" in out
+    )

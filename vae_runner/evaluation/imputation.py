@@ -1,0 +1,58 @@
+"""How good imputations of missing table entries are, and the standard imputers they are compared with.
+
+Everything is scored on the missing entries only (`mask` True), in the units of the table given (standardised
+columns, so RMSEs of different columns are comparable):
+- `rmse` of a single imputation (the mean of multiple imputations, for a multiple imputer);
+- `interval_coverage`: how often the truth lies in the central `level` interval of M imputations (the empirical
+  quantiles of the M draws); a calibrated multiple imputer covers `level` of the entries;
+- `crps`: the continuous ranked probability score of the M draws as an ensemble, mean |X - y| - mean |X - X'| / 2
+  over all pairs (lower is better; equal to the absolute error for a single imputation).
+`baseline_imputations` runs scikit-learn's SimpleImputer (column mean), KNNImputer and IterativeImputer (MICE; with
+`draws` > 1, sampling from its posterior with one seed per draw) on the same masked table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401 - makes IterativeImputer importable
+from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+
+
+def rmse(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((imputed[mask] - truth[mask]) ** 2)))
+
+
+def interval_coverage(draws: np.ndarray, truth: np.ndarray, mask: np.ndarray, level: float = 0.9) -> float:
+    """draws (M, N, F): the share of missing entries whose truth lies within the draws' central `level` interval."""
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return float(np.mean((truth[mask] >= lo[mask]) & (truth[mask] <= hi[mask])))
+
+
+def crps(draws: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """Mean ensemble CRPS over the missing entries, draws (M, N, F)."""
+    x, y = draws[:, mask], truth[mask]  # (M, K), (K,)
+    spread = np.abs(x[:, None] - x[None]).mean(axis=(0, 1))  # E|X - X'| per entry
+    return float(np.mean(np.abs(x - y).mean(0) - 0.5 * spread))
+
+
+def baseline_imputations(table: np.ndarray, mask: np.ndarray, seed: int, draws: int = 1) -> dict[str, np.ndarray]:
+    """name -> imputations (M, N, F) of `table` with the `mask` entries hidden (M = 1 but for MICE with draws > 1)."""
+    hidden = np.where(mask, np.nan, table)
+    out = {
+        "mean": SimpleImputer(strategy="mean", keep_empty_features=True).fit_transform(hidden)[None],
+        "knn": KNNImputer(n_neighbors=5, keep_empty_features=True).fit_transform(hidden)[None],
+    }
+    if draws == 1:
+        out["mice"] = IterativeImputer(max_iter=10, random_state=seed, keep_empty_features=True).fit_transform(hidden)[
+            None
+        ]
+    else:
+        out["mice"] = np.stack(
+            [
+                IterativeImputer(
+                    max_iter=10, sample_posterior=True, random_state=seed * 1000 + m, keep_empty_features=True
+                ).fit_transform(hidden)
+                for m in range(draws)
+            ]
+        )
+    return out
