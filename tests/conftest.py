@@ -141,6 +141,8 @@ def dataset_overrides(name: str, root: Path) -> list[str]:
             "dataset.n_test=60",
             f"dataset.cache={root}",
         ]
+    if name == "tabular":
+        return ["dataset=tabular", "likelihood=gaussian"]
     if name == "shapes3d":
         return ["dataset=shapes3d", "dataset.n_train=300", "dataset.n_val=60", "dataset.n_test=60"]
     return [f"dataset={name}"]

@@ -14,7 +14,14 @@ from vae_runner.config.compose import build_option, option_config
 
 GROUPS = ["dataset", "architecture", "prior", "likelihood", "objective", "optimizer", "trainer", "evaluation", "logger"]
 REQUIRED = {("dataset", "image_folder"): {"dataset.root"}}  # the user's own input: no default on purpose
-NESTED = {schema.TrainerConfig, schema.EvaluationConfig, schema.LoggerConfig, schema.DisentanglementConfig}
+NESTED = {
+    schema.TrainerConfig,
+    schema.EvaluationConfig,
+    schema.LoggerConfig,
+    schema.DisentanglementConfig,
+    schema.ImputationConfig,
+    schema.MissingConfig,
+}
 
 
 def schema_classes():

@@ -23,6 +23,8 @@ from vae_runner.config.compose import build
 from vae_runner.config.plain import plain
 from vae_runner.cpu_features import slow_bf16_warning
 from vae_runner.data import RUN_KEYS, DataSplits, prepare
+from vae_runner.data.missingness import hide_missing
+from vae_runner.data.tabular import standardized
 from vae_runner.errors import UserError
 from vae_runner.evaluation.diagnostics import active_units, encode_split
 from vae_runner.evaluation.metrics import evaluate_split
@@ -102,7 +104,9 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     binary_likelihood = getattr(get_class(cfg.likelihood._target_), "binary", False)
     if binarize == "auto":
         binarize = "dynamic" if binary_likelihood else "none"
-    data = build(spec)
+    missing = cfg.missing  # entries hidden as NaN, then a table standardised by its observed training entries
+    data = hide_missing(build(spec), missing.kind, missing.rate, cfg.seed if missing.seed is None else missing.seed)
+    data = data if data.columns is None else standardized(data)
     if binary_likelihood and not data.in_unit_range:
         raise UserError(
             f"dataset={name} holds real-valued data but likelihood=bernoulli needs values in [0, 1]. Use "
@@ -143,6 +147,8 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
         prior=build(cfg.prior, _partial_=True)(latent_dim=d, **extras),
         likelihood=build(cfg.likelihood, data_shape=shape),
     )
+    if data.has_missing:  # NaN entries: read as 0 by the encoder, skipped by the likelihood
+        model.accept_missing()
     if cfg.objective.get("factor_vae_weight", 0) > 0:  # FactorVAE's discriminator rides on the model (checkpoints)
         model.critic = FactorCritic(d, list(cfg.objective.critic_hidden))
     model = model.to(device)

@@ -22,7 +22,11 @@ others and with every prior and likelihood:
   mss), reported as `tc`; `dip` = i | ii, the DIP-VAE regulariser (prior=gaussian only), as `dip`; `mmd_weight` x
   MMD^2(q(z), p(z)) (InfoVAE; with beta = 0 its alpha = 1 form), as `mmd`; `factor_vae_weight` x FactorVAE's
   critic-estimated TC (model/critic.py), as `factor_tc`, plus the critic's own loss, as `critic`; `cycle_epochs` > 0:
-  the cyclical KL schedule (Fu et al. 2019) instead of a warm-up.
+  the cyclical KL schedule (Fu et al. 2019) instead of a warm-up;
+- `input_dropout` (data with missing entries): in training, the encoder sees each row with a further share of its
+  entries hidden, the likelihood scores every observed entry; q(z | part of x) is still a distribution over z, so
+  the loss is still a bound on log p(x_obs). It trains the encoder for the imputer's task (infer z from a partial
+  row) and regularises small tables.
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ def warmup_weight(
     if steps > 0:
         return start + (beta - start) * min(1.0, step / steps)
     return beta
+
+
+def drop_inputs(x: Tensor, rate: float) -> Tensor:
+    """x with each entry hidden (NaN, read as 0 by the encoder of a model that accepts missing entries) with
+    probability `rate`: the encoder learns to infer z from part of a row, the likelihood still scores all of it."""
+    return x.masked_fill(torch.rand(x.shape, device=x.device) < rate, float("nan"))
 
 
 def triplet_loss(mu: Tensor, y: Tensor, margin: float) -> Tensor:
@@ -88,6 +98,7 @@ class Objective:
         critic_lr: float,
         cycle_epochs: float,
         cycle_ratio: float,
+        input_dropout: float,
     ):
         self.beta, self.k = float(beta), int(k)
         self.warmup = (float(warmup_start), float(warmup_epochs), int(warmup_steps))
@@ -101,6 +112,7 @@ class Objective:
         self.dip, self.dip_lambdas = str(dip), (float(dip_lambda_od), float(dip_lambda_d))
         self.factor_vae_weight = float(factor_vae_weight)  # the critic's settings are read by build (model/critic.py)
         self.cycle = (float(cycle_epochs), float(cycle_ratio))
+        self.input_dropout = float(input_dropout)
         self.dataset_size: int | None = None  # the training split's size (tc_estimator=mss), set by the run
         if self.cycle[0] > 0 and (warmup_epochs or warmup_steps):
             raise UserError(
@@ -144,7 +156,7 @@ class Objective:
         global RNG. `weight`: the KL weight instead of this objective's at `progress` (a batched sweep's per-member
         weights, shape (M, 1) against terms of shape (M, B))."""
         weight = self.kl_weight(progress) if weight is None else weight
-        q = model.posterior(x)
+        q = model.posterior(x if self.input_dropout == 0 or progress is None else drop_inputs(x, self.input_dropout))
         if noise is None:
             z = q.rsample((self.k,))  # (k, B, D), reparameterised
         else:

@@ -87,6 +87,13 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("evaluation.traversal_steps", lambda v: v >= 2, "an integer >= 2"),
     ("evaluation.interpolations", _pos_int, "an integer >= 1"),
     ("evaluation.interpolation_steps", lambda v: v >= 2, "an integer >= 2"),
+    ("missing.kind", lambda v: v in ("none", "mcar", "mnar"), "none, mcar or mnar"),
+    ("missing.rate", lambda v: math.isfinite(v) and 0 <= v < 1, "a fraction in [0, 1) (mnar: at most 0.5)"),
+    ("evaluation.imputation.samples", _pos_int, "an integer >= 1"),
+    ("evaluation.imputation.draws", lambda v: v >= 2, "an integer >= 2"),
+    ("evaluation.imputation.level", _fraction, "a number strictly between 0 and 1"),
+    ("evaluation.imputation.baseline_draws", _pos_int, "an integer >= 1"),
+    ("dataset.table", lambda v: v in ("breast_cancer", "wine", "diabetes"), "breast_cancer, wine or diabetes"),
     ("dataset.val_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.test_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.val_size", _pos_int, "an integer >= 1"),
@@ -142,6 +149,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("objective.critic_lr", _finite_pos, "a finite number > 0"),
     ("objective.cycle_epochs", _finite_nonneg, "a finite number >= 0 (0: no cycles)"),
     ("objective.cycle_ratio", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    ("objective.input_dropout", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     ("likelihood.sigma", _finite_pos, "a finite number > 0"),
     ("likelihood.prob_clamp", lambda v: v is None or 0 < v < 0.5, "null or a number in (0, 0.5)"),
     ("likelihood.init_sigma", _finite_pos, "a finite number > 0"),
@@ -202,6 +210,8 @@ def validate(cfg: DictConfig) -> None:
         cfg, "objective.warmup_epochs", default=0
     ):
         problems.append("objective.warmup_per_epoch=true needs objective.warmup_epochs > 0")
+    if OmegaConf.select(cfg, "missing.kind") == "mnar" and OmegaConf.select(cfg, "missing.rate") > 0.5:
+        problems.append("missing.kind=mnar hides about rate of each column's largest half: missing.rate <= 0.5")
     if cfg.get("ckpt") and cfg.get("resume"):
         problems.append("give either ckpt= (mode=eval) or resume= (continue training), not both")
     if problems:

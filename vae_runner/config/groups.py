@@ -1,92 +1,17 @@
-"""Typed schemas of the config groups' options (dataset, architecture, prior, likelihood, objective, optimizer): one
-dataclass per option, types only (each value is written once, in the option's yaml). An option's yaml names its
-schema in its defaults list (`- /schema_prior_mog@_here_`), so `prior.n_components=abc` fails at compose time.
+"""Typed schemas of the config groups' options (architecture, prior, likelihood, objective, optimizer; the datasets'
+are in config/datasets.py): one dataclass per option, types only (each value is written once, in the option's yaml).
+An option's yaml names its schema in its defaults list (`- /schema_prior_mog@_here_`), so `prior.n_components=abc`
+fails at compose time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, List, Optional
 
 from omegaconf import II, MISSING
 
-
-class Binarize(Enum):
-    auto = "auto"  # dynamic for a Bernoulli likelihood, none otherwise
-    none = "none"
-    static = "static"
-    dynamic = "dynamic"
-
-
-# ----------------------------------------------------------------------------------------------- dataset
-@dataclass
-class DatasetConfig:
-    _target_: str = MISSING
-    name: str = MISSING
-    binarize: Binarize = MISSING
-
-
-@dataclass
-class DigitsConfig(DatasetConfig):
-    val_fraction: float = MISSING
-    test_fraction: float = MISSING
-    split_seed: int = MISSING
-
-
-@dataclass
-class TorchvisionConfig(DatasetConfig):
-    root: str = MISSING
-    download: bool = MISSING
-    val_size: int = MISSING
-    split_seed: Optional[int] = MISSING  # null: validation = the training file's last val_size images (reference code)
-    # Extra folders searched for the raw IDX .gz files when `root` has none (Debian's dataset packages).
-    system_dirs: List[str] = MISSING
-
-
-@dataclass
-class ImageFolderConfig(DatasetConfig):
-    root: str = MISSING
-    image_size: List[int] = MISSING
-    channels: int = MISSING
-    val_fraction: float = MISSING
-    test_fraction: float = MISSING
-    split_seed: int = MISSING
-
-
-@dataclass
-class SyntheticConfig(DatasetConfig):
-    shape: str = MISSING  # ring | grid
-    n_modes: int = MISSING
-    radius: float = MISSING
-    std: float = MISSING
-    n_train: int = MISSING
-    n_val: int = MISSING
-    n_test: int = MISSING
-    seed: int = MISSING
-
-
-@dataclass
-class FactorGridConfig(DatasetConfig):  # shapes3d; a seeded sample of a factor grid, rendered or read from `root`
-    n_train: Optional[int] = MISSING  # null: all images not in val/test
-    n_val: int = MISSING
-    n_test: int = MISSING
-    split_seed: int = MISSING
-    root: Optional[str] = MISSING
-
-
-@dataclass
-class DSpritesConfig(FactorGridConfig):
-    cache: Optional[str] = MISSING
-
-
-@dataclass
-class FactorSquaresConfig(DatasetConfig):
-    side: int = MISSING
-    square: int = MISSING
-    n_val: int = MISSING
-    n_test: int = MISSING
-    split_seed: int = MISSING
+from vae_runner.config.datasets import DATASET_SCHEMAS
 
 
 # ------------------------------------------------------------------------------------------ architecture
@@ -200,6 +125,7 @@ class ObjectiveConfig:
     critic_lr: float = MISSING
     cycle_epochs: float = MISSING  # cyclical KL schedule: cycle length (0 = off)
     cycle_ratio: float = MISSING
+    input_dropout: float = MISSING  # training: entries further hidden from the encoder (missing-data models)
 
 
 @dataclass
@@ -220,15 +146,7 @@ class AdamNormGradConfig(AdamConfig):
 
 
 SCHEMAS = {
-    "dataset": {
-        "digits": DigitsConfig,
-        "torchvision": TorchvisionConfig,
-        "image_folder": ImageFolderConfig,
-        "synthetic": SyntheticConfig,
-        "dsprites": DSpritesConfig,
-        "factor_squares": FactorSquaresConfig,
-        "shapes3d": FactorGridConfig,
-    },
+    "dataset": DATASET_SCHEMAS,
     "architecture": {"mlp": MLPArchConfig, "gated_mlp": GatedMLPArchConfig, "conv": ConvArchConfig},
     "prior": {
         "prior": PriorConfig,

@@ -60,6 +60,14 @@ class DisentanglementConfig:
 
 
 @dataclass
+class ImputationConfig:
+    samples: int = MISSING  # K proposals z ~ q(z | x_obs) per row, importance-weighted
+    draws: int = MISSING  # M multiple imputations per row, resampled from the K by their weights
+    level: float = MISSING  # the central interval whose coverage is reported
+    baseline_draws: int = MISSING  # MICE's multiple imputations (its posterior draws)
+
+
+@dataclass
 class EvaluationConfig:
     iw_samples: int = MISSING  # K for the importance-sampled test log-likelihood (papers: 5000)
     chunk_rows: int = MISSING  # memory bound: (image, sample) rows per decoder forward
@@ -76,6 +84,7 @@ class EvaluationConfig:
     interpolations: int = MISSING
     interpolation_steps: int = MISSING
     disentanglement: DisentanglementConfig = field(default_factory=DisentanglementConfig)
+    imputation: ImputationConfig = field(default_factory=ImputationConfig)
 
 
 @dataclass
@@ -84,6 +93,13 @@ class LoggerConfig:
     n_images: int = MISSING  # samples / reconstructions per picture
     images_every: int = MISSING  # pictures at every N-th epoch's validation (and the last epoch's)
     progress_bar: bool = MISSING
+
+
+@dataclass
+class MissingConfig:
+    kind: str = MISSING  # none | mcar | mnar
+    rate: float = MISSING
+    seed: Optional[int] = MISSING  # null: the run's seed
 
 
 @dataclass
@@ -97,6 +113,7 @@ class VAEConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    missing: MissingConfig = field(default_factory=MissingConfig)
     beta: float = MISSING
     latent_dim: int = MISSING
     seed: int = MISSING

@@ -29,17 +29,20 @@ class Split:
     x: Tensor  # (N, *shape): uint8 in 0..255 (images, converted per batch) or float32
     y: Tensor | None = None  # (N,) int64 labels, when the dataset has them
     factors: Tensor | None = None  # (N, F) int64 indices of the generative factors, where the dataset knows them
+    # (N, *shape) the complete values where x has missing entries (NaN), for scoring imputations: validation and test
+    # splits only (data/missingness.py); a training split never holds the values it hides
+    truth: Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def take(self, idx: Tensor) -> Split:
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
-        return Split(self.x[idx], pick(self.y), pick(self.factors))
+        return Split(self.x[idx], pick(self.y), pick(self.factors), pick(self.truth))
 
     def to(self, device) -> Split:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Split(self.x.to(device), move(self.y), move(self.factors))
+        return Split(self.x.to(device), move(self.y), move(self.factors), move(self.truth))
 
     def floats(self, idx=None) -> Tensor:
         """x[idx] as float32; uint8 images are scaled to [0, 1]."""
@@ -58,12 +61,20 @@ class DataSplits:
     factor_names: tuple[str, ...] | None = None  # the generative factors (Split.factors' columns), where known
     factor_sizes: tuple[int, ...] | None = None  # how many values each factor takes
     binary: bool = False  # every value is 0 or 1 (255) already: a Bernoulli likelihood needs no binarisation
+    columns: tuple[str, ...] | None = None  # a table's column names (dataset=tabular); its x is (N, F)
+    # a table's standardisation, per column (F,): original = x * scale + offset (data/tabular.py)
+    offset: Tensor | None = None
+    scale: Tensor | None = None
     # factor indices (N, F) -> their images (N, *shape) uint8 on the CPU, where any combination can be had
     render: Callable[[Tensor], Tensor] | None = field(default=None, compare=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
+
+    @property
+    def has_missing(self) -> bool:
+        return self.test.truth is not None
 
     @property
     def is_image(self) -> bool:

@@ -6,12 +6,23 @@
   whether a value is missing depends on the value itself (large values hide), the case imputers handle worst.
 
 A row may lose every entry; callers that need one observed entry per row keep it with `keep_one_per_row`.
+
+`hide_missing` applies a mask to every split of a table (`missing.*` in the run config): each split gets its own
+mask from the seed, its hidden entries become NaN in `x` (what the model sees: the encoder reads them as 0, the
+likelihood scores observed entries only), and validation and test keep the complete values in `Split.truth` for
+scoring imputations. The training split keeps no copy of what it hides.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
+
+from vae_runner.errors import UserError
+
+KINDS = ("none", "mcar", "mnar")
 
 
 def mcar_mask(shape: tuple[int, ...], rate: float, seed: int) -> Tensor:
@@ -38,3 +49,31 @@ def keep_one_per_row(mask: Tensor, seed: int) -> Tensor:
         g = torch.Generator().manual_seed(seed + 1)
         mask[empty, torch.randint(mask.shape[1], (len(empty),), generator=g)] = False
     return mask
+
+
+def hide_missing(data, kind: str, rate: float, seed: int):
+    """`data` (DataSplits) with entries hidden as NaN: MCAR or MNAR at `rate`, one mask per split (seeds 3 seed,
+    3 seed + 1, 3 seed + 2 for train, val, test), every row keeping one observed entry."""
+    if kind == "none":
+        return data
+    if kind not in KINDS:
+        raise UserError(f"missing.kind={kind}: choose one of {', '.join(KINDS)}.")
+    if data.is_image:
+        raise UserError(
+            "missing.kind applies to tables (dataset=tabular) and point sets; missing pixels of images are not "
+            "supported yet. Set missing.kind=none, or use dataset=tabular."
+        )
+
+    def hide(split, split_seed: int, keep_truth: bool):
+        x = split.x.float()
+        flat = x.reshape(len(x), -1)
+        mask = mcar_mask(flat.shape, rate, split_seed) if kind == "mcar" else mnar_mask(flat, rate, split_seed)
+        mask = keep_one_per_row(mask, split_seed).view_as(x)
+        return replace(split, x=x.masked_fill(mask, float("nan")), truth=x if keep_truth else None)
+
+    return replace(
+        data,
+        train=hide(data.train, 3 * seed, keep_truth=False),
+        val=hide(data.val, 3 * seed + 1, keep_truth=True),
+        test=hide(data.test, 3 * seed + 2, keep_truth=True),
+    )

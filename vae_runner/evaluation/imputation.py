@@ -35,24 +35,33 @@ def crps(draws: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     return float(np.mean(np.abs(x - y).mean(0) - 0.5 * spread))
 
 
-def baseline_imputations(table: np.ndarray, mask: np.ndarray, seed: int, draws: int = 1) -> dict[str, np.ndarray]:
-    """name -> imputations (M, N, F) of `table` with the `mask` entries hidden (M = 1 but for MICE with draws > 1)."""
+def baseline_imputations(
+    table: np.ndarray, mask: np.ndarray, seed: int, draws: int = 1, fit: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """name -> imputations (M, N, F) of `table` with the `mask` entries hidden (M = 1 but for MICE with draws > 1).
+    `fit`: a table with NaN for missing entries (the training rows) to fit the imputers on, which then impute
+    `table`'s rows (kNN's neighbours come from `fit`); None: fit on the hidden `table` itself (transductive)."""
     hidden = np.where(mask, np.nan, table)
+
+    def impute(imputer) -> np.ndarray:
+        return imputer.fit_transform(hidden) if fit is None else imputer.fit(fit).transform(hidden)
+
     out = {
-        "mean": SimpleImputer(strategy="mean", keep_empty_features=True).fit_transform(hidden)[None],
-        "knn": KNNImputer(n_neighbors=5, keep_empty_features=True).fit_transform(hidden)[None],
+        "mean": impute(SimpleImputer(strategy="mean", keep_empty_features=True))[None],
+        "knn": impute(KNNImputer(n_neighbors=5, keep_empty_features=True))[None],
     }
-    if draws == 1:
-        out["mice"] = IterativeImputer(max_iter=10, random_state=seed, keep_empty_features=True).fit_transform(hidden)[
-            None
-        ]
-    else:
-        out["mice"] = np.stack(
-            [
+    posterior = draws > 1
+    out["mice"] = np.stack(
+        [
+            impute(
                 IterativeImputer(
-                    max_iter=10, sample_posterior=True, random_state=seed * 1000 + m, keep_empty_features=True
-                ).fit_transform(hidden)
-                for m in range(draws)
-            ]
-        )
+                    max_iter=10,
+                    sample_posterior=posterior,
+                    random_state=seed * 1000 + m if posterior else seed,
+                    keep_empty_features=True,
+                )
+            )
+            for m in range(draws)
+        ]
+    )
     return out

@@ -1,6 +1,7 @@
 """Likelihoods p(x|z): each maps the decoder's output (B, *shape) to a `torch.distributions` object whose
 `log_prob(x)` is the normalised log-density summed over data dimensions (B,), in nats, and whose `mean` is the
-picture shown for samples and reconstructions.
+picture shown for samples and reconstructions. On data with missing entries (NaN; `missing.*`) the likelihood is
+`ObservedOnly`: log p(x_obs | z), the sum over the observed entries only.
 """
 
 from __future__ import annotations
@@ -13,15 +14,46 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+class ObservedOnly(td.Distribution):
+    """p(x_obs | z) of a per-entry distribution: `log_prob(x)` sums the log-densities of the entries of x that are
+    not NaN (a missing entry contributes 0, and no gradient); `mean` and `sample` are the complete distribution's."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, per_entry: td.Distribution, event_dims: int):
+        self.per_entry, self.event_dims = per_entry, event_dims
+        shape = per_entry.batch_shape
+        super().__init__(shape[: len(shape) - event_dims], shape[len(shape) - event_dims :], validate_args=False)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        seen = ~torch.isnan(x)
+        log_p = self.per_entry.log_prob(torch.where(seen, x, torch.zeros_like(x)))
+        return torch.where(seen, log_p, torch.zeros_like(log_p)).flatten(-self.event_dims).sum(-1)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.per_entry.mean
+
+    def sample(self, sample_shape=()) -> Tensor:
+        return self.per_entry.sample(torch.Size(sample_shape))
+
+
 class Likelihood(nn.Module):
     binary = False  # True when the density is for {0, 1} data (the default binarisation follows it)
 
     def __init__(self, data_shape):
         super().__init__()
         self.data_shape = tuple(data_shape)
+        self.observed_only = False  # set for data with missing entries (VAE.accept_missing)
 
     def forward(self, params: Tensor) -> td.Distribution:
         raise NotImplementedError
+
+    def independent(self, per_entry: td.Distribution) -> td.Distribution:
+        """The per-entry distribution with the data dimensions as its event (ObservedOnly for data with NaNs)."""
+        if self.observed_only:
+            return ObservedOnly(per_entry, len(self.data_shape))
+        return td.Independent(per_entry, len(self.data_shape), validate_args=False)
 
 
 class Bernoulli(Likelihood):
@@ -39,9 +71,7 @@ class Bernoulli(Likelihood):
         if self.max_logit is not None:
             params = params.clamp(-self.max_logit, self.max_logit)
         # validate_args=False: grey-level targets in [0, 1] (binarize=none) give the cross-entropy.
-        return td.Independent(
-            td.Bernoulli(logits=params, validate_args=False), len(self.data_shape), validate_args=False
-        )
+        return self.independent(td.Bernoulli(logits=params, validate_args=False))
 
 
 class MSE(Likelihood):
@@ -52,11 +82,7 @@ class MSE(Likelihood):
         self.register_buffer("sigma", torch.tensor(float(sigma)))
 
     def forward(self, params: Tensor) -> td.Distribution:
-        return td.Independent(
-            td.Normal(params, self.sigma.expand_as(params), validate_args=False),
-            len(self.data_shape),
-            validate_args=False,
-        )
+        return self.independent(td.Normal(params, self.sigma.expand_as(params), validate_args=False))
 
 
 class Gaussian(Likelihood):
@@ -74,8 +100,4 @@ class Gaussian(Likelihood):
         return self.min_sigma + F.softplus(self.raw_sigma)  # (*shape)
 
     def forward(self, params: Tensor) -> td.Distribution:
-        return td.Independent(
-            td.Normal(params, self.sigma.expand_as(params), validate_args=False),
-            len(self.data_shape),
-            validate_args=False,
-        )
+        return self.independent(td.Normal(params, self.sigma.expand_as(params), validate_args=False))

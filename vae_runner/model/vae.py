@@ -3,6 +3,11 @@
 Mixed precision: inside `with vae.precision("bf16")` the encoder and decoder run under bfloat16 autocast (their
 matrix products and convolutions in bf16); their outputs are cast back to float32 before they parameterise q(z|x)
 and p(x|z), so the likelihood, the prior, the KL and every reduction stay float32.
+
+Missing entries (NaN in x, `missing.*`): after `accept_missing()` every encoder call reads them as 0 (a forward
+pre-hook, so posterior(), the log-likelihood and the diagnostics all see the same input; the data are standardised,
+so 0 is the column's observed mean) and the likelihood scores the observed entries only (MIWAE's zero-imputed
+encoder and observed-data bound, Mattei & Frellsen 2019).
 """
 
 from __future__ import annotations
@@ -28,11 +33,24 @@ def diagonal_normal(mu: Tensor, logvar: Tensor) -> td.Normal:
     return td.Normal(mu, torch.exp(0.5 * logvar), validate_args=False)
 
 
+def zero_missing(module: nn.Module, args: tuple) -> tuple:
+    """Encoder pre-hook: NaN entries of the input read as 0."""
+    x = args[0]
+    return (torch.where(torch.isnan(x), torch.zeros_like(x), x), *args[1:])
+
+
 class VAE(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module, likelihood: nn.Module):
         super().__init__()
         self.encoder, self.decoder, self.prior, self.likelihood = encoder, decoder, prior, likelihood
         self.network_precision = "fp32"
+
+    def accept_missing(self) -> VAE:
+        """Train and evaluate on data whose missing entries are NaN (see the module docstring); idempotent."""
+        if not self.likelihood.observed_only:
+            self.encoder.register_forward_pre_hook(zero_missing)
+            self.likelihood.observed_only = True
+        return self
 
     @contextmanager
     def precision(self, name: str):

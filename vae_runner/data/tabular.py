@@ -1,0 +1,64 @@
+"""dataset=tabular: scikit-learn's bundled tables (breast_cancer, wine, diabetes) as (N, F) float rows, and their
+standardisation.
+
+The loader returns the original values; the run hides entries (data/missingness.py, `missing.*`) and then
+standardises every column with the mean and standard deviation of the training split's *observed* entries only, so
+no hidden value shapes the model's inputs, not even through a column's scale. Imputations are scored in these
+standardised units (RMSEs of different columns comparable; the MICE/kNN literature's convention); `offset` and
+`scale` on the DataSplits map them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from sklearn import datasets
+
+from vae_runner.data import DataSplits, Split, carve
+from vae_runner.errors import UserError
+
+# table -> (loader, whether its target is a class label); diabetes' target is a disease-progression score
+TABLES = {
+    "breast_cancer": (datasets.load_breast_cancer, True),
+    "wine": (datasets.load_wine, True),
+    "diabetes": (lambda: datasets.load_diabetes(scaled=False), False),
+}
+
+
+def load_tabular(table: str, val_fraction: float, test_fraction: float, split_seed: int) -> DataSplits:
+    """Rows of `table` in float32 with their class labels (where the target is one), cut by a seeded split."""
+    if table not in TABLES:
+        raise UserError(f"dataset.table={table} is not a bundled table; choose one of {', '.join(sorted(TABLES))}.")
+    loader, labelled = TABLES[table]
+    bunch = loader()
+    x = torch.as_tensor(bunch.data, dtype=torch.float32)  # (N, F)
+    y = torch.as_tensor(bunch.target, dtype=torch.long) if labelled else None
+    n = len(x)
+    tr, va, te = carve(n, round(n * val_fraction), round(n * test_fraction), split_seed)
+    whole = Split(x, y)
+    classes = tuple(map(str, bunch.target_names)) if labelled else None
+    return DataSplits(
+        whole.take(tr), whole.take(va), whole.take(te), in_unit_range=False, classes=classes,
+        columns=tuple(map(str, bunch.feature_names)),
+    )  # fmt: skip
+
+
+def standardized(data: DataSplits) -> DataSplits:
+    """Every split (and its hidden truth) as (x - offset) / scale, offset and scale the mean and standard deviation
+    of each column's observed training entries (a constant column keeps scale 1)."""
+    x = data.train.x.double()
+    seen = ~torch.isnan(x)
+    count = seen.sum(0).clamp(min=1)
+    offset = torch.where(seen, x, 0.0).sum(0) / count
+    var = torch.where(seen, (x - offset) ** 2, 0.0).sum(0) / count
+    scale = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
+
+    def apply(split: Split) -> Split:
+        move = lambda t: None if t is None else ((t.double() - offset) / scale).float()  # noqa: E731
+        return replace(split, x=move(split.x), truth=move(split.truth))
+
+    return replace(
+        data, train=apply(data.train), val=apply(data.val), test=apply(data.test), offset=offset.float(),
+        scale=scale.float(),
+    )  # fmt: skip
