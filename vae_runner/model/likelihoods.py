@@ -1,7 +1,7 @@
 """Likelihoods p(x|z): each maps the decoder's output (B, *shape) to a `torch.distributions` object whose
 `log_prob(x)` is the normalised log-density summed over data dimensions (B,), in nats, and whose `mean` is the
 picture shown for samples and reconstructions. On data with missing entries (NaN; `missing.*`) the likelihood is
-`ObservedOnly`: log p(x_obs | z), the sum over the observed entries only.
+`ObservedOnly`: log p(x_obs | z), the sum over the observed entries only. `Categorical` is a label modality's.
 """
 
 from __future__ import annotations
@@ -101,3 +101,11 @@ class Gaussian(Likelihood):
 
     def forward(self, params: Tensor) -> td.Distribution:
         return self.independent(td.Normal(params, self.sigma.expand_as(params), validate_args=False))
+
+
+class Categorical(Likelihood):
+    """One of data_shape[-1] classes, given one-hot (a label modality, model/multimodal.py): logits = the decoder's
+    output; `mean` is the class probabilities."""
+
+    def forward(self, params: Tensor) -> td.Distribution:
+        return td.OneHotCategorical(logits=params, validate_args=False)

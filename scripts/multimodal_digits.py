@@ -1,0 +1,122 @@
+"""Issue 18's image + label measurement: a multimodal VAE (model/multimodal.py) on scikit-learn's digits, the 8x8
+image (binarised once, Bernoulli) and its label (one-hot, categorical), for each joint posterior and seed:
+
+- coherence label -> image: images generated from the label alone (z ~ q(z | label), the decoder's mean), classified
+  by a logistic regression trained on the real training images (its accuracy on real test images is printed too);
+- coherence image -> label: the decoded label's argmax from z ~ q(z | image) against the true label;
+- conditional log-likelihoods, nats per test example, by importance sampling (K draws): log p(image | label) =
+  log p(image, label) - log p(label), and log p(label | image) = log p(image, label) - log p(image).
+
+    python scripts/multimodal_digits.py --joints poe moe mopoe --seeds 0 1 2
+
+Training: Adam 1e-3, batch 64, `--epochs`, a linear KL warm-up over `--warmup` epochs (without it the model
+collapses to the prior within a few epochs: KL 0.03 nats, the label ignored; with 20 of 60 epochs the product of
+experts still collapsed at latent 16), each batch's encoder inputs with modalities hidden at `--dropout` (each
+example keeps one), the likelihood scoring both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from vae_runner.data import binarize_once  # noqa: E402
+from vae_runner.data.digits import load_digits  # noqa: E402
+from vae_runner.model.decoders import MLPDecoder  # noqa: E402
+from vae_runner.model.encoders import MLPEncoder  # noqa: E402
+from vae_runner.model.likelihoods import Bernoulli, Categorical  # noqa: E402
+from vae_runner.model.multimodal import MultimodalVAE  # noqa: E402
+
+CLASSES = 10
+
+
+def modalities(split) -> dict[str, torch.Tensor]:
+    return {"image": split.x.flatten(1), "label": torch.nn.functional.one_hot(split.y, CLASSES).float()}
+
+
+def build(joint: str, latent: int, hidden: int) -> MultimodalVAE:
+    return MultimodalVAE(
+        encoders={"image": MLPEncoder((64,), latent, [hidden, hidden]), "label": MLPEncoder((CLASSES,), latent, [64])},
+        decoders={"image": MLPDecoder((64,), latent, [hidden, hidden]), "label": MLPDecoder((CLASSES,), latent, [64])},
+        likelihoods={"image": Bernoulli((64,), None), "label": Categorical((CLASSES,))},
+        latent_dim=latent,
+        joint=joint,
+    )
+
+
+def run(joint: str, seed: int, args) -> dict[str, float]:
+    data = load_digits(0.1, 0.2, 0)
+    train, test = (binarize_once(s, 777 + i) for i, s in enumerate((data.train, data.test)))
+    torch.manual_seed(seed)
+    model = build(joint, args.latent, args.hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xs, n = modalities(train), len(train)
+    both = torch.ones(2, n, dtype=torch.bool)
+    start = time.perf_counter()
+    for epoch in range(args.epochs):
+        beta = min(1.0, (epoch + 1) / args.warmup) if args.warmup else 1.0  # linear KL warm-up
+        for idx in torch.randperm(n).split(64):
+            batch = {k: v[idx] for k, v in xs.items()}
+            loss = model.elbo(batch, both[:, idx], beta=beta, dropout=args.dropout)["loss"].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    seconds = time.perf_counter() - start
+    model.eval()
+    ts, m = modalities(test), len(test)
+    present = torch.ones(2, m, dtype=torch.bool)
+    classifier = LogisticRegression(max_iter=2000).fit(xs["image"].numpy(), train.y.numpy())
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        images = model.generate(ts, present, ["label"], "image")
+        labels = model.generate(ts, present, ["image"], "label").argmax(-1)
+        joint_ll = model.log_marginal(ts, present, ["image", "label"], ["image", "label"], args.k)
+        image_ll = model.log_marginal(ts, present, ["image"], ["image"], args.k)
+        label_ll = model.log_marginal(ts, present, ["label"], ["label"], args.k)
+    return {
+        "label->image coherence": float(np.mean(classifier.predict(images.numpy()) == test.y.numpy())),
+        "image->label coherence": (labels == test.y).float().mean().item(),
+        "log p(image|label)": (joint_ll - label_ll).mean().item(),
+        "log p(label|image)": (joint_ll - image_ll).mean().item(),
+        "log p(image)": image_ll.mean().item(),
+        "classifier on real test images": float(classifier.score(ts["image"].numpy(), test.y.numpy())),
+        "train seconds": seconds,
+    }
+
+
+def cell(values: list[float]) -> str:
+    return f"{values[0]:.3f}" if len(values) == 1 else f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--joints", nargs="+", default=["poe", "moe", "mopoe"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--latent", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=100, help="epochs of linear KL warm-up (0: none)")
+    parser.add_argument("--dropout", type=float, default=0.5, help="modality dropout of the encoder's inputs")
+    parser.add_argument("--k", type=int, default=1000, help="importance samples per test example")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    header = None
+    for joint in args.joints:
+        rows = [run(joint, seed, args) for seed in args.seeds]
+        if header is None:
+            header = list(rows[0])
+            print("| joint posterior | " + " | ".join(header) + " |")
+            print("|---|" + "---|" * len(header))
+        print(f"| {joint} | " + " | ".join(cell([r[k] for r in rows]) for k in header) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
