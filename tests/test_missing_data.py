@@ -39,7 +39,7 @@ def test_the_observed_only_likelihood_sums_the_observed_entries_and_ignores_the_
 
 
 def table(seed: int = 0):
-    return load_tabular("wine", val_fraction=0.2, test_fraction=0.2, split_seed=seed)
+    return load_tabular("wine", val_fraction=0.2, test_fraction=0.2, split_seed=seed, label_column=False)
 
 
 def test_masks_hide_entries_in_every_split_and_keep_the_truth_for_validation_and_test_only():
@@ -148,7 +148,7 @@ def test_load_data_hides_then_standardises_by_the_observed_training_entries():
     seen = torch.where(torch.isnan(x), 0.0, x)
     counts = (~torch.isnan(x)).sum(0)
     assert torch.allclose(seen.sum(0) / counts, torch.zeros(x.shape[1]), atol=1e-5)  # observed mean 0 per column
-    original = load_tabular("wine", 0.1, 0.2, 0).test.x
+    original = load_tabular("wine", 0.1, 0.2, 0, label_column=False).test.x
     assert torch.allclose(data.test.truth * data.scale + data.offset, original, atol=1e-3)
 
 
@@ -179,3 +179,55 @@ def test_impute_tabular_trains_and_reports_ours_beside_the_baselines(tmp_path):
         assert np.isfinite(metrics[f"test/impute_{key}"]), key
     assert 0 <= metrics["test/impute_coverage"] <= 1 and metrics["test/impute_entries"] > 0
     assert (tmp_path / "run" / "imputations.png").is_file()
+
+
+def test_binary_columns_are_bernoulli_and_the_rest_gaussian():
+    torch.manual_seed(0)
+    loc, binary = torch.randn(4, 5), torch.tensor([False, True, False, False, True])
+    lik = build_option("likelihood", "gaussian", data_shape=(5,), init_sigma=0.7)
+    lik.model_binary_columns(binary)
+    x = torch.where(binary, (torch.rand(4, 5) < 0.5).float(), torch.randn(4, 5))
+    p = lik(loc)
+    bernoulli = td.Bernoulli(logits=loc, validate_args=False)  # scored on every entry, kept on the binary ones
+    per_entry = torch.where(binary, bernoulli.log_prob(x), td.Normal(loc, lik.sigma).log_prob(x))
+    assert torch.allclose(p.log_prob(x), per_entry.sum(1), atol=1e-6)
+    assert torch.allclose(p.mean[:, binary], torch.sigmoid(loc[:, binary]))
+    assert set(p.sample()[:, binary].unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(UserError, match="binary columns"):
+        build_option("likelihood", "bernoulli", data_shape=(5,)).model_binary_columns(binary)
+
+
+def test_tables_mark_their_binary_columns_and_can_carry_the_class():
+    cancer = load_tabular("breast_cancer", 0.1, 0.2, 0, label_column=True)
+    assert cancer.binary_columns[-1] and sum(cancer.binary_columns) == 1
+    assert torch.equal(cancer.train.x[:, -1], (cancer.train.y == 1).float())  # 1 = benign
+    wine = load_tabular("wine", 0.1, 0.2, 0, label_column=True)
+    assert wine.columns[-3:] == ("class=class_0", "class=class_1", "class=class_2")
+    assert torch.equal(wine.test.x[:, -3:].argmax(1), wine.test.y)
+    diabetes = standardized(load_tabular("diabetes", 0.1, 0.2, 0, label_column=False))
+    assert diabetes.binary_columns[1] and set(diabetes.train.x[:, 1].tolist()) == {0.0, 1.0}  # sex stays 0/1
+    assert abs(diabetes.train.x[:, 0].mean().item()) < 1e-5  # age standardised
+    with pytest.raises(UserError, match="labelled table"):
+        load_tabular("diabetes", 0.1, 0.2, 0, label_column=True)
+
+
+def test_impute_tabular_imputes_a_class_column(tmp_path):
+    from vae_runner.api import train
+
+    overrides = [
+        "experiment=impute_tabular",
+        "dataset.table=breast_cancer",
+        "dataset.label_column=true",
+        "trainer.epochs=3",
+        "trainer.num_threads=1",
+        "evaluation.iw_samples=16",
+        "evaluation.imputation.samples=64",
+        "evaluation.imputation.draws=20",
+        "evaluation.imputation.baseline_draws=2",
+        "logger.progress_bar=false",
+    ]
+    train(overrides, run_dir=tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in ("accuracy", "accuracy_mean", "accuracy_knn", "accuracy_mice"):
+        assert 0 <= metrics[f"test/impute_{key}"] <= 1, key
+    assert np.isfinite(metrics["test/impute_rmse"]) and np.isfinite(metrics["test/impute_rmse_mice"])

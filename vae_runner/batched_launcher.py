@@ -52,7 +52,7 @@ def why_alone(cfg) -> str | None:
         (not penalised(cfg.objective), "a batch penalty (objective.tc_weight, dip, mmd_weight, factor_vae_weight)"),
         (str(cfg.optimizer._target_) in STACKED_OPTIMIZERS, f"optimizer {cfg.optimizer._target_}"),
         (cfg.trainer.precision == "fp32" and not cfg.trainer.compile, "bf16 or torch.compile"),
-        (cfg.missing.kind == "none", "missing entries (missing.kind)"),
+        (cfg.missing.kind == "none" and cfg.dataset.name != "tabular", "missing entries or a table"),
     ]
     return next((why for ok, why in checks if not ok), None)
 

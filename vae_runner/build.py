@@ -147,8 +147,7 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
         prior=build(cfg.prior, _partial_=True)(latent_dim=d, **extras),
         likelihood=build(cfg.likelihood, data_shape=shape),
     )
-    if data.has_missing:  # NaN entries: read as 0 by the encoder, skipped by the likelihood
-        model.accept_missing()
+    model.adapt_to(data)  # missing entries (NaN) and a table's binary columns
     if cfg.objective.get("factor_vae_weight", 0) > 0:  # FactorVAE's discriminator rides on the model (checkpoints)
         model.critic = FactorCritic(d, list(cfg.objective.critic_hidden))
     model = model.to(device)

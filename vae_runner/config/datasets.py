@@ -81,6 +81,7 @@ class DSpritesConfig(FactorGridConfig):
 @dataclass
 class TabularConfig(DigitsConfig):
     table: str = MISSING  # breast_cancer | wine | diabetes
+    label_column: bool = MISSING  # the class as binary column(s) of the table
 
 
 @dataclass

@@ -62,6 +62,7 @@ class DataSplits:
     factor_sizes: tuple[int, ...] | None = None  # how many values each factor takes
     binary: bool = False  # every value is 0 or 1 (255) already: a Bernoulli likelihood needs no binarisation
     columns: tuple[str, ...] | None = None  # a table's column names (dataset=tabular); its x is (N, F)
+    binary_columns: tuple[bool, ...] | None = None  # which of a table's columns hold 0/1 values (Bernoulli)
     # a table's standardisation, per column (F,): original = x * scale + offset (data/tabular.py)
     offset: Tensor | None = None
     scale: Tensor | None = None

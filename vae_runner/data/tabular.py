@@ -1,6 +1,11 @@
 """dataset=tabular: scikit-learn's bundled tables (breast_cancer, wine, diabetes) as (N, F) float rows, and their
 standardisation.
 
+Columns are real-valued or binary (0/1; `DataSplits.binary_columns`): diabetes' `sex` (1/2 in the file) is binary,
+and `label_column=true` appends the class of a labelled table as columns to impute like any other (one binary column
+for two classes, one 0/1 column per class beyond), e.g. a diagnosis from lab values. The real-valued likelihoods
+model binary columns as Bernoulli (model/likelihoods.py); standardisation leaves them 0/1.
+
 The loader returns the original values; the run hides entries (data/missingness.py, `missing.*`) and then
 standardises every column with the mean and standard deviation of the training split's *observed* entries only, so
 no hidden value shapes the model's inputs, not even through a column's scale. Imputations are scored in these
@@ -26,33 +31,52 @@ TABLES = {
 }
 
 
-def load_tabular(table: str, val_fraction: float, test_fraction: float, split_seed: int) -> DataSplits:
+def load_tabular(
+    table: str, val_fraction: float, test_fraction: float, split_seed: int, label_column: bool
+) -> DataSplits:
     """Rows of `table` in float32 with their class labels (where the target is one), cut by a seeded split."""
     if table not in TABLES:
         raise UserError(f"dataset.table={table} is not a bundled table; choose one of {', '.join(sorted(TABLES))}.")
     loader, labelled = TABLES[table]
+    if label_column and not labelled:
+        raise UserError(f"dataset.label_column=true needs a labelled table (breast_cancer, wine); {table} has none.")
     bunch = loader()
     x = torch.as_tensor(bunch.data, dtype=torch.float32)  # (N, F)
+    columns = list(map(str, bunch.feature_names))
+    binary = [bool(torch.isin(x[:, j], torch.tensor([0.0, 1.0])).all()) for j in range(x.shape[1])]
+    if table == "diabetes":  # sex is 1 / 2 in the file
+        x[:, 1] -= 1
+        binary[1] = True
     y = torch.as_tensor(bunch.target, dtype=torch.long) if labelled else None
+    if label_column:
+        names = list(map(str, bunch.target_names))
+        onehot = torch.nn.functional.one_hot(y).float()
+        onehot, names = (
+            (onehot[:, 1:], [f"class={names[1]}"]) if len(names) == 2 else (onehot, [f"class={n}" for n in names])
+        )
+        x, columns, binary = torch.cat([x, onehot], 1), columns + names, binary + [True] * len(names)
     n = len(x)
     tr, va, te = carve(n, round(n * val_fraction), round(n * test_fraction), split_seed)
     whole = Split(x, y)
     classes = tuple(map(str, bunch.target_names)) if labelled else None
     return DataSplits(
-        whole.take(tr), whole.take(va), whole.take(te), in_unit_range=False, classes=classes,
-        columns=tuple(map(str, bunch.feature_names)),
+        whole.take(tr), whole.take(va), whole.take(te), in_unit_range=False, classes=classes, columns=tuple(columns),
+        binary_columns=tuple(binary),
     )  # fmt: skip
 
 
 def standardized(data: DataSplits) -> DataSplits:
     """Every split (and its hidden truth) as (x - offset) / scale, offset and scale the mean and standard deviation
-    of each column's observed training entries (a constant column keeps scale 1)."""
+    of each column's observed training entries (a constant column keeps scale 1; binary columns stay 0/1)."""
     x = data.train.x.double()
     seen = ~torch.isnan(x)
     count = seen.sum(0).clamp(min=1)
     offset = torch.where(seen, x, 0.0).sum(0) / count
     var = torch.where(seen, (x - offset) ** 2, 0.0).sum(0) / count
     scale = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
+    if data.binary_columns is not None:
+        binary = torch.tensor(data.binary_columns)
+        offset, scale = torch.where(binary, 0.0, offset), torch.where(binary, 1.0, scale)
 
     def apply(split: Split) -> Split:
         move = lambda t: None if t is None else ((t.double() - offset) / scale).float()  # noqa: E731

@@ -59,7 +59,9 @@ def importance_imputations(
 
 
 def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> None:
-    """Our and the baselines' imputation scores into `metrics` (test/impute_*) and the truth-vs-imputation picture."""
+    """Our and the baselines' imputation scores into `metrics` (test/impute_*) and the truth-vs-imputation picture:
+    RMSE, interval coverage and CRPS over the real-valued columns' missing entries, accuracy (a probability or
+    value above 1/2 read as 1) over the binary columns'."""
     ev, seed = cfg.evaluation.imputation, cfg.seed
     test = data.test
     start = time.perf_counter()
@@ -67,14 +69,12 @@ def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> Non
     metrics["test/impute_time_s"] = time.perf_counter() - start
     truth, mask = test.truth.cpu().numpy(), torch.isnan(test.x).cpu().numpy()
     ours, draws = mean.cpu().numpy(), draws.cpu().numpy()
-    has_missing = mask.any(axis=1)
+    binary = np.zeros(truth.shape[1], bool) if data.binary_columns is None else np.array(data.binary_columns)
+    real, flags = mask & ~binary, mask & binary
     metrics.update(
         {
             "test/impute_entries": int(mask.sum()),
-            "test/impute_rmse": rmse(truth, ours, mask),
-            "test/impute_coverage": interval_coverage(draws, truth, mask, ev.level),
-            "test/impute_crps": crps(draws, truth, mask),
-            "test/impute_cond_ll": cond.cpu().numpy()[has_missing].mean().item(),
+            "test/impute_cond_ll": cond.cpu().numpy()[mask.any(axis=1)].mean().item(),
             "test/impute_samples": ev.samples,
             "test/impute_draws": ev.draws,
         }
@@ -83,14 +83,26 @@ def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> Non
     fit = data.train.x.cpu().double().numpy()
     theirs = baseline_imputations(truth, mask, seed, ev.baseline_draws, fit=fit)
     metrics["test/impute_baselines_time_s"] = time.perf_counter() - start
-    for name, imputed in theirs.items():
-        metrics[f"test/impute_rmse_{name}"] = rmse(truth, imputed.mean(0), mask)
-    if ev.baseline_draws > 1:
-        metrics["test/impute_coverage_mice"] = interval_coverage(theirs["mice"], truth, mask, ev.level)
-        metrics["test/impute_crps_mice"] = crps(theirs["mice"], truth, mask)
-    methods = {"VAE": (ours, draws), "MICE": (theirs["mice"].mean(0), theirs["mice"])}
-    picture = imputation_picture(truth, mask, methods, ev.level)
-    logger.image("test/imputations", picture, step, "imputations.png")
+    if real.any():
+        metrics["test/impute_rmse"] = rmse(truth, ours, real)
+        metrics["test/impute_coverage"] = interval_coverage(draws, truth, real, ev.level)
+        metrics["test/impute_crps"] = crps(draws, truth, real)
+        for name, imputed in theirs.items():
+            metrics[f"test/impute_rmse_{name}"] = rmse(truth, imputed.mean(0), real)
+        if ev.baseline_draws > 1:
+            metrics["test/impute_coverage_mice"] = interval_coverage(theirs["mice"], truth, real, ev.level)
+            metrics["test/impute_crps_mice"] = crps(theirs["mice"], truth, real)
+        methods = {"VAE": (ours, draws), "MICE": (theirs["mice"].mean(0), theirs["mice"])}
+        logger.image("test/imputations", imputation_picture(truth, real, methods, ev.level), step, "imputations.png")
+    if flags.any():
+        metrics["test/impute_accuracy"] = accuracy(truth, ours, flags)
+        for name, imputed in theirs.items():
+            metrics[f"test/impute_accuracy_{name}"] = accuracy(truth, imputed.mean(0), flags)
+
+
+def accuracy(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarray) -> float:
+    """The share of the `mask` entries of 0/1 columns imputed on the right side of 1/2."""
+    return float(np.mean((imputed[mask] > 0.5) == (truth[mask] > 0.5)))
 
 
 def imputation_picture(truth: np.ndarray, mask: np.ndarray, methods: dict, level: float = 0.9) -> Tensor:

@@ -13,6 +13,8 @@ import torch.distributions as td
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vae_runner.errors import UserError
+
 
 class ObservedOnly(td.Distribution):
     """p(x_obs | z) of a per-entry distribution: `log_prob(x)` sums the log-densities of the entries of x that are
@@ -38,6 +40,29 @@ class ObservedOnly(td.Distribution):
         return self.per_entry.sample(torch.Size(sample_shape))
 
 
+class WithBinaryColumns(td.Distribution):
+    """A table's per-entry distribution: Normal(loc, scale) in its real-valued columns, Bernoulli(logits = loc) in its
+    binary ones (`binary`, a bool mask over the last dimension); `mean` is the Bernoulli's probability there."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, normal: td.Normal, binary: Tensor):
+        self.normal, self.binary = normal, binary
+        self.bernoulli = td.Bernoulli(logits=normal.loc, validate_args=False)
+        super().__init__(normal.batch_shape, validate_args=False)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return torch.where(self.binary, self.bernoulli.log_prob(x), self.normal.log_prob(x))
+
+    @property
+    def mean(self) -> Tensor:
+        return torch.where(self.binary, self.bernoulli.probs, self.normal.loc)
+
+    def sample(self, sample_shape=()) -> Tensor:
+        shape = torch.Size(sample_shape)
+        return torch.where(self.binary, self.bernoulli.sample(shape), self.normal.sample(shape))
+
+
 class Likelihood(nn.Module):
     binary = False  # True when the density is for {0, 1} data (the default binarisation follows it)
 
@@ -45,12 +70,21 @@ class Likelihood(nn.Module):
         super().__init__()
         self.data_shape = tuple(data_shape)
         self.observed_only = False  # set for data with missing entries (VAE.accept_missing)
+        self.register_buffer("binary_columns", None, persistent=False)  # a table's 0/1 columns (model_binary_columns)
 
     def forward(self, params: Tensor) -> td.Distribution:
         raise NotImplementedError
 
+    def model_binary_columns(self, binary: Tensor) -> None:
+        """A real-valued likelihood of a table: Bernoulli with logits = the decoder's output in the `binary` columns."""
+        if not isinstance(self, MSE | Gaussian):
+            raise UserError(f"binary columns need likelihood=gaussian or mse, not {type(self).__name__}")
+        self.binary_columns = binary
+
     def independent(self, per_entry: td.Distribution) -> td.Distribution:
         """The per-entry distribution with the data dimensions as its event (ObservedOnly for data with NaNs)."""
+        if self.binary_columns is not None:
+            per_entry = WithBinaryColumns(per_entry, self.binary_columns)
         if self.observed_only:
             return ObservedOnly(per_entry, len(self.data_shape))
         return td.Independent(per_entry, len(self.data_shape), validate_args=False)

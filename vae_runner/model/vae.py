@@ -45,6 +45,14 @@ class VAE(nn.Module):
         self.encoder, self.decoder, self.prior, self.likelihood = encoder, decoder, prior, likelihood
         self.network_precision = "fp32"
 
+    def adapt_to(self, data) -> VAE:
+        """What the data (DataSplits) need: missing entries accepted, a table's binary columns Bernoulli."""
+        if data.has_missing:
+            self.accept_missing()
+        if data.binary_columns is not None and any(data.binary_columns):
+            self.likelihood.model_binary_columns(torch.tensor(data.binary_columns))
+        return self
+
     def accept_missing(self) -> VAE:
         """Train and evaluate on data whose missing entries are NaN (see the module docstring); idempotent."""
         if not self.likelihood.observed_only:
