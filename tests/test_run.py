@@ -157,6 +157,25 @@ def test_a_checkpoint_saved_before_an_option_existed_still_evaluates(tmp_path, n
     assert evaluated["test/elbo"] == pytest.approx(trained["test/elbo"], rel=1e-6)
 
 
+def test_a_saved_run_whose_dataset_option_gained_a_key_still_evaluates(tmp_path, no_threads):
+    """A tabular run saved before `dataset.label_column` existed: `vae-run mode=eval ckpt=...` (no dataset= on the
+    command line, so today's default dataset is another option) gets the key at today's value from the run's own
+    option, and scores the same imputations."""
+    cfg = make_cfg(
+        "dataset=tabular", "dataset.table=wine", "likelihood=gaussian", "missing.kind=mcar", "missing.rate=0.3",
+        "architecture.hidden=[16]", "latent_dim=3", "evaluation.imputation.samples=32", "evaluation.imputation.draws=8",
+        "evaluation.imputation.baseline_draws=2",
+    )  # fmt: skip
+    trained = run.train(cfg, tmp_path / "train")
+    ckpt = tmp_path / "train" / "checkpoints" / "best.pt"
+    state = torch.load(ckpt, weights_only=True)
+    for config in (state["config"], state["config_source"]):
+        del config["dataset"]["label_column"]
+    torch.save(state, ckpt)
+    evaluated = run.evaluate(make_cfg("mode=eval", f"ckpt={ckpt}"), tmp_path / "eval", ["mode=eval", f"ckpt={ckpt}"])
+    assert evaluated["test/impute_rmse"] == pytest.approx(trained["test/impute_rmse"], rel=1e-6)
+
+
 def test_the_same_command_again_resumes_an_interrupted_preset_run_of_an_older_version(
     tmp_path, monkeypatch, no_threads
 ):

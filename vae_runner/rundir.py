@@ -80,6 +80,24 @@ def _add_new_settings(saved: DictConfig, current: DictConfig, root: bool = True)
             _add_new_settings(saved[key], current[key], root=False)
 
 
+def _add_new_dataset_settings(saved: DictConfig) -> None:
+    """The saved dataset gains the keys its option (configs/dataset/<name>.yaml) has today, at today's values, which
+    reproduce the old behaviour (`_add_new_settings` cannot: today's default dataset is another option)."""
+    from hydra.errors import HydraException
+
+    from vae_runner.config.compose import compose_config
+
+    try:
+        today = compose_config([f"dataset={saved.dataset.name}"]).dataset
+    except HydraException:  # an option renamed or removed since: nothing to add
+        return
+    if str(today.get("_target_")) == str(saved.dataset.get("_target_")):
+        with open_dict(saved.dataset):
+            for key in today:
+                if key not in saved.dataset:
+                    saved.dataset[key] = today[key]
+
+
 def override_keys(overrides: Sequence[str]) -> list[str]:
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     return [k for k in keys if k != "hydra" and not k.startswith("hydra.") and not k.startswith("hydra/")]
@@ -95,6 +113,7 @@ def merge_saved(
 
     merged = OmegaConf.merge(OmegaConf.structured(VAEConfig), state.get("config_source", state["config"]))
     _add_new_settings(merged, current)
+    _add_new_dataset_settings(merged)
     clashes = []
     for key in override_keys(overrides):
         if key in ("mode", "ckpt", "resume"):
