@@ -229,6 +229,19 @@ def test_vae_report_shows_only_what_varies(tmp_path, capsys):
     assert "trainer.epochs" in header  # the CSV keeps every column
 
 
+def test_vae_report_puts_a_metrics_companions_beside_it(tmp_path):
+    """--metric test/impute_rmse tabulates test/impute_rmse_mice (ours and the baselines' side by side), not timings."""
+    for i, rate in enumerate((0.1, 0.3)):
+        run_dir = tmp_path / str(i)
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "overrides.yaml").write_text(f"- missing.rate={rate}\n")
+        metrics = {"test/impute_rmse": 0.5 + rate, "test/impute_rmse_mice": 0.4 + rate, "test/impute_rmse_time_s": 1.0}
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    assert runs_table.main([str(tmp_path), "--metric", "test/impute_rmse"]) == 0
+    header = (tmp_path / "report.md").read_text().splitlines()[0]
+    assert header == "| run | missing.rate | status | test/impute_rmse | test/impute_rmse_mice |"
+
+
 def test_vae_report_error_bars_categorical_points_and_a_montage(tmp_path, capsys, monkeypatch):
     """Error bars are standard errors (a run's own: <metric>_stderr; a seed group's: std / sqrt(n)); a categorical
     x gets points, not a line through unordered categories; --images puts one picture of every run side by side."""

@@ -132,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="vae-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("path", type=Path, help="a sweep directory (outputs/multirun/<date>/<time>) or outputs/")
-    parser.add_argument("--metric", default=None, help="metric to plot (default: test/log_likelihood or test/elbo)")
+    parser.add_argument(
+        "--metric",
+        default=None,
+        help="metric to plot and tabulate, with its companions <metric>_<name> beside it (e.g. "
+        "test/impute_rmse_mice beside test/impute_rmse; default: test/log_likelihood or test/elbo)",
+    )
     parser.add_argument("--x", default=None, help="swept parameter on the x axis (default: the first that varies)")
     parser.add_argument(
         "--group", default=None, help="one line per value of this parameter (default: the second that varies)"
@@ -176,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics = [m for m in DEFAULT_METRICS if any(m in r for r in rows)]
     if args.metric and args.metric not in metrics:
         metrics.append(args.metric)
+        # its companions, e.g. test/impute_rmse_mean, _knn, _mice beside test/impute_rmse (timings left out)
+        companions = {k for r in rows for k in r if k.startswith(args.metric + "_") and not k.endswith("_s")}
+        metrics += sorted(companions)
     columns = ["run"] + params + ["status"] + metrics
     out = (args.out or root).expanduser()
     out.mkdir(parents=True, exist_ok=True)
