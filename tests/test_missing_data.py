@@ -159,12 +159,11 @@ def test_mnar_above_half_is_refused_before_data_is_read():
         validate(make_cfg("dataset=tabular", "missing.kind=mnar", "missing.rate=0.6"))
 
 
-def test_impute_tabular_trains_and_reports_ours_beside_the_baselines(tmp_path):
+def train_impute_tabular(run_dir, *overrides: str) -> dict:
+    """experiment=impute_tabular, shrunk to a few seconds, trained and evaluated; its metrics.json."""
     from vae_runner.api import train
 
-    overrides = [
-        "experiment=impute_tabular",
-        "dataset.table=wine",
+    shrink = [
         "trainer.epochs=3",
         "trainer.num_threads=1",
         "evaluation.iw_samples=16",
@@ -173,8 +172,12 @@ def test_impute_tabular_trains_and_reports_ours_beside_the_baselines(tmp_path):
         "evaluation.imputation.baseline_draws=2",
         "logger.progress_bar=false",
     ]
-    train(overrides, run_dir=tmp_path / "run")
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    train(["experiment=impute_tabular", *overrides, *shrink], run_dir=run_dir)
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_impute_tabular_trains_and_reports_ours_beside_the_baselines(tmp_path):
+    metrics = train_impute_tabular(tmp_path / "run", "dataset.table=wine")
     for key in ("rmse", "coverage", "crps", "cond_ll", "rmse_mean", "rmse_knn", "rmse_mice", "coverage_mice"):
         assert np.isfinite(metrics[f"test/impute_{key}"]), key
     assert 0 <= metrics["test/impute_coverage"] <= 1 and metrics["test/impute_entries"] > 0
@@ -212,22 +215,7 @@ def test_tables_mark_their_binary_columns_and_can_carry_the_class():
 
 
 def test_impute_tabular_imputes_a_class_column(tmp_path):
-    from vae_runner.api import train
-
-    overrides = [
-        "experiment=impute_tabular",
-        "dataset.table=breast_cancer",
-        "dataset.label_column=true",
-        "trainer.epochs=3",
-        "trainer.num_threads=1",
-        "evaluation.iw_samples=16",
-        "evaluation.imputation.samples=64",
-        "evaluation.imputation.draws=20",
-        "evaluation.imputation.baseline_draws=2",
-        "logger.progress_bar=false",
-    ]
-    train(overrides, run_dir=tmp_path / "run")
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = train_impute_tabular(tmp_path / "run", "dataset.table=breast_cancer", "dataset.label_column=true")
     for key in ("accuracy", "accuracy_mean", "accuracy_knn", "accuracy_mice"):
         assert 0 <= metrics[f"test/impute_{key}"] <= 1, key
     assert np.isfinite(metrics["test/impute_rmse"]) and np.isfinite(metrics["test/impute_rmse_mice"])

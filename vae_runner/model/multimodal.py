@@ -30,7 +30,6 @@ class MultimodalVAE(nn.Module):
         self.encoders, self.decoders = nn.ModuleDict(encoders), nn.ModuleDict(decoders)
         self.likelihoods = nn.ModuleDict(likelihoods)
         self.latent_dim, self.joint = latent_dim, JOINTS[joint]
-        self.prior = td.Independent(td.Normal(torch.zeros(latent_dim), torch.ones(latent_dim)), 1)
 
     def mask(self, present: Tensor, names) -> Tensor:
         """`present` restricted to the modalities `names`."""
@@ -58,6 +57,7 @@ class MultimodalVAE(nn.Module):
         return {"elbo": recon - kl, "recon": recon, "kl": kl, "loss": -(recon - beta * kl)}
 
     def prior_log_prob(self, z: Tensor) -> Tensor:
+        """log N(z; 0, I), z (..., D) -> (...)."""
         return td.Normal(torch.zeros_like(z), torch.ones_like(z)).log_prob(z).sum(-1)
 
     @torch.no_grad()
