@@ -219,3 +219,43 @@ def test_impute_tabular_imputes_a_class_column(tmp_path):
     for key in ("accuracy", "accuracy_mean", "accuracy_knn", "accuracy_mice"):
         assert 0 <= metrics[f"test/impute_{key}"] <= 1, key
     assert np.isfinite(metrics["test/impute_rmse"]) and np.isfinite(metrics["test/impute_rmse_mice"])
+
+
+def test_missing_seed_defaults_to_the_run_seed_and_can_be_fixed_apart_from_it():
+    base = ("dataset=tabular", "dataset.table=wine", "likelihood=gaussian", "missing.kind=mcar", "missing.rate=.3")
+    masks = {
+        name: torch.isnan(load_data(make_cfg(*base, *extra), torch.device("cpu")).test.x)
+        for name, extra in {
+            "run seed 5": ("seed=5",),
+            "missing.seed 5": ("seed=0", "missing.seed=5"),
+            "run seed 0": ("seed=0",),
+        }.items()
+    }
+    assert torch.equal(masks["run seed 5"], masks["missing.seed 5"])
+    assert not torch.equal(masks["run seed 0"], masks["missing.seed 5"])
+
+
+def test_input_dropout_hides_more_entries_from_the_encoder_in_training_only():
+    """objective.input_dropout from its yaml: in a training step the encoder sees about that share more NaNs (read
+    as 0), the likelihood still scores every observed entry; evaluation (no progress) sees the row as it is."""
+    torch.manual_seed(0)
+    f = 20
+    vae = VAE(
+        build_option("architecture", "mlp", "encoder", hidden=[16], input_shape=(f,), latent_dim=3),
+        build_option("architecture", "mlp", "decoder", hidden=[16], output_shape=(f,), latent_dim=3),
+        GaussianPrior(3),
+        build_option("likelihood", "gaussian", data_shape=(f,), init_sigma=1.0),
+    ).accept_missing()
+    seen = []
+    vae.encoder.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))  # after zero_missing: 0s
+    x = torch.randn(400, f).masked_fill(torch.rand(400, f) < 0.2, float("nan"))
+    objective = build_option("objective", "elbo", input_dropout=0.5)
+    terms = objective(vae, x, progress=(0.0, 0))
+    zeros = (seen[-1] == 0).float().mean().item()
+    assert zeros == pytest.approx(0.2 + 0.8 * 0.5, abs=0.03) and torch.isfinite(terms["loss"]).all()
+    torch.manual_seed(1)
+    evaluated = objective(vae, x)
+    assert (seen[-1] == 0).float().mean().item() == pytest.approx(0.2, abs=0.03)
+    torch.manual_seed(1)
+    plain = build_option("objective", "elbo")(vae, x)
+    assert torch.equal(evaluated["elbo"], plain["elbo"])
