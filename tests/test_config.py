@@ -21,6 +21,7 @@ NESTED = {
     schema.DisentanglementConfig,
     schema.ImputationConfig,
     schema.MissingConfig,
+    schema.ModalitiesConfig,
 }
 
 

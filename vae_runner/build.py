@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,12 +23,14 @@ from vae_runner.config.plain import plain
 from vae_runner.cpu_features import slow_bf16_warning
 from vae_runner.data import RUN_KEYS, DataSplits, prepare
 from vae_runner.data.missingness import hide_missing
+from vae_runner.data.modalities import with_modalities
 from vae_runner.data.tabular import standardized
 from vae_runner.errors import UserError
 from vae_runner.evaluation.diagnostics import active_units, encode_split
 from vae_runner.evaluation.metrics import evaluate_split
 from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.model.critic import FactorCritic, parameter_groups
+from vae_runner.model.modalities import join_modalities
 from vae_runner.model.vae import VAE
 from vae_runner.rundir import BEST
 from vae_runner.tb_logger import RunLogger
@@ -56,28 +57,6 @@ def setup(cfg: DictConfig) -> torch.device:
     return device
 
 
-def device_name(device: torch.device) -> str:
-    """What trained the run, for reports: the GPU's name, or the CPU's model and the torch thread count."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in _read("/proc/cpuinfo").splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown CPU",
-    )
-    return f"cpu ({model}, {torch.get_num_threads()} threads)"
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 def compile_networks(model: VAE) -> None:
     """torch.compile the encoder and decoder in place (state_dict keys unchanged); where torch.compile does not work
     (no C++ compiler, an unsupported Python or platform), say so once and train in eager mode."""
@@ -102,10 +81,12 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     spec = OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True)
     binarize, name = (spec.pop(key) for key in RUN_KEYS)
     binary_likelihood = getattr(get_class(cfg.likelihood._target_), "binary", False)
+    several = list(cfg.modalities.use) != ["image"]  # packed multimodal rows: images binarised once, before
     if binarize == "auto":
-        binarize = "dynamic" if binary_likelihood else "none"
+        binarize = ("static" if several else "dynamic") if binary_likelihood else "none"
     missing = cfg.missing  # entries hidden as NaN, then a table standardised by its observed training entries
-    data = hide_missing(build(spec), missing.kind, missing.rate, cfg.seed if missing.seed is None else missing.seed)
+    mask_seed = cfg.seed if missing.seed is None else missing.seed
+    data = hide_missing(build(spec), missing.kind, missing.rate, mask_seed)
     data = data if data.columns is None else standardized(data)
     if binary_likelihood and not data.in_unit_range:
         raise UserError(
@@ -131,22 +112,27 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
         len(data.test),
         binarize,
     )
+    if several:
+        data, binarize = with_modalities(data, binarize, cfg.modalities, mask_seed), "none"
     return prepare(data, binarize, device)
 
 
 def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
-    arch, d, shape = cfg.architecture, cfg.latent_dim, data.shape
-    encoder = build(arch.encoder, input_shape=shape, latent_dim=d)
+    arch, d, shape = cfg.architecture, cfg.latent_dim, data.modalities[0][1] if data.modalities else data.shape
+    encoder, decoder = (
+        build(arch.encoder, input_shape=shape, latent_dim=d),
+        build(arch.decoder, output_shape=shape, latent_dim=d),
+    )
+    likelihood = build(cfg.likelihood, data_shape=shape)
+    if data.modalities:  # the image's networks and likelihood beside the other modalities' (model/modalities.py)
+        encoder, decoder, likelihood = join_modalities(
+            data.modalities, (encoder, decoder, likelihood), d, cfg.modalities
+        )
     # A prior gets the encoder and the data when its constructor asks for them by name (see priors/base.py).
     wanted = inspect.signature(get_class(cfg.prior._target_)).parameters
     extras = {k: v for k, v in (("encoder", encoder), ("data", data)) if k in wanted}
-    model = VAE(
-        encoder=encoder,
-        decoder=build(arch.decoder, output_shape=shape, latent_dim=d),
-        # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
-        prior=build(cfg.prior, _partial_=True)(latent_dim=d, **extras),
-        likelihood=build(cfg.likelihood, data_shape=shape),
-    )
+    # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
+    model = VAE(encoder, decoder, build(cfg.prior, _partial_=True)(latent_dim=d, **extras), likelihood)
     model.adapt_to(data)  # missing entries (NaN) and a table's binary columns
     if cfg.objective.get("factor_vae_weight", 0) > 0:  # FactorVAE's discriminator rides on the model (checkpoints)
         model.critic = FactorCritic(d, list(cfg.objective.critic_hidden))

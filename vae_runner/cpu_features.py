@@ -1,7 +1,8 @@
-"""Whether bf16 pays on this device. `precision=bf16` is a speed option: on CPUs with native bfloat16 matrix
-products (x86 avx512_bf16 or AMX, Arm's BF16 extension) it trains faster, elsewhere torch emulates them and it is
-many times slower than fp32 (README, Speed, has the measured figures). The run is not refused (bf16 may be wanted
-for its numerics), but the log says why it will be slow and what to set."""
+"""What this device is (`device_name`, for reports) and whether bf16 pays on it. `precision=bf16` is a speed
+option: on CPUs with native bfloat16 matrix products (x86 avx512_bf16 or AMX, Arm's BF16 extension) it trains
+faster, elsewhere torch emulates them and it is many times slower than fp32 (README, Speed, has the measured
+figures). The run is not refused (bf16 may be wanted for its numerics), but the log says why it will be slow and
+what to set."""
 
 from __future__ import annotations
 
@@ -14,11 +15,27 @@ X86_BF16 = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 dot
 ARM_BF16 = ("bf16",)  # /proc/cpuinfo "Features" on aarch64 (ARMv8.6 BF16)
 
 
+def read_cpuinfo() -> str:
+    """Linux's /proc/cpuinfo; empty elsewhere."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def device_name(device: torch.device) -> str:
+    """What trained the run, for reports: the GPU's name, or the CPU's model and the torch thread count."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    lines = read_cpuinfo().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    return f"cpu ({model or platform.processor() or 'unknown CPU'}, {torch.get_num_threads()} threads)"
+
+
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     """The CPU's feature flags (Linux /proc/cpuinfo: x86 "flags", aarch64 "Features"); empty where unknown."""
     if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        cpuinfo = path.read_text() if path.is_file() else ""
+        cpuinfo = read_cpuinfo()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
-from vae_runner import build, rundir
+from vae_runner import build, cpu_features, rundir
 from vae_runner.checkpoint import load_checkpoint, load_weights, resolve_checkpoint, set_rng_state
 from vae_runner.config.checks import validate
 from vae_runner.config.plain import plain
@@ -91,7 +91,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
             "steps": trainer.global_step,
             "train_time_s": round(train_time, 3),
             "train_steps_s": round(trainer.steps_time, 3),  # the part of train_time_s inside training epochs
-            "device": build.device_name(device),
+            "device": cpu_features.device_name(device),
         }
     )
     if trainer.epoch_times:

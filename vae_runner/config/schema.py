@@ -103,6 +103,14 @@ class MissingConfig:
 
 
 @dataclass
+class ModalitiesConfig:
+    use: list[str] = MISSING  # image, then any of label, attributes
+    hidden: list[int] = MISSING
+    dropout: float = MISSING
+    missing: float = MISSING
+
+
+@dataclass
 class VAEConfig:
     dataset: Any = MISSING
     architecture: Any = MISSING
@@ -114,6 +122,7 @@ class VAEConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     missing: MissingConfig = field(default_factory=MissingConfig)
+    modalities: ModalitiesConfig = field(default_factory=ModalitiesConfig)
     beta: float = MISSING
     latent_dim: int = MISSING
     seed: int = MISSING

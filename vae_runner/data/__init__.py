@@ -66,6 +66,8 @@ class DataSplits:
     # a table's standardisation, per column (F,): original = x * scale + offset (data/tabular.py)
     offset: Tensor | None = None
     scale: Tensor | None = None
+    # ((name, shape), ...): the modalities side by side in each flat row (data/modalities.py), where there are several
+    modalities: tuple | None = None
     # factor indices (N, F) -> their images (N, *shape) uint8 on the CPU, where any combination can be had
     render: Callable[[Tensor], Tensor] | None = field(default=None, compare=False)
 

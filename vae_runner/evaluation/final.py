@@ -4,7 +4,8 @@ the returned metrics (-> metrics.json) and TensorBoard, every picture into Tenso
 Numbers: val/test ELBO terms; `test/log_likelihood` (importance-sampled, K = evaluation.iw_samples) with its
 standard error; active units; KL per latent dimension; ELBO surgery; linear-probe and triplet accuracy (labelled
 data); MIG, SAP, DCI, BetaVAE and FactorVAE scores (datasets with known factors); imputations of missing entries
-beside mean/kNN/MICE (data with missing entries). Pictures: samples,
+beside mean/kNN/MICE (data with missing entries); cross-modal log-likelihoods, accuracies and coherence (several
+modalities, evaluation/cross_modal.py). Pictures: samples,
 reconstructions, the prior's own, latent traversals, interpolations, latent scatter, KL per dimension.
 """
 
@@ -17,6 +18,7 @@ import torch
 from vae_runner.console import stage
 from vae_runner.data import binarize_once
 from vae_runner.evaluation import diagnostics as dx
+from vae_runner.evaluation.cross_modal import cross_modal_scores
 from vae_runner.evaluation.disentanglement_report import disentanglement_scores
 from vae_runner.evaluation.imputation_report import imputation_scores
 from vae_runner.evaluation.metrics import evaluate_split, log_likelihood
@@ -84,7 +86,10 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
 
     if data.test.y is not None and data.train.y is not None:
         linear_probe_and_triplets(model, data, cfg, mu, metrics)
-    if data.has_missing:
+    if data.modalities:
+        with stage("cross-modal log-likelihoods, accuracies and coherence"):
+            cross_modal_scores(model, data, cfg, metrics, logger, step)
+    elif data.has_missing:
         with stage("imputations of the missing test entries, and the baselines'"):
             imputation_scores(model, data, cfg, metrics, logger, step)
     if data.test.factors is not None:

@@ -14,6 +14,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from vae_runner.data.modalities import as_images
 from vae_runner.rng import seeded
 
 
@@ -124,8 +125,8 @@ def latent_density_picture(model, data, n_points: int = 2000, resolution: int = 
 
 @torch.no_grad()
 def sample_picture(model, data, n: int) -> Tensor:
-    if data.is_image:
-        return image_grid(model.sample(n))
+    if (images := as_images(data, model.sample(n))) is not None:
+        return image_grid(images)
     samples = model.sample(max(n, 500))  # a point cloud needs more than a grid's worth to show its shape
     return scatter({"test data": data.test.floats()[:2000], "samples": samples}, "samples from the prior")
 
@@ -134,8 +135,8 @@ def sample_picture(model, data, n: int) -> Tensor:
 def recon_picture(model, data, n: int) -> Tensor:
     x = data.test.floats(slice(0, n))
     recons = model.reconstruct(x)
-    if data.is_image:
-        return recon_grid(x, recons)
+    if data.is_image or data.modalities:
+        return recon_grid(as_images(data, x), as_images(data, recons))
     return scatter({"inputs": x, "reconstructions": recons}, "test points and their reconstructions")
 
 
@@ -145,8 +146,8 @@ def prior_pictures(model, data) -> dict[str, Tensor]:
     pictures = {}
     for name, (x, nrow) in model.prior.picture_batches(lambda z: model.decode(z).mean).items():
         pictures[name] = (
-            image_grid(x, nrow=nrow)
-            if data.is_image
+            image_grid(as_images(data, x), nrow=nrow)
+            if data.is_image or data.modalities
             else scatter({"test data": data.test.floats()[:2000], name: x}, name.replace("_", " "))
         )
     if model.prior.latent_dim == 2:

@@ -27,11 +27,16 @@ def diagonal(mu: Tensor, logvar: Tensor) -> td.Independent:
     return td.Independent(td.Normal(mu, torch.exp(0.5 * logvar), validate_args=False), 1, validate_args=False)
 
 
-def product_of_experts(mu: Tensor, logvar: Tensor, present: Tensor) -> td.Independent:
-    """The prior expert N(0, I) times the present experts (E, B, D): one diagonal Gaussian (B,) x (D,)."""
+def product_params(mu: Tensor, logvar: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and log-variance (B, D) of the prior expert N(0, I) times the present experts (E, B, D)."""
     precision = torch.exp(-logvar) * present[..., None]  # (E, B, D); absent experts weigh nothing
     total = 1.0 + precision.sum(0)  # the prior expert's precision is 1, its mean 0
-    return diagonal((mu * precision).sum(0) / total, -torch.log(total))
+    return (mu * precision).sum(0) / total, -torch.log(total)
+
+
+def product_of_experts(mu: Tensor, logvar: Tensor, present: Tensor) -> td.Independent:
+    """The prior expert N(0, I) times the present experts (E, B, D): one diagonal Gaussian (B,) x (D,)."""
+    return diagonal(*product_params(mu, logvar, present))
 
 
 class UniformMixture(td.Distribution):

@@ -1,0 +1,151 @@
+"""Several modalities in one vae-run model (`modalities.*`): the packed rows and their missing modalities, the product
+of experts over the modalities a row has, the joined likelihood against torch.distributions, modality dropout, and
+`experiment=multimodal_digits` end to end (cross-modal scores, the picture, mode=eval)."""
+
+import json
+
+import pytest
+import torch
+import torch.distributions as td
+from omegaconf import OmegaConf
+
+from tests.conftest import make_cfg
+from vae_runner.build import build_model, load_data
+from vae_runner.config.checks import validate
+from vae_runner.data.modalities import blocks, hide, present
+from vae_runner.errors import UserError
+from vae_runner.model.modalities import drop_some
+
+CPU = torch.device("cpu")
+BASE = ("modalities.use=[image,label,attributes]", "modalities.missing=0.4", "dataset.binarize=static")
+
+
+def test_rows_hold_the_image_the_one_hot_label_and_standardised_attributes_with_whole_modalities_missing():
+    data = load_data(make_cfg(*BASE), CPU)
+    plain = load_data(make_cfg("dataset.binarize=static"), CPU)
+    assert data.modalities == (("image", (1, 8, 8)), ("label", (10,)), ("attributes", (3,)))
+    (_, img, _), (_, lab, _), (_, att, _) = blocks(data.modalities)
+    full = data.test.truth
+    assert torch.equal(full[:, img], plain.test.x.flatten(1))  # the same binarised test images
+    assert torch.equal(full[:, lab].argmax(1), data.test.y) and torch.equal(full[:, lab].sum(1), torch.ones(len(full)))
+    have = present(data.train.x, data.modalities)  # (3, N)
+    assert have.any(0).all() and (~have).float().mean().item() == pytest.approx(0.4, abs=0.08)
+    for e, (_, cols, _) in enumerate(blocks(data.modalities)):  # a modality is all there or all NaN
+        assert (
+            torch.isnan(data.train.x[~have[e]][:, cols]).all() and not torch.isnan(data.train.x[have[e]][:, cols]).any()
+        )
+    assert data.train.truth is None and data.val.truth is not None  # the training split keeps no hidden value
+    seen = ~torch.isnan(data.test.x)
+    assert torch.equal(data.test.x[seen], full[seen])
+    train_att = load_data(make_cfg(BASE[0], BASE[2]), CPU).train.x[:, att]  # no missing: the standardisation's rows
+    assert torch.allclose(train_att.mean(0), torch.zeros(3), atol=1e-4)
+    again = load_data(make_cfg(*BASE), CPU)
+    assert torch.equal(torch.isnan(again.test.x), torch.isnan(data.test.x))  # the masks come from the seed
+    other = load_data(make_cfg(*BASE, "missing.seed=5"), CPU)
+    assert not torch.equal(torch.isnan(other.test.x), torch.isnan(data.test.x))
+
+
+def test_the_joint_posterior_is_the_product_of_the_present_experts_and_the_prior_expert():
+    torch.manual_seed(0)
+    cfg = make_cfg(*BASE)
+    data = load_data(cfg, CPU)
+    model = build_model(cfg, data, CPU).eval()
+    x = data.test.truth[:6]
+    experts = model.encoder.experts
+    shaped = {n: x[:, c].reshape(len(x), *s) for n, c, s in blocks(data.modalities)}
+    mus, logvars = zip(*(experts[n](shaped[n]) for n in ("image", "label", "attributes")))
+    for drop in ([], ["label"], ["image", "attributes"]):
+        mu, logvar = model.encoder(hide(x, data.modalities, drop))
+        precision = 1 + sum(torch.exp(-lv) for n, lv in zip(("image", "label", "attributes"), logvars) if n not in drop)
+        weighted = sum(
+            m * torch.exp(-lv) for n, m, lv in zip(("image", "label", "attributes"), mus, logvars) if n not in drop
+        )
+        assert torch.allclose(logvar, -torch.log(precision), atol=1e-5)
+        assert torch.allclose(mu, weighted / precision, atol=1e-5)
+
+
+def test_the_likelihood_sums_the_present_modalities_as_torch_distributions_score_them():
+    torch.manual_seed(0)
+    cfg = make_cfg(*BASE)
+    data = load_data(cfg, CPU)
+    model = build_model(cfg, data, CPU)
+    x = data.test.truth[:5]
+    params = torch.randn(5, x.shape[1], requires_grad=True)
+    (_, img, _), (_, lab, _), (_, att, _) = blocks(data.modalities)
+    sigma = model.likelihood.likelihoods["attributes"].sigma
+    parts = {
+        "image": td.Bernoulli(logits=params[:, img]).log_prob(x[:, img]).sum(1),
+        "label": td.OneHotCategorical(logits=params[:, lab]).log_prob(x[:, lab]),
+        "attributes": td.Normal(params[:, att], sigma).log_prob(x[:, att]).sum(1),
+    }
+    assert torch.allclose(model.likelihood(params).log_prob(x), sum(parts.values()), atol=1e-4)
+    lp = model.likelihood(params).log_prob(hide(x, data.modalities, ["label"]))
+    assert torch.allclose(lp, parts["image"] + parts["attributes"], atol=1e-4)
+    lp.sum().backward()  # a hidden modality gets no gradient: nothing of it reaches training
+    assert (params.grad[:, lab] == 0).all() and (params.grad[:, img] != 0).any()
+
+
+def test_modality_dropout_hides_some_in_training_keeps_one_per_row_and_is_off_in_evaluation():
+    torch.manual_seed(0)
+    have = torch.rand(3, 500) < 0.7
+    have[:, 0] = False  # a row without any modality stays without
+    kept = drop_some(have, 0.6)
+    assert not (kept & ~have).any()  # only what a row has
+    assert (kept.any(0) == have.any(0)).all() and kept.sum() < have.sum()
+    cfg = make_cfg(*BASE)
+    data = load_data(cfg, CPU)
+    model = build_model(cfg, data, CPU)
+    x = data.test.truth[:8]
+    model.eval()
+    assert torch.equal(model.encoder(x)[0], model.encoder(x)[0])
+    model.train()
+    torch.manual_seed(1)
+    assert not torch.allclose(model.encoder(x)[0], model.eval().encoder(x)[0])
+
+
+def test_bad_modality_settings_fail_with_the_fix():
+    with pytest.raises(Exception, match="image first"):
+        validate(make_cfg("modalities.use=[label,image]"))
+    with pytest.raises(UserError, match="binarize=static"):
+        load_data(make_cfg("modalities.use=[image,label]", "dataset.binarize=dynamic"), CPU)
+    with pytest.raises(UserError, match="labelled image dataset"):
+        load_data(make_cfg("modalities.use=[image,label]", "dataset=tabular", "likelihood=gaussian"), CPU)
+
+
+def test_multimodal_digits_reports_cross_modal_scores_and_mode_eval_reproduces_them(tmp_path):
+    from vae_runner.api import train
+    from vae_runner.config.compose import compose_config
+    from vae_runner.run import evaluate
+
+    shrink = [
+        "trainer.epochs=2",
+        "trainer.num_threads=1",
+        "evaluation.iw_samples=16",
+        "evaluation.imputation.samples=16",
+        "evaluation.test_limit=60",
+        "logger.progress_bar=false",
+        "modalities.use=[image,label,attributes]",
+        "modalities.missing=0.3",
+    ]
+    train(["experiment=multimodal_digits", *shrink], run_dir=tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    keys = [
+        "log_p_label_given_image",
+        "log_p_image_given_label",
+        "log_p_attributes_given_image_label",
+        "label_accuracy_given_image",
+        "label_accuracy_given_attributes",
+        "attributes_rmse_given_label",
+        "image_coherence_given_label",
+        "coherence_classifier_accuracy",
+    ]
+    for key in keys:
+        assert metrics[f"test/{key}"] == pytest.approx(metrics[f"test/{key}"]), key  # finite
+    assert metrics["test/log_p_label_given_image"] <= 0 and 0 <= metrics["test/image_coherence_given_label"] <= 1
+    assert (tmp_path / "run" / "images_given_label.png").is_file()
+    overrides = ["mode=eval", f"ckpt={tmp_path / 'run'}"]
+    (tmp_path / "eval").mkdir()
+    again = evaluate(compose_config(overrides), tmp_path / "eval", overrides)
+    for key in keys:
+        assert again[f"test/{key}"] == pytest.approx(metrics[f"test/{key}"], rel=1e-5), key
+    assert list(OmegaConf.load(tmp_path / "run" / ".hydra" / "config.yaml").modalities.use)[-1] == "attributes"
