@@ -7,7 +7,8 @@
   estimator on rows with the other modalities hidden: consistent as K grows);
 - label accuracy given each other modality: the decoded label's argmax at the posterior mean;
 - coherence label -> image: images decoded from one draw z ~ q(z | label), classified by a logistic regression
-  fitted to the real training images (its accuracy on the real test images is reported beside it);
+  fitted to the first `evaluation.probe_train_points` real training images (its accuracy on the real test images
+  is reported beside it);
 - attributes: RMSE (standardised units) of the decoded attributes given each other modality;
 - a picture: for each class, images decoded from draws z ~ q(z | label).
 """
@@ -64,16 +65,17 @@ def cross_modal_scores(model, data, cfg, metrics: dict, logger, step: int) -> No
             error = mean[:, cols["attributes"]] - x[:, cols["attributes"]]
             metrics[f"test/attributes_rmse_{tag}"] = error.pow(2).mean().sqrt().item()
     if "label" in names:
-        label_to_image(model, data, x, y, only, cfg.seed, metrics, logger, step)
+        label_to_image(model, data, x, y, only, cfg, metrics, logger, step)
 
 
-def label_to_image(model, data, x, y, only, seed: int, metrics: dict, logger, step: int) -> None:
-    """Coherence label -> image, and the picture of images given each label."""
-    layout = data.modalities
-    train = data.train.x
-    seen = ~torch.isnan(train[:, blocks(layout)[0][1]]).all(1)  # training rows that have their image
+def label_to_image(model, data, x, y, only, cfg, metrics: dict, logger, step: int) -> None:
+    """Coherence label -> image (the classifier fitted to the first `evaluation.probe_train_points` training rows
+    that have their image), and the picture of images given each label."""
+    layout, seed = data.modalities, cfg.seed
+    seen = (~torch.isnan(data.train.x[:, blocks(layout)[0][1]]).all(1)).nonzero()[:, 0]
+    seen = seen[: cfg.evaluation.probe_train_points]  # training rows that have their image
     flat = lambda t: image_block(t, layout).flatten(1).cpu().numpy()  # noqa: E731
-    classifier = LogisticRegression(max_iter=1000).fit(flat(train[seen]), data.train.y[seen].cpu().numpy())
+    classifier = LogisticRegression(max_iter=1000).fit(flat(data.train.x[seen]), data.train.y[seen].cpu().numpy())
     with seeded(x.device, seed):
         generated = model.decode(model.posterior(only(["label"])).sample()).mean
         _, label_cols, (classes,) = next(b for b in blocks(layout) if b[0] == "label")
