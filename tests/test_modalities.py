@@ -4,6 +4,7 @@ of experts over the modalities a row has, the joined likelihood against torch.di
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.distributions as td
@@ -115,7 +116,7 @@ def test_bad_modality_settings_fail_with_the_fix():
 def test_multimodal_digits_reports_cross_modal_scores_and_mode_eval_reproduces_them(tmp_path):
     from vae_runner.api import train
     from vae_runner.config.compose import compose_config
-    from vae_runner.run import evaluate
+    from vae_runner.run import evaluate, sample
 
     shrink = [
         "trainer.epochs=2",
@@ -148,4 +149,15 @@ def test_multimodal_digits_reports_cross_modal_scores_and_mode_eval_reproduces_t
     again = evaluate(compose_config(overrides), tmp_path / "eval", overrides)
     for key in keys:
         assert again[f"test/{key}"] == pytest.approx(metrics[f"test/{key}"], rel=1e-5), key
+    overrides = ["mode=sample", f"ckpt={tmp_path / 'run'}", "n=12"]
+    sample(compose_config(overrides), tmp_path / "sample", overrides)
+    assert np.load(tmp_path / "sample" / "samples.npy").shape == (12, 64 + 10 + 3)  # the packed rows
+    assert (tmp_path / "sample" / "samples.png").is_file()
     assert list(OmegaConf.load(tmp_path / "run" / ".hydra" / "config.yaml").modalities.use)[-1] == "attributes"
+
+
+def test_a_multimodal_run_trains_alone_under_the_batched_launcher():
+    from vae_runner.batched_launcher import why_alone
+
+    assert why_alone(make_cfg()) is None
+    assert why_alone(make_cfg("modalities.use=[image,label]")) == "several modalities (modalities.use)"

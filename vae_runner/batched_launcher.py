@@ -53,6 +53,7 @@ def why_alone(cfg) -> str | None:
         (str(cfg.optimizer._target_) in STACKED_OPTIMIZERS, f"optimizer {cfg.optimizer._target_}"),
         (cfg.trainer.precision == "fp32" and not cfg.trainer.compile, "bf16 or torch.compile"),
         (cfg.missing.kind == "none" and cfg.dataset.name != "tabular", "missing entries or a table"),
+        (list(cfg.modalities.use) == ["image"], "several modalities (modalities.use)"),
     ]
     return next((why for ok, why in checks if not ok), None)
 

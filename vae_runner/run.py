@@ -24,6 +24,7 @@ from vae_runner.config.checks import validate
 from vae_runner.config.plain import plain
 from vae_runner.config.schema import Mode
 from vae_runner.console import summary
+from vae_runner.data.modalities import as_images
 from vae_runner.errors import UserError
 from vae_runner.evaluation.final import final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
@@ -155,8 +156,8 @@ def sample(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dic
     x = model.sample(cfg.n).cpu()
     torch.save(x, run_dir / "samples.pt")
     np.save(run_dir / "samples.npy", x.numpy())
-    if data.is_image:
-        picture = image_grid(x)
+    if (images := as_images(data, x)) is not None:  # a multimodal row's image block, where there are several
+        picture = image_grid(images)
     else:
         picture = scatter({"test data": data.test.floats()[:2000], "samples": x}, f"{cfg.n} samples from the prior")
     save_image(picture, run_dir / "samples.png")
