@@ -18,7 +18,7 @@ from vae_runner.config.compose import build_option
 from vae_runner.data.missingness import hide_missing
 from vae_runner.data.tabular import load_tabular, standardized
 from vae_runner.errors import UserError
-from vae_runner.evaluation.imputation_report import importance_imputations
+from vae_runner.evaluation.imputation_report import accuracy, importance_imputations
 from vae_runner.model.likelihoods import ObservedOnly
 from vae_runner.model.priors.gaussian import GaussianPrior
 from vae_runner.model.vae import VAE
@@ -214,11 +214,40 @@ def test_tables_mark_their_binary_columns_and_can_carry_the_class():
         load_tabular("diabetes", 0.1, 0.2, 0, label_column=True)
 
 
-def test_impute_tabular_imputes_a_class_column(tmp_path):
-    metrics = train_impute_tabular(tmp_path / "run", "dataset.table=breast_cancer", "dataset.label_column=true")
+@pytest.mark.parametrize("table", ["breast_cancer", "wine"])  # one binary class column; a one-hot group of three
+def test_impute_tabular_imputes_a_class_column(tmp_path, table):
+    metrics = train_impute_tabular(tmp_path / "run", f"dataset.table={table}", "dataset.label_column=true")
     for key in ("accuracy", "accuracy_mean", "accuracy_knn", "accuracy_mice"):
         assert 0 <= metrics[f"test/impute_{key}"] <= 1, key
     assert np.isfinite(metrics["test/impute_rmse"]) and np.isfinite(metrics["test/impute_rmse_mice"])
+
+
+def test_a_one_hot_group_is_one_categorical_hidden_and_scored_as_a_whole():
+    torch.manual_seed(0)
+    loc, x = torch.randn(6, 5), torch.randn(6, 5)
+    x[:, 2:5] = torch.nn.functional.one_hot(torch.randint(3, (6,)), 3).float()
+    lik = build_option("likelihood", "gaussian", data_shape=(5,), init_sigma=0.7)
+    lik.model_binary_columns(torch.tensor([False, False, True, True, True]), [(2, 5)])
+    p = lik(loc)
+    expected = td.Normal(loc[:, :2], lik.sigma[:2]).log_prob(x[:, :2]).sum(1)
+    expected = expected + td.OneHotCategorical(logits=loc[:, 2:]).log_prob(x[:, 2:])
+    assert torch.allclose(p.log_prob(x), expected, atol=1e-5)
+    assert torch.allclose(p.mean[:, 2:], torch.softmax(loc[:, 2:], 1)) and torch.equal(p.mean[:, :2], loc[:, :2])
+    draws = p.sample((4,))
+    assert draws.shape == (4, 6, 5) and torch.equal(draws[..., 2:].sum(-1), torch.ones(4, 6))
+    wine = load_tabular("wine", 0.1, 0.2, 0, label_column=True)
+    assert wine.categorical_columns == ((13, 16),)
+    hidden = hide_missing(wine, "mcar", 0.3, seed=1)
+    group = torch.isnan(hidden.train.x[:, 13:16])
+    assert torch.equal(group.all(1), group.any(1))  # all three columns hidden, or none
+    assert group.all(1).float().mean().item() == pytest.approx(0.3, abs=0.1)
+    truth = np.zeros((3, 4))
+    truth[[0, 1, 2], [1, 2, 1]] = 1  # classes 0, 1, 0 in columns 1..3; column 0 a binary one
+    truth[:, 0] = [1, 0, 1]
+    imputed = np.array([[0.9, 0.6, 0.3, 0.1], [0.2, 0.5, 0.1, 0.4], [0.4, 0.7, 0.2, 0.1]])
+    mask = np.array([[True] * 4, [True] * 4, [False, True, True, True]])
+    # the group: rows 0 and 2 right, row 1 wrong; the binary column: rows 0 and 1 right
+    assert accuracy(truth, imputed, mask, ((1, 4),)) == pytest.approx(4 / 5)
 
 
 def test_missing_seed_defaults_to_the_run_seed_and_can_be_fixed_apart_from_it():

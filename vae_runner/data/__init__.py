@@ -63,6 +63,9 @@ class DataSplits:
     binary: bool = False  # every value is 0 or 1 (255) already: a Bernoulli likelihood needs no binarisation
     columns: tuple[str, ...] | None = None  # a table's column names (dataset=tabular); its x is (N, F)
     binary_columns: tuple[bool, ...] | None = None  # which of a table's columns hold 0/1 values (Bernoulli)
+    # (start, stop) of each one-hot group of columns (a categorical variable, e.g. a class of more than two values):
+    # one categorical per group, hidden and imputed as a whole
+    categorical_columns: tuple[tuple[int, int], ...] = ()
     # a table's standardisation, per column (F,): original = x * scale + offset (data/tabular.py)
     offset: Tensor | None = None
     scale: Tensor | None = None

@@ -5,7 +5,9 @@
   quantile are missing with probability 1/2 and the others are observed, so about `rate` of the column is missing and
   whether a value is missing depends on the value itself (large values hide), the case imputers handle worst.
 
-A row may lose every entry; callers that need one observed entry per row keep it with `keep_one_per_row`.
+A row may lose every entry; callers that need one observed entry per row keep it with `keep_one_per_row`. A one-hot
+group of columns (a categorical variable, `DataSplits.categorical_columns`) is hidden as a whole, by its first
+column's draw.
 
 `hide_missing` applies a mask to every split of a table (`missing.*` in the run config): each split gets its own
 mask from the seed, its hidden entries become NaN in `x` (what the model sees: the encoder reads them as 0, the
@@ -51,6 +53,16 @@ def keep_one_per_row(mask: Tensor, seed: int) -> Tensor:
     return mask
 
 
+def whole_groups(mask: Tensor, groups, by_first: bool) -> Tensor:
+    """`mask` with each (start, stop) column group hidden as a whole: where its first column is (`by_first`), or
+    where all of its columns are (after `keep_one_per_row` may have revealed one)."""
+    mask = mask.clone()
+    for start, stop in groups:
+        hidden = mask[:, start] if by_first else mask[:, start:stop].all(1)
+        mask[:, start:stop] = hidden[:, None]
+    return mask
+
+
 def hide_missing(data, kind: str, rate: float, seed: int):
     """`data` (DataSplits) with entries hidden as NaN: MCAR or MNAR at `rate`, one mask per split (seeds 3 seed,
     3 seed + 1, 3 seed + 2 for train, val, test), every row keeping one observed entry."""
@@ -68,7 +80,8 @@ def hide_missing(data, kind: str, rate: float, seed: int):
         x = split.x.float()
         flat = x.reshape(len(x), -1)
         mask = mcar_mask(flat.shape, rate, split_seed) if kind == "mcar" else mnar_mask(flat, rate, split_seed)
-        mask = keep_one_per_row(mask, split_seed).view_as(x)
+        groups = data.categorical_columns
+        mask = whole_groups(keep_one_per_row(whole_groups(mask, groups, True), split_seed), groups, False).view_as(x)
         return replace(split, x=x.masked_fill(mask, float("nan")), truth=x if keep_truth else None)
 
     return replace(

@@ -3,8 +3,9 @@ standardisation.
 
 Columns are real-valued or binary (0/1; `DataSplits.binary_columns`): diabetes' `sex` (1/2 in the file) is binary,
 and `label_column=true` appends the class of a labelled table as columns to impute like any other (one binary column
-for two classes, one 0/1 column per class beyond), e.g. a diagnosis from lab values. The real-valued likelihoods
-model binary columns as Bernoulli (model/likelihoods.py); standardisation leaves them 0/1.
+for two classes; beyond, a one-hot group of 0/1 columns, `DataSplits.categorical_columns`: one categorical variable,
+hidden and imputed as a whole), e.g. a diagnosis from lab values. The real-valued likelihoods model binary columns
+as Bernoulli and one-hot groups as categorical (model/likelihoods.py); standardisation leaves them 0/1.
 
 The loader returns the original values; the run hides entries (data/missingness.py, `missing.*`) and then
 standardises every column with the mean and standard deviation of the training split's *observed* entries only, so
@@ -48,8 +49,10 @@ def load_tabular(
         x[:, 1] -= 1
         binary[1] = True
     y = torch.as_tensor(bunch.target, dtype=torch.long) if labelled else None
+    groups = ()
     if label_column:
         names = list(map(str, bunch.target_names))
+        groups = ((x.shape[1], x.shape[1] + len(names)),) if len(names) > 2 else ()
         onehot = torch.nn.functional.one_hot(y).float()
         onehot, names = (
             (onehot[:, 1:], [f"class={names[1]}"]) if len(names) == 2 else (onehot, [f"class={n}" for n in names])
@@ -61,7 +64,7 @@ def load_tabular(
     classes = tuple(map(str, bunch.target_names)) if labelled else None
     return DataSplits(
         whole.take(tr), whole.take(va), whole.take(te), in_unit_range=False, classes=classes, columns=tuple(columns),
-        binary_columns=tuple(binary),
+        binary_columns=tuple(binary), categorical_columns=groups,
     )  # fmt: skip
 
 

@@ -60,8 +60,8 @@ def importance_imputations(
 
 def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> None:
     """Our and the baselines' imputation scores into `metrics` (test/impute_*) and the truth-vs-imputation picture:
-    RMSE, interval coverage and CRPS over the real-valued columns' missing entries, accuracy (a probability or
-    value above 1/2 read as 1) over the binary columns'."""
+    RMSE, interval coverage and CRPS over the real-valued columns' missing entries, accuracy over the binary columns'
+    (a probability or value above 1/2 read as 1) and the one-hot groups' (the largest column read as the class)."""
     ev, seed = cfg.evaluation.imputation, cfg.seed
     test = data.test
     start = time.perf_counter()
@@ -95,14 +95,23 @@ def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> Non
         methods = {"VAE": (ours, draws), "MICE": (theirs["mice"].mean(0), theirs["mice"])}
         logger.image("test/imputations", imputation_picture(truth, real, methods, ev.level), step, "imputations.png")
     if flags.any():
-        metrics["test/impute_accuracy"] = accuracy(truth, ours, flags)
+        groups = data.categorical_columns
+        metrics["test/impute_accuracy"] = accuracy(truth, ours, flags, groups)
         for name, imputed in theirs.items():
-            metrics[f"test/impute_accuracy_{name}"] = accuracy(truth, imputed.mean(0), flags)
+            metrics[f"test/impute_accuracy_{name}"] = accuracy(truth, imputed.mean(0), flags, groups)
 
 
-def accuracy(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarray) -> float:
-    """The share of the `mask` entries of 0/1 columns imputed on the right side of 1/2."""
-    return float(np.mean((imputed[mask] > 0.5) == (truth[mask] > 0.5)))
+def accuracy(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarray, groups=()) -> float:
+    """The share of the missing discrete values imputed right: a 0/1 column's entry on the right side of 1/2, a
+    one-hot group's (start, stop) hidden class by the largest of its imputed columns (one value per group)."""
+    single = mask.copy()
+    hits = []
+    for start, stop in groups:
+        rows = mask[:, start]
+        hits.append(imputed[rows, start:stop].argmax(1) == truth[rows, start:stop].argmax(1))
+        single[:, start:stop] = False
+    hits.append((imputed[single] > 0.5) == (truth[single] > 0.5))
+    return float(np.mean(np.concatenate(hits)))
 
 
 def imputation_picture(truth: np.ndarray, mask: np.ndarray, methods: dict, level: float = 0.9) -> Tensor:

@@ -42,25 +42,40 @@ class ObservedOnly(td.Distribution):
 
 class WithBinaryColumns(td.Distribution):
     """A table's per-entry distribution: Normal(loc, scale) in its real-valued columns, Bernoulli(logits = loc) in its
-    binary ones (`binary`, a bool mask over the last dimension); `mean` is the Bernoulli's probability there."""
+    binary ones (`binary`, a bool mask over the last dimension); `mean` is the Bernoulli's probability there. Each
+    one-hot group of columns (`groups`, (start, stop) pairs) is one categorical with logits = loc over the group: entry
+    j's log-density is x_j log softmax(loc)_j, so a whole observed group sums to the categorical's log-probability."""
 
     arg_constraints: dict = {}
 
-    def __init__(self, normal: td.Normal, binary: Tensor):
-        self.normal, self.binary = normal, binary
+    def __init__(self, normal: td.Normal, binary: Tensor, groups=()):
+        self.normal, self.binary, self.groups = normal, binary, tuple(groups)
         self.bernoulli = td.Bernoulli(logits=normal.loc, validate_args=False)
         super().__init__(normal.batch_shape, validate_args=False)
 
+    def _in_groups(self, values: Tensor, per_group) -> Tensor:
+        """`values` with each group's columns replaced by per_group(loc of the group, start, stop)."""
+        out = values.clone()
+        for start, stop in self.groups:
+            out[..., start:stop] = per_group(self.normal.loc[..., start:stop], start, stop)
+        return out
+
     def log_prob(self, x: Tensor) -> Tensor:
-        return torch.where(self.binary, self.bernoulli.log_prob(x), self.normal.log_prob(x))
+        per_entry = torch.where(self.binary, self.bernoulli.log_prob(x), self.normal.log_prob(x))
+        return self._in_groups(per_entry, lambda loc, a, b: x[..., a:b] * torch.log_softmax(loc, -1))
 
     @property
     def mean(self) -> Tensor:
-        return torch.where(self.binary, self.bernoulli.probs, self.normal.loc)
+        mean = torch.where(self.binary, self.bernoulli.probs, self.normal.loc)
+        return self._in_groups(mean, lambda loc, a, b: torch.softmax(loc, -1))
 
     def sample(self, sample_shape=()) -> Tensor:
         shape = torch.Size(sample_shape)
-        return torch.where(self.binary, self.bernoulli.sample(shape), self.normal.sample(shape))
+        drawn = torch.where(self.binary, self.bernoulli.sample(shape), self.normal.sample(shape))
+        for start, stop in self.groups:
+            logits = self.normal.loc[..., start:stop].expand(*shape, *self.normal.loc.shape[:-1], stop - start)
+            drawn[..., start:stop] = td.OneHotCategorical(logits=logits, validate_args=False).sample()
+        return drawn
 
 
 class Likelihood(nn.Module):
@@ -71,20 +86,22 @@ class Likelihood(nn.Module):
         self.data_shape = tuple(data_shape)
         self.observed_only = False  # set for data with missing entries (VAE.accept_missing)
         self.register_buffer("binary_columns", None, persistent=False)  # a table's 0/1 columns (model_binary_columns)
+        self.categorical_columns: tuple = ()  # a table's one-hot groups, (start, stop) each
 
     def forward(self, params: Tensor) -> td.Distribution:
         raise NotImplementedError
 
-    def model_binary_columns(self, binary: Tensor) -> None:
-        """A real-valued likelihood of a table: Bernoulli with logits = the decoder's output in the `binary` columns."""
+    def model_binary_columns(self, binary: Tensor, groups=()) -> None:
+        """A real-valued likelihood of a table: Bernoulli with logits = the decoder's output in the `binary` columns,
+        a categorical over each one-hot group of `groups`."""
         if not isinstance(self, MSE | Gaussian):
             raise UserError(f"binary columns need likelihood=gaussian or mse, not {type(self).__name__}")
-        self.binary_columns = binary
+        self.binary_columns, self.categorical_columns = binary, tuple(map(tuple, groups))
 
     def independent(self, per_entry: td.Distribution) -> td.Distribution:
         """The per-entry distribution with the data dimensions as its event (ObservedOnly for data with NaNs)."""
         if self.binary_columns is not None:
-            per_entry = WithBinaryColumns(per_entry, self.binary_columns)
+            per_entry = WithBinaryColumns(per_entry, self.binary_columns, self.categorical_columns)
         if self.observed_only:
             return ObservedOnly(per_entry, len(self.data_shape))
         return td.Independent(per_entry, len(self.data_shape), validate_args=False)

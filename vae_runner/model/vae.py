@@ -50,7 +50,7 @@ class VAE(nn.Module):
         if data.has_missing:
             self.accept_missing()
         if data.binary_columns is not None and any(data.binary_columns):
-            self.likelihood.model_binary_columns(torch.tensor(data.binary_columns))
+            self.likelihood.model_binary_columns(torch.tensor(data.binary_columns), data.categorical_columns)
         return self
 
     def accept_missing(self) -> VAE:
