@@ -11,12 +11,17 @@ Every (dataset, prior, seed) is one `vae-run experiment=ll_<dataset>_<prior> see
 <root>/ll_<dataset>_<prior>/seed<seed>. Re-running the script is resuming it: a finished run (metrics.json) is
 skipped, an interrupted one continues from checkpoints/last.pt (vae-run's own run-directory policy), so the table
 can be built over several sessions or machines. Rows that have not finished say how far they got.
+
+A finished run's numbers are also kept in the ledger, reproduction/<run>.json (committed with the code): the table is
+built from the run directories and the ledger together, so it outlives a run directory (a wiped machine, a GPU
+borrowed for a day) and rows finished on different machines land in one table.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import statistics
@@ -26,6 +31,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LEDGER = ROOT / "reproduction"
+# What the ledger keeps of a finished run's metrics.json.
+KEPT = (
+    "test/log_likelihood",
+    "test/log_likelihood_stderr",
+    "test/elbo",
+    "best_epoch",
+    "epochs",
+    "epoch_time_s",
+    "train_time_s",
+    "device",
+)
 PRIORS = ["gaussian", "vamp", "mog", "gtm", "gtm_vamp", "flow"]
 DATASETS = {"fashion_mnist": "Fashion-MNIST", "mnist": "dynamic MNIST"}
 # One protocol part off at a time (what the part is replaced by): where a row misses the paper, these show which part
@@ -81,13 +98,45 @@ def have_mnist() -> bool:
         return False
 
 
-def progress(out: Path) -> dict:
-    """A run's state: its metrics.json when finished, else what its last checkpoint says."""
+def ledger_path(ledger: Path, out: Path) -> Path:
+    """The ledger file of the run in `out` (<root>/ll_<dataset>_<prior>[/ablate-<name>]/seed<seed>)."""
+    parts = [out.parent.name, out.name] if out.parent.name.startswith("ablate-") else [out.name]
+    base = out.parent.parent if len(parts) == 2 else out.parent
+    return ledger / ("_".join([base.name, *parts]) + ".json")
+
+
+def keep(ledger: Path, out: Path, metrics: dict) -> dict:
+    """A finished run's numbers, where it ran, when and its command line: written into the ledger once, read after."""
+    path = ledger_path(ledger, out)
+    if path.is_file():
+        return json.loads(path.read_text())
+    overrides = out / ".hydra" / "overrides.yaml"
+    entry = {key: metrics[key] for key in KEPT if key in metrics}
+    entry["command"] = (
+        "vae-run " + " ".join(line.strip()[2:] for line in overrides.read_text().splitlines() if line.startswith("- "))
+        if overrides.is_file()
+        else ""
+    )
+    entry["run_dir"] = str(out)
+    from vae_runner.rundir import METRICS
+
+    entry["recorded"] = f"{datetime.datetime.fromtimestamp((out / METRICS).stat().st_mtime):%Y-%m-%d %H:%M}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entry, indent=1) + "\n")
+    return entry
+
+
+def progress(out: Path, ledger: Path | None = None) -> dict:
+    """A run's state: its metrics.json when finished (kept in the ledger as well), else the ledger's record of it,
+    else what its last checkpoint says."""
     from vae_runner.checkpoint import load_checkpoint
     from vae_runner.rundir import METRICS, checkpoint_path, read_metrics
 
     if (out / METRICS).is_file():
-        return {"status": "finished", **read_metrics(out)}
+        metrics = read_metrics(out)
+        return {"status": "finished", **metrics, **(keep(ledger, out, metrics) if ledger is not None else {})}
+    if ledger is not None and ledger_path(ledger, out).is_file():
+        return {"status": "finished", **json.loads(ledger_path(ledger, out).read_text())}
     last = checkpoint_path(out)
     if not last.is_file():
         return {"status": "not started"}
@@ -107,17 +156,18 @@ def fmt_ms(values: list[float]) -> str:
     return f"{mean:.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 
 
-def ablation_rows(root: Path, datasets: list[str], priors: list[str], seeds: list[int]) -> list[str]:
+def ablation_rows(root: Path, ledger: Path, datasets: list[str], priors: list[str], seeds: list[int]) -> list[str]:
     """Markdown rows of the ablations that have runs: the protocol with one part off vs the full protocol."""
     rows = []
     for dataset in datasets:
         for prior in priors:
-            full = [progress(run_dir(root, dataset, prior, s)) for s in seeds]
+            full = [progress(run_dir(root, dataset, prior, s), ledger) for s in seeds]
             full_ll = [r["test/log_likelihood"] for r in full if r["status"] == "finished"]
             for name, overrides in ABLATIONS.items():
-                if not (root / f"ll_{dataset}_{prior}" / f"ablate-{name}").is_dir():
+                outs = [run_dir(root, dataset, prior, s, name) for s in seeds]
+                if not outs[0].parent.is_dir() and not any(ledger_path(ledger, out).is_file() for out in outs):
                     continue
-                runs = [progress(run_dir(root, dataset, prior, s, name)) for s in seeds]
+                runs = [progress(out, ledger) for out in outs]
                 lls = [r["test/log_likelihood"] for r in runs if r["status"] == "finished"]
                 diff = f"{statistics.fmean(lls) - statistics.fmean(full_ll):+.2f}" if lls and full_ll else ""
                 waiting = [f"epoch {r['epoch']}" for r in runs if r["status"] == "training"]
@@ -128,7 +178,9 @@ def ablation_rows(root: Path, datasets: list[str], priors: list[str], seeds: lis
     return rows
 
 
-def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int], path: Path, note: str) -> str:
+def report(
+    root: Path, ledger: Path, datasets: list[str], priors: list[str], seeds: list[int], path: Path, note: str
+) -> str:
     intro = (
         "Test log p(x) in nats (importance sampling, 5000 samples per test image) with the reference protocol "
         'of the VampPrior / Exemplar-VAE code (`configs/experiment/ll_protocol.yaml`; README, "Reproducing '
@@ -137,7 +189,9 @@ def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int],
     )
     written = (
         f"Written {datetime.datetime.now():%Y-%m-%d %H:%M} by `python scripts/reproduce.py --report-only "
-        f"--root {root}`. Run directories: `{root}/ll_<dataset>_<prior>/seed<seed>`."
+        f"--root {root}`. Run directories: `{root}/ll_<dataset>_<prior>/seed<seed>`; finished runs are kept in "
+        f"`{ledger.relative_to(ROOT) if ledger.is_relative_to(ROOT) else ledger}/` (one JSON per run, with its "
+        "command)."
     )
     lines = ["# Reproducing published log-likelihoods", "", intro, "", written, ""]
     if note:
@@ -148,7 +202,7 @@ def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int],
     ]
     for dataset in datasets:
         for prior in priors:
-            runs = {s: progress(run_dir(root, dataset, prior, s)) for s in seeds}
+            runs = {s: progress(run_dir(root, dataset, prior, s), ledger) for s in seeds}
             done = [r for r in runs.values() if r["status"] == "finished"]
             lls = [r["test/log_likelihood"] for r in done]
             paper = PAPER.get((dataset, prior))
@@ -164,7 +218,8 @@ def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int],
                 elif r["status"] == "not started":
                     status.append(f"seed {s}: not started")
                 else:
-                    status.append(f"seed {s}: {r['test/log_likelihood']:.2f}")
+                    when = f" ({r['recorded'][:10]})" if "recorded" in r else ""
+                    status.append(f"seed {s}: {r['test/log_likelihood']:.2f}{when}")
             devices = sorted({r.get("device", "?") for r in done})
             lines.append(
                 f"| {DATASETS[dataset]} | {prior} | {paper_text} | {fmt_ms(lls)} | {diff} | {len(done)} | "
@@ -178,7 +233,7 @@ def report(root: Path, datasets: list[str], priors: list[str], seeds: list[int],
         f"{' '.join(map(str, seeds))}); `vae-report {root}` groups them over seeds."
     )
     lines += ["", runs_line, ""]
-    ablations = ablation_rows(root, datasets, priors, seeds)
+    ablations = ablation_rows(root, ledger, datasets, priors, seeds)
     if ablations:
         explain = (
             "Each row: the protocol with the overrides shown (`--ablate <name>`); the difference is to the "
@@ -215,6 +270,7 @@ def main() -> None:
         help="also run the protocol with each named part switched off (all: every one)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "REPRODUCTION.md")
+    parser.add_argument("--ledger", type=Path, default=LEDGER, help="where finished runs are kept (one JSON each)")
     parser.add_argument("--note", default="", help="a paragraph to put above the table")
     parser.add_argument("extra", nargs="*", help="further vae-run overrides (after --), e.g. trainer.device=cuda")
     args = parser.parse_args()
@@ -242,15 +298,19 @@ def main() -> None:
         def one(job):
             d, p, s, a = job
             out = run_dir(args.root, d, p, s, a)
+            if progress(out, args.ledger)["status"] == "finished":
+                print(f"{out}: finished ({ledger_path(args.ledger, out)})", flush=True)
+                return
             out.parent.mkdir(parents=True, exist_ok=True)
             extra = args.extra + (ABLATIONS[a] if a else [])
             with open(out.parent / f"seed{s}.log", "a") as log:
                 done = subprocess.run(command(d, p, s, out, threads, extra), stdout=log, stderr=log, check=False)
             print(f"{out}: exit {done.returncode}", flush=True)
+            progress(out, args.ledger)  # a finished run goes into the ledger now
 
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(one, todo))
-    print(report(args.root, datasets, args.priors, args.seeds, args.out, note))
+    print(report(args.root, args.ledger, datasets, args.priors, args.seeds, args.out, note))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""scripts/reproduce.py: every ablation composes with the protocol presets, and REPRODUCTION.md reports finished
-rows (mean ± std over seeds, difference to the paper), unfinished ones (how far they got) and ablations."""
+"""scripts/reproduce.py: every ablation composes with the protocol presets, REPRODUCTION.md reports finished
+rows (mean ± std over seeds, difference to the paper), unfinished ones (how far they got) and ablations, and a
+finished run's record in the ledger keeps its row after its run directory is gone."""
 
 import json
 import sys
@@ -21,7 +22,8 @@ def test_every_ablation_composes_with_its_preset(name):
 
 
 def finished(path: Path, ll: float, best_epoch: int) -> None:
-    path.mkdir(parents=True)
+    (path / ".hydra").mkdir(parents=True)
+    (path / ".hydra" / "overrides.yaml").write_text(f"- experiment=ll_fashion_mnist_gaussian\n- seed={path.name[4:]}\n")
     (path / "metrics.json").write_text(
         json.dumps(
             {
@@ -44,11 +46,31 @@ def test_report_shows_finished_unfinished_and_ablation_rows(tmp_path):
     last.parent.mkdir(parents=True)
     state = {"model": {}, "optimizer": {}, "global_step": 6000, "rng": {}, "config": {}}  # the keys vae-run writes
     torch.save({**state, "epoch": 120, "best_epoch": 118, "best_val_elbo": -240.25}, last)
-    text = reproduce.report(root, ["fashion_mnist"], ["gaussian", "vamp"], [14, 15], tmp_path / "R.md", "A note.")
-    assert (tmp_path / "R.md").read_text() == text and "A note." in text
+    ledger = tmp_path / "ledger"
+    text = reproduce.report(root, ledger, ["fashion_mnist"], ["gaussian", "vamp"], [14, 15], tmp_path / "R.md", "Note.")
+    assert (tmp_path / "R.md").read_text() == text and "Note." in text
     gauss = next(line for line in text.splitlines() if "| gaussian |" in line and "Fashion" in line)
     assert "-228.70 ± 0.15" in gauss and "-230.00 ± 1.41" in gauss and "-1.30" in gauss and "| 2 |" in gauss
     vamp = next(line for line in text.splitlines() if "| vamp |" in line)
     assert "seed 14: epoch 120, best val ELBO -240.25 (epoch 118)" in vamp and "seed 15: not started" in vamp
     ablation = next(line for line in text.splitlines() if "| adam |" in line)
     assert "-232.50" in ablation and "-2.50" in ablation and "`optimizer=adam`" in ablation
+
+
+def test_ledger_keeps_finished_runs_after_their_directories_are_gone(tmp_path):
+    root, ledger = tmp_path / "runs", tmp_path / "ledger"
+    finished(reproduce.run_dir(root, "fashion_mnist", "gaussian", 14), -229.0, 300)
+    finished(reproduce.run_dir(root, "fashion_mnist", "gaussian", 14, "adam"), -232.5, 200)
+    args = (["fashion_mnist"], ["gaussian"], [14], tmp_path / "R.md", "")
+    before = reproduce.report(root, ledger, *args)
+    kept = json.loads((ledger / "ll_fashion_mnist_gaussian_seed14.json").read_text())
+    assert kept["test/log_likelihood"] == -229.0 and kept["best_epoch"] == 300 and kept["device"] == "cpu (test)"
+    assert kept["command"] == "vae-run experiment=ll_fashion_mnist_gaussian seed=14"
+    assert (ledger / "ll_fashion_mnist_gaussian_ablate-adam_seed14.json").is_file()
+    for path in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):  # the machine is wiped
+        path.unlink() if path.is_file() else path.rmdir()
+    after = reproduce.report(root, ledger, *args)
+    row = next(line for line in after.splitlines() if "| gaussian |" in line)
+    assert "-229.00" in row and "| 1 |" in row and "seed 14: -229.00 (" in row
+    assert next(line for line in after.splitlines() if "| adam |" in line).count("-232.50") == 1
+    assert before.split("\n", 6)[6] == after.split("\n", 6)[6]  # the same table, run dirs or not
