@@ -57,8 +57,6 @@ def test_masks_hide_entries_in_every_split_and_keep_the_truth_for_validation_and
     assert torch.equal(torch.isnan(again.test.x), torch.isnan(hidden.test.x))
     assert not torch.equal(torch.isnan(other.test.x), torch.isnan(hidden.test.x))
     assert not torch.equal(torch.isnan(hidden.train.x[: len(hidden.test)]), torch.isnan(hidden.test.x))
-    with pytest.raises(UserError, match="tabular"):
-        hide_missing(replace(data, train=replace(data.train, x=torch.zeros(4, 1, 2, 2))), "mcar", 0.3, 0)
 
 
 def test_no_hidden_training_value_reaches_the_model():

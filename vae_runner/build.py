@@ -22,7 +22,7 @@ from vae_runner.config.compose import build
 from vae_runner.config.plain import plain
 from vae_runner.cpu_features import slow_bf16_warning
 from vae_runner.data import RUN_KEYS, DataSplits, prepare
-from vae_runner.data.missingness import hide_missing
+from vae_runner.data.missingness import check_missing_pixels, hide_missing
 from vae_runner.data.modalities import with_modalities
 from vae_runner.data.tabular import standardized
 from vae_runner.errors import UserError
@@ -82,11 +82,16 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     binarize, name = (spec.pop(key) for key in RUN_KEYS)
     binary_likelihood = getattr(get_class(cfg.likelihood._target_), "binary", False)
     several = list(cfg.modalities.use) != ["image"]  # packed multimodal rows: images binarised once, before
-    if binarize == "auto":
-        binarize = ("static" if several else "dynamic") if binary_likelihood else "none"
     missing = cfg.missing  # entries hidden as NaN, then a table standardised by its observed training entries
     mask_seed = cfg.seed if missing.seed is None else missing.seed
-    data = hide_missing(build(spec), missing.kind, missing.rate, mask_seed)
+    data = build(spec)
+    pixels = data.is_image and missing.kind != "none"  # missing pixels: hidden after the binarisation, below
+    if binarize == "auto":
+        binarize = ("static" if several or pixels else "dynamic") if binary_likelihood else "none"
+    if pixels:
+        check_missing_pixels(binarize, several)
+    else:
+        data = hide_missing(data, missing.kind, missing.rate, mask_seed)
     data = data if data.columns is None else standardized(data)
     if binary_likelihood and not data.in_unit_range:
         raise UserError(
@@ -114,7 +119,8 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     )
     if several:
         data, binarize = with_modalities(data, binarize, cfg.modalities, mask_seed), "none"
-    return prepare(data, binarize, device)
+    data = prepare(data, binarize, device)
+    return hide_missing(data, missing.kind, missing.rate, mask_seed) if pixels else data
 
 
 def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:

@@ -101,6 +101,12 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("evaluation.imputation.draws", lambda v: v >= 2, "an integer >= 2"),
     ("evaluation.imputation.level", _fraction, "a number strictly between 0 and 1"),
     ("evaluation.imputation.baseline_draws", _pos_int, "an integer >= 1"),
+    (
+        "evaluation.imputation.baselines",
+        lambda v: set(v) <= {"mean", "knn", "mice"} and len(set(v)) == len(v),
+        "a list of mean, knn, mice, each at most once (e.g. [mean,knn]; [] for none)",
+    ),
+    ("evaluation.imputation.rows", _opt_pos_int, "null (every test row) or an integer >= 1"),
     ("dataset.table", lambda v: v in ("breast_cancer", "wine", "diabetes"), "breast_cancer, wine or diabetes"),
     ("dataset.val_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.test_fraction", _fraction, "a number strictly between 0 and 1"),

@@ -9,8 +9,9 @@ A row may lose every entry; callers that need one observed entry per row keep it
 group of columns (a categorical variable, `DataSplits.categorical_columns`) is hidden as a whole, by its first
 column's draw.
 
-`hide_missing` applies a mask to every split of a table (`missing.*` in the run config): each split gets its own
-mask from the seed, its hidden entries become NaN in `x` (what the model sees: the encoder reads them as 0, the
+`hide_missing` applies a mask to every split of a table or of images (`missing.*` in the run config; images are
+masked pixel by pixel after their binarisation, so the truth is the binarised image): each split gets its own mask
+from the seed, its hidden entries become NaN in `x` (what the model sees: the encoder reads them as 0, the
 likelihood scores observed entries only), and validation and test keep the complete values in `Split.truth` for
 scoring imputations. The training split keeps no copy of what it hides.
 """
@@ -70,18 +71,14 @@ def hide_missing(data, kind: str, rate: float, seed: int):
         return data
     if kind not in KINDS:
         raise UserError(f"missing.kind={kind}: choose one of {', '.join(KINDS)}.")
-    if data.is_image:
-        raise UserError(
-            "missing.kind applies to tables (dataset=tabular) and point sets; missing pixels of images are not "
-            "supported yet. Set missing.kind=none, or use dataset=tabular."
-        )
 
     def hide(split, split_seed: int, keep_truth: bool):
-        x = split.x.float()
-        flat = x.reshape(len(x), -1)
+        x = split.floats()  # images: in [0, 1] (binarised already where the protocol binarises)
+        flat = x.reshape(len(x), -1).cpu()
         mask = mcar_mask(flat.shape, rate, split_seed) if kind == "mcar" else mnar_mask(flat, rate, split_seed)
         groups = data.categorical_columns
-        mask = whole_groups(keep_one_per_row(whole_groups(mask, groups, True), split_seed), groups, False).view_as(x)
+        mask = whole_groups(keep_one_per_row(whole_groups(mask, groups, True), split_seed), groups, False)
+        mask = mask.view_as(x).to(x.device)
         return replace(split, x=x.masked_fill(mask, float("nan")), truth=x if keep_truth else None)
 
     return replace(
@@ -90,3 +87,17 @@ def hide_missing(data, kind: str, rate: float, seed: int):
         val=hide(data.val, 3 * seed + 1, keep_truth=True),
         test=hide(data.test, 3 * seed + 2, keep_truth=True),
     )
+
+
+def check_missing_pixels(binarize: str, several: bool) -> None:
+    """Missing pixels are hidden once, after a binarisation drawn once (the truth of a hidden pixel is one value)."""
+    if several:
+        raise UserError(
+            "missing.kind hides entries of one table or image; with modalities.use, whole modalities go missing "
+            "with modalities.missing. Set missing.kind=none (or modalities.use=[image])."
+        )
+    if binarize == "dynamic":
+        raise UserError(
+            "missing.kind with dataset.binarize=dynamic: a hidden pixel's true value must be drawn once, and "
+            "dynamic binarisation redraws the training images every step. Set dataset.binarize=static (or auto)."
+        )

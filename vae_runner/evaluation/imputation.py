@@ -35,21 +35,33 @@ def crps(draws: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     return float(np.mean(np.abs(x - y).mean(0) - 0.5 * spread))
 
 
+BASELINES = ("mean", "knn", "mice")
+
+
 def baseline_imputations(
-    table: np.ndarray, mask: np.ndarray, seed: int, draws: int = 1, fit: np.ndarray | None = None
+    table: np.ndarray,
+    mask: np.ndarray,
+    seed: int,
+    draws: int = 1,
+    fit: np.ndarray | None = None,
+    names=BASELINES,
 ) -> dict[str, np.ndarray]:
-    """name -> imputations (M, N, F) of `table` with the `mask` entries hidden (M = 1 but for MICE with draws > 1).
-    `fit`: a table with NaN for missing entries (the training rows) to fit the imputers on, which then impute
-    `table`'s rows (kNN's neighbours come from `fit`); None: fit on the hidden `table` itself (transductive)."""
+    """name -> imputations (M, N, F) of `table` with the `mask` entries hidden (M = 1 but for MICE with draws > 1),
+    for the imputers in `names`. `fit`: a table with NaN for missing entries (the training rows) to fit the imputers
+    on, which then impute `table`'s rows (kNN's neighbours come from `fit`); None: fit on the hidden `table` itself
+    (transductive)."""
     hidden = np.where(mask, np.nan, table)
 
     def impute(imputer) -> np.ndarray:
         return imputer.fit_transform(hidden) if fit is None else imputer.fit(fit).transform(hidden)
 
-    out = {
-        "mean": impute(SimpleImputer(strategy="mean", keep_empty_features=True))[None],
-        "knn": impute(KNNImputer(n_neighbors=5, keep_empty_features=True))[None],
-    }
+    out = {}
+    if "mean" in names:
+        out["mean"] = impute(SimpleImputer(strategy="mean", keep_empty_features=True))[None]
+    if "knn" in names:
+        out["knn"] = impute(KNNImputer(n_neighbors=5, keep_empty_features=True))[None]
+    if "mice" not in names:
+        return out
     posterior = draws > 1
     out["mice"] = np.stack(
         [

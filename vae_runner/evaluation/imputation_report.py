@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from vae_runner.evaluation.imputation import baseline_imputations, crps, interval_coverage, rmse
-from vae_runner.evaluation.pictures import _figure_tensor, _pyplot
+from vae_runner.evaluation.pictures import _figure_tensor, _pyplot, image_grid, label_rows
 from vae_runner.rng import seeded
 
 
@@ -48,7 +48,8 @@ def importance_imputations(
             hidden_only = torch.where(missing, tb, torch.full_like(tb, float("nan")))  # the truth's missing part
             log_mis = p.log_prob(hidden_only.expand(samples, *tb.shape).flatten(0, 1)).view(samples, n)
             conditional.append(torch.logsumexp(log_w + log_mis, dim=0))
-            mean = (log_w.exp()[..., None] * p.mean.view(samples, *xb.shape)).sum(0)
+            weights = log_w.exp().view(samples, n, *[1] * (xb.dim() - 1))
+            mean = (weights * p.mean.view(samples, *xb.shape)).sum(0)
             means.append(torch.where(missing, mean, xb))
             pick = torch.multinomial(log_w.exp().T, draws, replacement=True)  # (n, M) indices of proposals
             z_pick = z[pick.T, torch.arange(n, device=x.device)]  # (M, n, D)
@@ -63,37 +64,48 @@ def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> Non
     RMSE, interval coverage and CRPS over the real-valued columns' missing entries, accuracy over the binary columns'
     (a probability or value above 1/2 read as 1) and the one-hot groups' (the largest column read as the class)."""
     ev, seed = cfg.evaluation.imputation, cfg.seed
-    test = data.test
+    x, truth = data.test.x[: ev.rows], data.test.truth[: ev.rows]  # rows: None = all
     start = time.perf_counter()
-    mean, draws, cond = importance_imputations(model, test.x, test.truth, ev.samples, ev.draws, seed)
+    mean, draws, cond = importance_imputations(model, x, truth, ev.samples, ev.draws, seed)
     metrics["test/impute_time_s"] = time.perf_counter() - start
-    truth, mask = test.truth.cpu().numpy(), torch.isnan(test.x).cpu().numpy()
-    ours, draws = mean.cpu().numpy(), draws.cpu().numpy()
-    binary = np.zeros(truth.shape[1], bool) if data.binary_columns is None else np.array(data.binary_columns)
+    flat = lambda t: t.reshape(*t.shape[: t.dim() - len(data.shape)], -1).cpu().numpy()  # noqa: E731 - rows of F
+    truth, mask, ours, draws, observed = flat(truth), flat(torch.isnan(x)), flat(mean), flat(draws), x
+    if data.is_image:  # pixels: 0/1 after a binarisation, else real values in [0, 1]
+        binary = np.full(truth.shape[1], data.binarize != "none" or data.binary)
+    else:
+        binary = np.zeros(truth.shape[1], bool) if data.binary_columns is None else np.array(data.binary_columns)
     real, flags = mask & ~binary, mask & binary
     metrics.update(
         {
             "test/impute_entries": int(mask.sum()),
+            "test/impute_rows": len(x),
             "test/impute_cond_ll": cond.cpu().numpy()[mask.any(axis=1)].mean().item(),
             "test/impute_samples": ev.samples,
             "test/impute_draws": ev.draws,
         }
     )
     start = time.perf_counter()
-    fit = data.train.x.cpu().double().numpy()
-    theirs = baseline_imputations(truth, mask, seed, ev.baseline_draws, fit=fit)
+    fit = flat(data.train.x).astype(np.float64)
+    theirs = baseline_imputations(truth, mask, seed, ev.baseline_draws, fit=fit, names=ev.baselines)
     metrics["test/impute_baselines_time_s"] = time.perf_counter() - start
+    if data.is_image:
+        baselines = {name: imputed.mean(0) for name, imputed in theirs.items()}
+        picture = inpainting_picture(observed, truth, ours, draws, baselines, data.shape)
+        logger.image("test/imputations", picture, step, "imputations.png")
     if real.any():
         metrics["test/impute_rmse"] = rmse(truth, ours, real)
         metrics["test/impute_coverage"] = interval_coverage(draws, truth, real, ev.level)
         metrics["test/impute_crps"] = crps(draws, truth, real)
         for name, imputed in theirs.items():
             metrics[f"test/impute_rmse_{name}"] = rmse(truth, imputed.mean(0), real)
-        if ev.baseline_draws > 1:
+        if ev.baseline_draws > 1 and "mice" in theirs:
             metrics["test/impute_coverage_mice"] = interval_coverage(theirs["mice"], truth, real, ev.level)
             metrics["test/impute_crps_mice"] = crps(theirs["mice"], truth, real)
-        methods = {"VAE": (ours, draws), "MICE": (theirs["mice"].mean(0), theirs["mice"])}
-        logger.image("test/imputations", imputation_picture(truth, real, methods, ev.level), step, "imputations.png")
+        if not data.is_image:
+            methods = {"VAE": (ours, draws)}
+            methods.update({"MICE": (theirs["mice"].mean(0), theirs["mice"])} if "mice" in theirs else {})
+            picture = imputation_picture(truth, real, methods, ev.level)
+            logger.image("test/imputations", picture, step, "imputations.png")
     if flags.any():
         groups = data.categorical_columns
         metrics["test/impute_accuracy"] = accuracy(truth, ours, flags, groups)
@@ -133,3 +145,14 @@ def imputation_picture(truth: np.ndarray, mask: np.ndarray, methods: dict, level
         ax.set_xlabel("true value (standardised)")
         ax.set_ylabel("imputed")
     return _figure_tensor(fig)
+
+
+def inpainting_picture(x: Tensor, truth, mean, draws, baselines: dict, shape, n: int = 8) -> Tensor:
+    """Rows: the first `n` test images with their missing pixels grey, the complete images, the VAE's mean
+    imputation, three of its multiple imputations, then each baseline's; the observed pixels are the image's own in
+    every row. `truth`, `mean`: (N, F) arrays, `draws` (M, N, F), `baselines` name -> (N, F)."""
+    shown = x[:n].float().cpu()  # image_grid shows the missing pixels grey
+    images = [truth, mean, *draws[:3], *baselines.values()]
+    rows = [shown] + [torch.from_numpy(a[:n]).float().view(-1, *shape) for a in images]
+    names = ["observed", "truth", "VAE mean", "VAE draw", "VAE draw", "VAE draw", *baselines]
+    return label_rows(image_grid(torch.cat(rows).clamp(0, 1), nrow=len(shown)), names)

@@ -19,8 +19,9 @@ from vae_runner.rng import seeded
 
 
 def image_grid(x: Tensor, nrow: int = 8, min_side: int = 32) -> Tensor:
-    """Images (N, C, H, W) in a grid; small images are enlarged (nearest neighbour) to at least `min_side` pixels."""
-    x = x.detach().float().clamp(0, 1).cpu()
+    """Images (N, C, H, W) in a grid; small images are enlarged (nearest neighbour) to at least `min_side` pixels;
+    missing pixels (NaN) are grey."""
+    x = torch.nan_to_num(x.detach().float(), nan=0.5).clamp(0, 1).cpu()
     scale = -(-min_side // min(x.shape[-2:]))
     if scale > 1:
         x = F.interpolate(x, scale_factor=scale, mode="nearest")
