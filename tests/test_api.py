@@ -49,6 +49,22 @@ def test_load_gives_the_same_model_and_its_methods_agree_with_the_run(trained):
         loaded.encode(torch.rand(2, 5))
 
 
+def test_a_model_trained_on_complete_images_imputes_hidden_pixels(trained):
+    loaded = vae_runner.load(trained.run_dir)
+    truth = loaded.data.test.floats(slice(0, 6))
+    hidden = torch.rand(truth.shape, generator=torch.Generator().manual_seed(0)) < 0.4
+    x = truth.masked_fill(hidden, float("nan"))
+    imp = loaded.impute(x, truth, samples=16, draws=5)
+    assert imp.mean.shape == x.shape and imp.draws.shape == (5, *x.shape) and imp.log_p_missing.shape == (6,)
+    assert torch.equal(imp.mean[~hidden], truth[~hidden]) and torch.equal(imp.draws[:, ~hidden][0], truth[~hidden])
+    assert not torch.isnan(imp.mean).any() and ((imp.mean >= 0) & (imp.mean <= 1)).all()
+    assert torch.isin(imp.draws, torch.tensor([0.0, 1.0])).all() and (imp.log_p_missing < 0).all()
+    assert loaded.impute(x, samples=16, draws=5).log_p_missing is None  # no truth: no conditional log-likelihood
+    torch.testing.assert_close(
+        loaded.impute(x, samples=16, draws=5, seed=3).mean, loaded.impute(x, None, 16, 5, 3).mean
+    )
+
+
 def test_load_last_and_bad_requests(trained, tmp_path):
     assert vae_runner.load(trained.run_dir, checkpoint="last").checkpoint.name == "last.pt"
     with pytest.raises(ValueError, match="best"):

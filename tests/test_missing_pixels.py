@@ -60,7 +60,7 @@ def test_impute_digits_imputes_the_hidden_pixels_beside_the_baselines(tmp_path):
         "evaluation.imputation.rows=40",
         "logger.progress_bar=false",
     ]
-    train(["experiment=impute_digits", *shrink], run_dir=tmp_path / "run")
+    run = train(["experiment=impute_digits", *shrink], run_dir=tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test/impute_rows"] == 40 and 0 < metrics["test/impute_entries"] < 40 * 64
     for key in ("accuracy", "accuracy_mean", "accuracy_knn", "cond_ll"):
@@ -69,3 +69,8 @@ def test_impute_digits_imputes_the_hidden_pixels_beside_the_baselines(tmp_path):
     assert "test/impute_accuracy_mice" not in metrics and "test/impute_rmse" not in metrics  # 0/1 pixels: accuracy
     assert np.isfinite(metrics["test/log_likelihood"])  # log p(x_obs): the observed pixels' bound
     assert (tmp_path / "run" / "imputations.png").is_file() and (tmp_path / "run" / "reconstructions.png").is_file()
+    # the Python API's imputations are the final evaluation's: the same estimator, seed and rows give its number
+    test = run.data.test
+    imp = run.impute(test.x[:40], test.truth[:40], samples=32, draws=10, seed=run.config.seed)
+    has_missing = torch.isnan(test.x[:40]).flatten(1).any(1)
+    assert imp.log_p_missing[has_missing].mean().item() == pytest.approx(metrics["test/impute_cond_ll"], abs=1e-4)

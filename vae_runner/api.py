@@ -6,6 +6,7 @@ run directory; both give a `Run` (its resolved config, model, data and metrics, 
     run = vae_runner.load("outputs/2026-11-23/10-00-00")  # its best checkpoint (checkpoint="last": the latest)
     x = run.data.test.floats(slice(0, 16))
     run.sample(64), run.encode(x).mean, run.reconstruct(x), run.log_likelihood(x, k=1000), run.metrics
+    run.impute(x_with_nan).mean                           # missing entries imputed, with multiple imputations
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -23,10 +25,17 @@ from torch import Tensor
 from vae_runner import build, rundir
 from vae_runner.config.compose import compose_config
 from vae_runner.data import DataSplits, Split
+from vae_runner.evaluation.imputation_report import importance_imputations
 from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.model.vae import VAE
 from vae_runner.rng import seeded
 from vae_runner.rundir import BEST, LAST
+
+
+class Imputations(NamedTuple):
+    mean: Tensor  # (B, *shape): the single imputation, observed entries as given
+    draws: Tensor  # (M, B, *shape): multiple imputations
+    log_p_missing: Tensor | None  # (B,): log p(x_mis | x_obs) in nats, where the truth was given
 
 
 class Run:
@@ -81,6 +90,20 @@ class Run:
         """Importance-sampled log p(x) per image, in nats, with k samples from q(z|x) (the estimator of the final
         evaluation; its noise is keyed by seed and image index). Binary data (Bernoulli likelihood) must be binary."""
         return log_likelihood(self.model, Split(self._batch(x)), k=k, seed=seed).cpu()
+
+    def impute(self, x: Tensor, truth: Tensor | None = None, samples: int = 1000, draws: int = 100, seed: int = 0):
+        """Imputations of the NaN entries of x (the run's units: images in [0, 1], binarised as the run's; a table
+        standardised as run.data, original = x * run.data.scale + run.data.offset), by the final evaluation's
+        estimator: `samples` proposals from q(z | x_obs) importance-weighted by p(x_obs | z) p(z) / q(z | x_obs), the
+        mean imputation their weighted E[x | z], `draws` multiple imputations resampled by weight and drawn from
+        p(x | z); with the complete `truth`, also log p(x_mis | x_obs) per row. A model trained on complete data
+        imputes too (its encoder then reads a missing entry as 0, which the weights correct for, at a cost in
+        variance); the model then scores observed entries only, as a missing-data run's does."""
+        x = self._batch(x)
+        truth = None if truth is None else self._batch(truth)
+        self.model.accept_missing()
+        mean, multiple, cond = importance_imputations(self.model, x, truth, samples, draws, seed)
+        return Imputations(mean.cpu(), multiple.cpu(), None if cond is None else cond.cpu())
 
 
 def load(path: str | Path, checkpoint: str = "best", overrides: Sequence[str] = ()) -> Run:

@@ -29,15 +29,16 @@ from vae_runner.rng import seeded
 def importance_imputations(
     model, x: Tensor, truth: Tensor, samples: int, draws: int, seed: int, chunk_rows: int = 100_000
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """x (N, F) with NaN for missing entries, truth (N, F) -> the single imputation (N, F), `draws` multiple
-    imputations (M, N, F) and log p(x_mis | x_obs) per row (N,). Observed entries are returned as they are."""
+    """x (N, *shape) with NaN for missing entries, truth (N, *shape) -> the single imputation (N, *shape), `draws`
+    multiple imputations (M, N, *shape) and log p(x_mis | x_obs) per row (N,); truth None (unknown): no
+    log-likelihood (None). Observed entries are returned as they are."""
     was_training = model.training
     model.eval()
     means, multiple, conditional = [], [], []
     rows = max(1, chunk_rows // samples)
     with seeded(x.device, seed):
         for start in range(0, len(x), rows):
-            xb, tb = x[start : start + rows], truth[start : start + rows]
+            xb = x[start : start + rows]
             n, missing = len(xb), torch.isnan(xb)
             q = model.posterior(xb)
             z = q.rsample((samples,))  # (K, n, D)
@@ -45,9 +46,11 @@ def importance_imputations(
             log_obs = p.log_prob(xb.expand(samples, *xb.shape).flatten(0, 1)).view(samples, n)
             log_w = log_obs + model.prior.log_prob(z.flatten(0, 1)).view(samples, n) - q.log_prob(z)  # (K, n)
             log_w = torch.log_softmax(log_w, dim=0)
-            hidden_only = torch.where(missing, tb, torch.full_like(tb, float("nan")))  # the truth's missing part
-            log_mis = p.log_prob(hidden_only.expand(samples, *tb.shape).flatten(0, 1)).view(samples, n)
-            conditional.append(torch.logsumexp(log_w + log_mis, dim=0))
+            if truth is not None:
+                tb = truth[start : start + rows]
+                hidden_only = torch.where(missing, tb, torch.full_like(tb, float("nan")))  # the truth's missing part
+                log_mis = p.log_prob(hidden_only.expand(samples, *tb.shape).flatten(0, 1)).view(samples, n)
+                conditional.append(torch.logsumexp(log_w + log_mis, dim=0))
             weights = log_w.exp().view(samples, n, *[1] * (xb.dim() - 1))
             mean = (weights * p.mean.view(samples, *xb.shape)).sum(0)
             means.append(torch.where(missing, mean, xb))
@@ -56,7 +59,7 @@ def importance_imputations(
             drawn = model.decode(z_pick.flatten(0, 1)).sample().view(draws, *xb.shape)
             multiple.append(torch.where(missing, drawn, xb))
     model.train(was_training)
-    return torch.cat(means), torch.cat(multiple, dim=1), torch.cat(conditional)
+    return torch.cat(means), torch.cat(multiple, dim=1), torch.cat(conditional) if conditional else None
 
 
 def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> None:
