@@ -137,12 +137,15 @@ def test_multimodal_digits_reports_cross_modal_scores_and_mode_eval_reproduces_t
         "label_accuracy_given_image",
         "label_accuracy_given_attributes",
         "attributes_rmse_given_label",
+        "attributes_coverage_given_image",
+        "attributes_crps_given_image_label",
         "image_coherence_given_label",
         "coherence_classifier_accuracy",
     ]
     for key in keys:
         assert metrics[f"test/{key}"] == pytest.approx(metrics[f"test/{key}"]), key  # finite
     assert metrics["test/log_p_label_given_image"] <= 0 and 0 <= metrics["test/image_coherence_given_label"] <= 1
+    assert 0 <= metrics["test/attributes_coverage_given_label"] <= 1 and metrics["test/attributes_crps_given_image"] > 0
     assert (tmp_path / "run" / "images_given_label.png").is_file()
     overrides = ["mode=eval", f"ckpt={tmp_path / 'run'}"]
     (tmp_path / "eval").mkdir()

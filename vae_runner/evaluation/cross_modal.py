@@ -9,7 +9,9 @@
 - coherence label -> image: images decoded from one draw z ~ q(z | label), classified by a logistic regression
   fitted to the first `evaluation.probe_train_points` real training images (its accuracy on the real test images
   is reported beside it);
-- attributes: RMSE (standardised units) of the decoded attributes given each other modality;
+- attributes: RMSE (standardised units) of the decoded attributes given each other modality, and the calibration of
+  their M = `evaluation.imputation.draws` multiple imputations (the imputation report's estimator,
+  evaluation/imputation_report.py): coverage of the central `evaluation.imputation.level` interval, and CRPS;
 - a picture: for each class, images decoded from draws z ~ q(z | label).
 """
 
@@ -17,12 +19,15 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from torch import Tensor
 
 from vae_runner.data import Split
 from vae_runner.data.modalities import blocks, hide, image_block
+from vae_runner.evaluation.imputation import crps, interval_coverage
+from vae_runner.evaluation.imputation_report import importance_imputations
 from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.evaluation.pictures import image_grid, label_rows
 from vae_runner.rng import seeded
@@ -64,6 +69,12 @@ def cross_modal_scores(model, data, cfg, metrics: dict, logger, step: int) -> No
         elif target == "attributes":
             error = mean[:, cols["attributes"]] - x[:, cols["attributes"]]
             metrics[f"test/attributes_rmse_{tag}"] = error.pow(2).mean().sqrt().item()
+            imp = ev.imputation
+            _, draws, _ = importance_imputations(model, only(given), None, imp.samples, imp.draws, cfg.seed)
+            truth, drawn = x[:, cols["attributes"]].cpu().numpy(), draws[..., cols["attributes"]].cpu().numpy()
+            every = np.ones(truth.shape, bool)
+            metrics[f"test/attributes_coverage_{tag}"] = interval_coverage(drawn, truth, every, imp.level)
+            metrics[f"test/attributes_crps_{tag}"] = crps(drawn, truth, every)
     if "label" in names:
         label_to_image(model, data, x, y, only, cfg, metrics, logger, step)
 
