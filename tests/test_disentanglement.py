@@ -138,6 +138,12 @@ def test_metrics_know_a_perfect_code_noise_and_a_rotation():
     assert mixed["informativeness"] > 0.85  # a rotation loses no information
 
 
+def test_factor_gaps_are_the_two_largest_shares_apart():
+    share = np.array([[0.9, 0.1, 0.3], [0.2, 0.5, 0.3], [0.1, 0.0, 0.0]])  # 3 dimensions x 3 factors
+    assert dis.factor_gaps(share) == pytest.approx([0.7, 0.4, 0.0])  # a factor split over two dimensions: 0
+    assert dis.factor_gaps(share[:1]) == pytest.approx([0.9, 0.1, 0.3])  # one dimension: its share
+
+
 def test_mutual_information_of_a_copy_is_the_entropy():
     f = factor_sample(4000, 3)
     mi = dis.mutual_information(perfect(f), f)
@@ -159,6 +165,9 @@ def test_a_run_on_a_factor_dataset_reports_every_score_and_its_time(tmp_path, no
     share = np.array(metrics["test/factor_mutual_information"])  # I(z_d; v_k) / H(v_k), D x F
     assert share.shape == (4, 2) and (share >= 0).all() and (share <= 1 + 1e-6).all()
     assert all(name in ("", "pos_x", "pos_y") for name in metrics["test/dim_factor"])
+    per_factor = [metrics["test/mig_pos_x"], metrics["test/mig_pos_y"]]  # MIG's summands: it is their mean
+    assert metrics["test/mig"] == pytest.approx(np.mean(per_factor))
+    assert per_factor == pytest.approx(dis.factor_gaps(share), abs=1e-4)  # the stored share is rounded
     assert (tmp_path / "factor_mutual_information.png").is_file()
 
 
@@ -223,11 +232,19 @@ def test_the_table_script_groups_seeds(tmp_path, monkeypatch, capsys):
         run_dir = tmp_path / f"{i}_beta={beta},seed={seed}"
         (run_dir / ".hydra").mkdir(parents=True)
         (run_dir / ".hydra" / "overrides.yaml").write_text(f"- beta={beta}\n- seed={seed}\n")
-        (run_dir / "metrics.json").write_text(json.dumps({"test/mig": mig, "test/elbo": -80.0, "test/mig_time_s": 0.1}))
+        metrics = {"test/mig": mig, "test/elbo": -80.0, "test/mig_time_s": 0.1, "test/active_units": 3 + i}
+        metrics["test/factor_mutual_information"] = [[2 * mig, 0.0], [0.0, 0.1], [0.0, 0.0]]  # dims x factors
+        if beta == 4:  # a run that records MIG per factor: its own numbers are read
+            metrics.update({"test/mig_pos_x": 0.9, "test/mig_pos_y": 0.1})
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
     monkeypatch.setattr(sys, "argv", ["disentanglement_table.py", str(tmp_path)])
     runpy.run_path("scripts/disentanglement_table.py", run_name="__main__")
     out = capsys.readouterr().out
     assert "| `beta=1` | 2 | 0.200 ± 0.141 |" in out and "| `beta=4` | 1 | 0.500 |" in out and "mig 0.10" in out
+    assert "| 3, 4 |" in out  # each seed's active units
+    assert "| setting | MIG pos_x | MIG pos_y |" in out  # names from the runs' test/mig_<factor>
+    assert "| `beta=1` | 0.400 ± 0.283 | 0.100 ± 0.000 |" in out  # gaps of the stored shares
+    assert "| `beta=4` | 0.900 | 0.100 |" in out
 
 
 def test_only_active_dimensions_are_named_after_a_factor():

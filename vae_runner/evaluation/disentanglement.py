@@ -6,7 +6,7 @@ encode) and the factors' sizes. Each score is in [0, 1]: 1 for codes that are th
 scaling, ~0 for codes that ignore them.
 
 - MIG (Chen et al. 2018): per factor, the gap between the two largest mutual informations I(z_d; v_k) (codes
-  discretised into `bins` equal-width bins) divided by H(v_k); averaged over factors.
+  discretised into `bins` equal-width bins) divided by H(v_k) (`factor_gaps`); averaged over factors.
 - SAP (Kumar et al. 2018): per factor, the gap between the two best test accuracies of a classifier on one code
   dimension; averaged over factors. The classifier is a one-dimensional decision tree (the paper's thresholds, as many
   as a factor needs): disentanglement_lib's LinearSVC cannot separate more than two values on a line, so there a
@@ -55,11 +55,20 @@ def factor_entropies(factors: np.ndarray) -> np.ndarray:
     return np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
 
 
+def normalised_mutual_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> np.ndarray:
+    """(D, F) I(z_d; v_k) / H(v_k): the share of each factor's entropy that each dimension carries."""
+    return mutual_information(codes, factors, bins) / np.maximum(factor_entropies(factors), 1e-12)
+
+
+def factor_gaps(share: np.ndarray) -> np.ndarray:
+    """(F,) MIG's summands from a (D, F) normalised mutual information: per factor, its largest share minus the
+    second largest (the largest alone with one dimension)."""
+    top = np.sort(np.asarray(share, dtype=float), axis=0)[::-1]
+    return top[0] - (top[1] if len(top) > 1 else 0.0)
+
+
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
-    mi, entropy = mutual_information(codes, factors, bins), factor_entropies(factors)
-    top = np.sort(mi, axis=0)[::-1]
-    second = top[1] if len(top) > 1 else np.zeros_like(top[0])
-    return float(np.mean((top[0] - second) / np.maximum(entropy, 1e-12)))
+    return float(np.mean(factor_gaps(normalised_mutual_information(codes, factors, bins))))
 
 
 def sap(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarray, factors_test: np.ndarray) -> float:

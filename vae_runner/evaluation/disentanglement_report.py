@@ -2,8 +2,9 @@
 factor_squares): the scores of evaluation/disentanglement.py on the model's posterior means, each timed, written
 into the metrics as `test/mig`, `test/sap`, `test/dci_disentanglement`, `test/dci_completeness`,
 `test/dci_informativeness`, `test/beta_vae_score`, `test/factor_vae_score` (the last two only where the dataset can
-render any factor combination), with the sample sizes and seed that produced them; and the factor x latent mutual
-information as numbers and a heat map, whose best factor per dimension labels the traversals.
+render any factor combination) and MIG per factor (`test/mig_<factor>`), with the sample sizes and seed that
+produced them; and the factor x latent mutual information as numbers and a heat map, whose best factor per dimension
+labels the traversals.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ def codes_of(model, data, batch_size: int):
 
 
 def factor_mi(z: np.ndarray, f: np.ndarray, names, bins: int, metrics: dict, logger, step: int) -> None:
-    """I(z_d; v_k) / H(v_k) as `test/factor_mutual_information` (D lists of F) and a heat map; `test/dim_factor`: the
-    factor each dimension explains best (a share of its entropy >= 0.1), "" where none, for the traversal labels."""
-    share = dis.mutual_information(z, f, bins) / np.maximum(dis.factor_entropies(f), 1e-12)
+    """I(z_d; v_k) / H(v_k) as `test/factor_mutual_information` (D lists of F) and a heat map; `test/mig_<factor>`:
+    MIG's summand of each factor; `test/dim_factor`: the factor each dimension explains best (a share of its entropy
+    >= 0.1), "" where none, for the traversal labels."""
+    share = dis.normalised_mutual_information(z, f, bins)
     metrics["test/factor_mutual_information"] = np.round(share, 4).tolist()
+    metrics.update({f"test/mig_{name}": float(gap) for name, gap in zip(names, dis.factor_gaps(share))})
     metrics["test/dim_factor"] = [names[k] if share[d, k] >= 0.1 else "" for d, k in enumerate(share.argmax(1))]
     if logger is not None:
         rows = [f"z{d}" for d in range(len(share))]
