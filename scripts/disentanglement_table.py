@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -41,6 +42,13 @@ def setting(run_dir: Path) -> str:
     return " ".join(o for o in overrides if not o.startswith(IGNORED))
 
 
+def natural(text: str) -> list:
+    """A sort key that orders numbers by value: beta=1, beta=4, beta=16."""
+    return [
+        (0, float(part), "") if part[:1].isdigit() else (1, 0.0, part) for part in re.split(r"(\d+(?:\.\d+)?)", text)
+    ]
+
+
 def cell(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
@@ -54,10 +62,11 @@ def main() -> None:
         "--factor-names", nargs="+", help="the factors' names in order, for runs without test/mig_<factor>"
     )
     args = parser.parse_args()
-    groups: dict[str, list[dict]] = defaultdict(list)
+    found: dict[str, list[dict]] = defaultdict(list)
     for sweep in args.sweeps:
         for metrics_file in sorted(sweep.glob("*/metrics.json")):
-            groups[setting(metrics_file.parent)].append(json.loads(metrics_file.read_text()))
+            found[setting(metrics_file.parent)].append(json.loads(metrics_file.read_text()))
+    groups = dict(sorted(found.items(), key=lambda item: natural(item[0])))
     print("| setting | n | " + " | ".join(name for _, name in SCORES) + " | active units |")
     print("|---|---|" + "---|" * (len(SCORES) + 1))
     for name, runs in groups.items():

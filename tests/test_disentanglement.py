@@ -228,7 +228,7 @@ def test_the_table_script_groups_seeds(tmp_path, monkeypatch, capsys):
     import runpy
     import sys
 
-    for i, (beta, seed, mig) in enumerate([(1, 0, 0.1), (1, 1, 0.3), (4, 0, 0.5)]):
+    for i, (beta, seed, mig) in enumerate([(16, 0, 0.7), (1, 0, 0.1), (1, 1, 0.3), (4, 0, 0.5)]):
         run_dir = tmp_path / f"{i}_beta={beta},seed={seed}"
         (run_dir / ".hydra").mkdir(parents=True)
         (run_dir / ".hydra" / "overrides.yaml").write_text(f"- beta={beta}\n- seed={seed}\n")
@@ -241,7 +241,8 @@ def test_the_table_script_groups_seeds(tmp_path, monkeypatch, capsys):
     runpy.run_path("scripts/disentanglement_table.py", run_name="__main__")
     out = capsys.readouterr().out
     assert "| `beta=1` | 2 | 0.200 ± 0.141 |" in out and "| `beta=4` | 1 | 0.500 |" in out and "mig 0.10" in out
-    assert "| 3, 4 |" in out  # each seed's active units
+    assert "| 4, 5 |" in out  # each seed's active units
+    assert out.index("`beta=1`") < out.index("`beta=4`") < out.index("`beta=16`")  # numbers in order of value
     assert "| setting | MIG pos_x | MIG pos_y |" in out  # names from the runs' test/mig_<factor>
     assert "| `beta=1` | 0.400 ± 0.283 | 0.100 ± 0.000 |" in out  # gaps of the stored shares
     assert "| `beta=4` | 0.900 | 0.100 |" in out
