@@ -212,6 +212,21 @@ def test_vae_report_groups_seeds_with_mean_and_std(tmp_path, capsys):
     assert (tmp_path / "report_test_log_likelihood_vs_prior.png").stat().st_size > 1000
 
 
+def test_vae_report_orders_seed_groups_by_their_values(tmp_path):
+    """Grouped rows follow the settings' values (beta=1, 4, 16), not the order the run directories sort in."""
+    for name, beta in (("beta16_s0", 16), ("beta16_s1", 16), ("beta1_s0", 1), ("beta4_s0", 4)):
+        run_dir = tmp_path / name
+        (run_dir / ".hydra").mkdir(parents=True)
+        overrides = [f"beta={beta}", f"seed={name[-1]}"]
+        (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        (run_dir / "metrics.json").write_text(json.dumps({"test/elbo": -90.0 - beta}))
+    assert runs_table.main([str(tmp_path)]) == 0
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [r["beta"] for r in rows] == ["1", "4", "16"]
+    assert runs_table._by_value("b") < runs_table._by_value("")  # text before unset, numbers first
+    assert runs_table._by_value("16") < runs_table._by_value("b")
+
+
 def test_vae_report_shows_only_what_varies(tmp_path, capsys):
     """Settings every run shares are said once under the table, not repeated in a column of every row."""
     for i, beta in enumerate((1, 4)):

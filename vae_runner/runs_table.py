@@ -44,14 +44,14 @@ def is_setting(key: str) -> bool:
 
 
 def group_by_seed(rows: list[dict], params: list[str], metrics: list[str]) -> list[dict]:
-    """One row per setting (params other than seed and execution keys): n finished runs, their seeds, and mean and
-    sample std of each metric over them (std None for n < 2)."""
+    """One row per setting (params other than seed and execution keys), in the order of their values: n finished
+    runs, their seeds, and mean and sample std of each metric over them (std None for n < 2)."""
     settings = [p for p in params if is_setting(p)]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault(tuple(str(r.get(p, "")) for p in settings), []).append(r)
     out = []
-    for key, members in groups.items():
+    for key, members in sorted(groups.items(), key=lambda item: [_by_value(v) for v in item[0]]):
         done = [r for r in members if r["status"] == "finished"]
         row = dict(zip(settings, key))
         row.update({"n": len(done), "runs": len(members), "seeds": " ".join(str(r.get("seed", "")) for r in done)})
@@ -80,6 +80,14 @@ def _natural(name: str) -> tuple:
     """Sort key of a directory name: sweep jobs `2_beta=4` before `10_beta=1` (and `2` before `10`)."""
     number = name.split("_", 1)[0]
     return (int(number), name) if number.isdigit() else (float("inf"), name)
+
+
+def _by_value(value: str) -> tuple:
+    """Sort key of a setting's value: numbers by value (beta=1, 4, 16), then text, then unset."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1 if value else 2, 0.0, value)
 
 
 def read_run(run_dir: Path, root: Path) -> dict:
