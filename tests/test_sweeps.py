@@ -212,19 +212,29 @@ def test_vae_report_groups_seeds_with_mean_and_std(tmp_path, capsys):
     assert (tmp_path / "report_test_log_likelihood_vs_prior.png").stat().st_size > 1000
 
 
-def test_vae_report_orders_seed_groups_by_their_values(tmp_path):
-    """Grouped rows follow the settings' values (beta=1, 4, 16), not the order the run directories sort in."""
-    for name, beta in (("beta16_s0", 16), ("beta16_s1", 16), ("beta1_s0", 1), ("beta4_s0", 4)):
-        run_dir = tmp_path / name
-        (run_dir / ".hydra").mkdir(parents=True)
-        overrides = [f"beta={beta}", f"seed={name[-1]}"]
-        (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-        (run_dir / "metrics.json").write_text(json.dumps({"test/elbo": -90.0 - beta}))
-    assert runs_table.main([str(tmp_path)]) == 0
-    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+def test_vae_report_orders_seed_groups_by_their_values_and_joins_sweeps(tmp_path):
+    """Grouped rows follow the settings' values (beta=1, 4, 16), not the order the run directories sort in; several
+    sweeps (a beta sweep and a beta-TCVAE sweep) make one table, written in their parent, each run counted once."""
+    runs = {"betas/beta16_s0": "beta=16", "betas/beta16_s1": "beta=16", "betas/beta1_s0": "beta=1"}
+    runs.update({"betas/beta4_s0": "beta=4", "tcvae/0": "objective.tc_weight=5"})
+    for name, setting in runs.items():
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "overrides.yaml").write_text(f"- {setting}\n- seed={name[-1]}\n")
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"test/elbo": -90.0 - len(setting)}))
+    assert runs_table.main([str(tmp_path / "betas")]) == 0
+    rows = list(csv.DictReader((tmp_path / "betas" / "report.csv").open()))
     assert [r["beta"] for r in rows] == ["1", "4", "16"]
-    assert runs_table._by_value("b") < runs_table._by_value("")  # text before unset, numbers first
-    assert runs_table._by_value("16") < runs_table._by_value("b")
+    assert runs_table.main([str(tmp_path / "betas"), str(tmp_path / "tcvae"), str(tmp_path / "betas/beta1_s0")]) == 0
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [(r["beta"], r["objective.tc_weight"], r["n"]) for r in rows] == [
+        ("1", "", "1"),
+        ("4", "", "1"),
+        ("16", "", "2"),
+        ("", "5", "1"),
+    ]
+    per_run = list(csv.DictReader((tmp_path / "runs.csv").open()))
+    assert len(per_run) == 5 and per_run[0]["run"] == "betas/beta16_s0"
+    assert runs_table._by_value("16") < runs_table._by_value("b") < runs_table._by_value("")
 
 
 def test_vae_report_shows_only_what_varies(tmp_path, capsys):

@@ -1,5 +1,6 @@
-"""`vae-report <sweep or outputs dir>`: one table of every run's overrides and final metrics (printed, and written as
-report.md and report.csv), and a plot of a metric against a swept parameter, one line per value of another.
+"""`vae-report <sweep or outputs dir> [more sweeps]`: one table of every run's overrides and final metrics (printed,
+and written as report.md and report.csv), and a plot of a metric against a swept parameter, one line per value of
+another.
 
 Seeds are a sweep axis of their own: when runs differ in `seed`, runs whose settings differ only in the seed (and in
 where/how they ran: threads, device, logging) form one group, and the table, the CSV and the plot show each metric's
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -52,7 +54,9 @@ def group_by_seed(rows: list[dict], params: list[str], metrics: list[str]) -> li
         groups.setdefault(tuple(str(r.get(p, "")) for p in settings), []).append(r)
     out = []
     for key, members in sorted(groups.items(), key=lambda item: [_by_value(v) for v in item[0]]):
-        done = [r for r in members if r["status"] == "finished"]
+        done = sorted(
+            (r for r in members if r["status"] == "finished"), key=lambda r: _by_value(str(r.get("seed", "")))
+        )
         row = dict(zip(settings, key))
         row.update({"n": len(done), "runs": len(members), "seeds": " ".join(str(r.get("seed", "")) for r in done)})
         for m in metrics + list(RUN_INFO):
@@ -139,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vae-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("path", type=Path, help="a sweep directory (outputs/multirun/<date>/<time>) or outputs/")
+    parser.add_argument(
+        "path", type=Path, nargs="+", help="sweep directories (outputs/multirun/<date>/<time>) or outputs/"
+    )
     parser.add_argument(
         "--metric",
         default=None,
@@ -156,22 +162,23 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated pictures to show side by side across runs, e.g. latent_density,samples "
         "(montage_<name>.png)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="where report.md/.csv/.png go (default: path)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where report.md/.csv/.png go (default: path, or the paths' parent)"
+    )
     args = parser.parse_args(argv)
 
-    root = args.path.expanduser()
-    if not root.is_dir():
-        print(
-            f"vae-report: error: {root} is not a directory. Pass a sweep directory "
-            f"(outputs/multirun/<date>/<time>) or the outputs/ folder.",
-            file=sys.stderr,
-        )
-        return 2
-    runs = find_runs(root)
+    paths = [p.expanduser().resolve() for p in args.path]
+    missing = [str(p) for p in paths if not p.is_dir()]
+    # several sweeps (a beta sweep, a beta-TCVAE sweep) make one table; runs are named relative to their common parent
+    root = Path(os.path.commonpath(paths)) if len(paths) > 1 else paths[0]
+    runs = [] if missing else list(dict.fromkeys(r for p in paths for r in find_runs(p)))
     if not runs:
         print(
-            f"vae-report: error: no vae-run runs under {root} (a run directory holds .hydra/overrides.yaml or "
-            f"metrics.json). Pass a sweep directory (outputs/multirun/<date>/<time>) or outputs/.",
+            f"vae-report: error: not a directory: {', '.join(missing)}."
+            if missing
+            else f"vae-report: error: no vae-run runs under {', '.join(map(str, paths))} (a run directory holds "
+            ".hydra/overrides.yaml or metrics.json).",
+            "Pass a sweep directory (outputs/multirun/<date>/<time>), several, or the outputs/ folder.",
             file=sys.stderr,
         )
         return 2
