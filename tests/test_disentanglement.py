@@ -144,6 +144,15 @@ def test_factor_gaps_are_the_two_largest_shares_apart():
     assert dis.factor_gaps(share[:1]) == pytest.approx([0.9, 0.1, 0.3])  # one dimension: its share
 
 
+def test_dimension_labels_name_the_best_factor_and_any_it_shares_the_dimension_with():
+    from vae_runner.evaluation.disentanglement_report import dimension_labels
+
+    share = np.array([[0.12, 0.11, 0.02], [0.03, 0.03, 0.39], [0.05, 0.09, 0.02], [0.12, 0.09, 0.0]])
+    names = ["shape", "scale", "pos_x"]
+    assert dimension_labels(share, names) == ["shape/scale", "pos_x", "", "shape"]  # 0.09 < 0.8 x 0.12: not shared
+    assert dimension_labels(share, names, shared=1.0) == ["shape", "pos_x", "", "shape"]  # the best factor alone
+
+
 def test_mutual_information_of_a_copy_is_the_entropy():
     f = factor_sample(4000, 3)
     mi = dis.mutual_information(perfect(f), f)
@@ -164,7 +173,7 @@ def test_a_run_on_a_factor_dataset_reports_every_score_and_its_time(tmp_path, no
     assert metrics["test/disentanglement_points"] == 119 and metrics["test/disentanglement_seed"] == 0
     share = np.array(metrics["test/factor_mutual_information"])  # I(z_d; v_k) / H(v_k), D x F
     assert share.shape == (4, 2) and (share >= 0).all() and (share <= 1 + 1e-6).all()
-    assert all(name in ("", "pos_x", "pos_y") for name in metrics["test/dim_factor"])
+    assert all(name in ("", "pos_x", "pos_y", "pos_x/pos_y", "pos_y/pos_x") for name in metrics["test/dim_factor"])
     per_factor = [metrics["test/mig_pos_x"], metrics["test/mig_pos_y"]]  # MIG's summands: it is their mean
     assert metrics["test/mig"] == pytest.approx(np.mean(per_factor))
     assert per_factor == pytest.approx(dis.factor_gaps(share), abs=1e-4)  # the stored share is rounded
@@ -182,6 +191,8 @@ def test_the_heat_map_and_traversal_labels_name_the_factors():
     assert named.shape[2] > plain.shape[2]  # a wider strip for the factor names
     ink = (named[:, :, :128].mean(0) < 0.5).chunk(2, dim=0)
     assert int(ink[0].sum()) > int(ink[1].sum())  # "z2 orientation" against "z0" (no factor)
+    shared = traversal_picture(model, mu, [2, 0], steps=5, factors=["pos_x", "", "orientation/pos_x/pos_y"])
+    assert shared.shape[2] > named.shape[2]  # the strip grows to hold a long label rather than clip it
 
 
 def test_shapes3d_scenes_are_their_factors():

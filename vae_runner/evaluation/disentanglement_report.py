@@ -32,14 +32,23 @@ def codes_of(model, data, batch_size: int):
     return encode
 
 
+def dimension_labels(share: np.ndarray, names, floor: float = 0.1, shared: float = 0.8) -> list[str]:
+    """Each dimension's factor for its traversal row: the factor with the largest share of its entropy in it (at least
+    `floor`), joined by those within `shared` of it ("shape/scale": one dimension holding both); "" where none."""
+    labels = []
+    for row in np.asarray(share):
+        order = [k for k in np.argsort(-row, kind="stable") if row[k] >= max(floor, shared * row.max())]
+        labels.append("/".join(names[k] for k in order))
+    return labels
+
+
 def factor_mi(z: np.ndarray, f: np.ndarray, names, bins: int, metrics: dict, logger, step: int) -> None:
     """I(z_d; v_k) / H(v_k) as `test/factor_mutual_information` (D lists of F) and a heat map; `test/mig_<factor>`:
-    MIG's summand of each factor; `test/dim_factor`: the factor each dimension explains best (a share of its entropy
-    >= 0.1), "" where none, for the traversal labels."""
+    MIG's summand of each factor; `test/dim_factor`: the traversal labels (dimension_labels)."""
     share = dis.normalised_mutual_information(z, f, bins)
     metrics["test/factor_mutual_information"] = np.round(share, 4).tolist()
     metrics.update({f"test/mig_{name}": float(gap) for name, gap in zip(names, dis.factor_gaps(share))})
-    metrics["test/dim_factor"] = [names[k] if share[d, k] >= 0.1 else "" for d, k in enumerate(share.argmax(1))]
+    metrics["test/dim_factor"] = dimension_labels(share, names)
     if logger is not None:
         rows = [f"z{d}" for d in range(len(share))]
         title = "I(z_d; factor) / H(factor) (test)"

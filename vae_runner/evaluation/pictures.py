@@ -37,11 +37,11 @@ def recon_grid(inputs: Tensor, recons: Tensor, nrow: int = 8) -> Tensor:
 
 
 def label_rows(grid: Tensor, labels: list[str], width: int = 56) -> Tensor:
-    """`grid` (3, H, W) with a white strip on its left holding one label per row (rows of equal height)."""
+    """`grid` (3, H, W) with a white strip (>= width, as wide as a label needs) on its left, a label per row."""
     from PIL import ImageDraw
 
-    h = grid.shape[1]
-    strip = Image.new("RGB", (width, h), "white")
+    h, measure = grid.shape[1], ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    strip = Image.new("RGB", (max([width, *(int(measure.textlength(t)) + 8 for t in labels)]), h), "white")
     draw = ImageDraw.Draw(strip)
     row = h / max(1, len(labels))
     for i, text in enumerate(labels):
