@@ -107,7 +107,11 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
         "a list of mean, knn, mice, each at most once (e.g. [mean,knn]; [] for none)",
     ),
     ("evaluation.imputation.rows", _opt_pos_int, "null (every test row) or an integer >= 1"),
-    ("dataset.table", lambda v: v in ("breast_cancer", "wine", "diabetes"), "breast_cancer, wine or diabetes"),
+    (
+        "dataset.table",
+        lambda v: v in ("breast_cancer", "wine", "diabetes") or str(v).lower().endswith((".csv", ".tsv")),
+        "breast_cancer, wine, diabetes or the path of a .csv (.tsv) file",
+    ),
     ("dataset.val_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.test_fraction", _fraction, "a number strictly between 0 and 1"),
     ("dataset.val_size", _pos_int, "an integer >= 1"),

@@ -80,7 +80,7 @@ class DSpritesConfig(FactorGridConfig):
 
 @dataclass
 class TabularConfig(DigitsConfig):
-    table: str = MISSING  # breast_cancer | wine | diabetes
+    table: str = MISSING  # breast_cancer | wine | diabetes | path/to/file.csv
     label_column: bool = MISSING  # the class as binary column(s) of the table
 
 

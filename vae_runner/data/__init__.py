@@ -69,6 +69,7 @@ class DataSplits:
     # a table's standardisation, per column (F,): original = x * scale + offset (data/tabular.py)
     offset: Tensor | None = None
     scale: Tensor | None = None
+    native_missing: bool = False  # the data came with missing entries (NaN) of their own, with no truth behind them
     # ((name, shape), ...): the modalities side by side in each flat row (data/modalities.py), where there are several
     modalities: tuple | None = None
     # factor indices (N, F) -> their images (N, *shape) uint8 on the CPU, where any combination can be had
@@ -80,7 +81,8 @@ class DataSplits:
 
     @property
     def has_missing(self) -> bool:
-        return self.test.truth is not None
+        """Entries to treat as missing: hidden by `missing.*` (their truth kept) or missing in the file itself."""
+        return self.test.truth is not None or self.native_missing
 
     @property
     def is_image(self) -> bool:

@@ -1,5 +1,5 @@
-"""dataset=tabular: scikit-learn's bundled tables (breast_cancer, wine, diabetes) as (N, F) float rows, and their
-standardisation.
+"""dataset=tabular: scikit-learn's bundled tables (breast_cancer, wine, diabetes) or a CSV file of one's own
+(data/csv_table.py) as (N, F) float rows, and their standardisation.
 
 Columns are real-valued or binary (0/1; `DataSplits.binary_columns`): diabetes' `sex` (1/2 in the file) is binary,
 and `label_column=true` appends the class of a labelled table as columns to impute like any other (one binary column
@@ -22,6 +22,7 @@ import torch
 from sklearn import datasets
 
 from vae_runner.data import DataSplits, Split, carve
+from vae_runner.data.csv_table import is_table_file, read_table
 from vae_runner.errors import UserError
 
 # table -> (loader, whether its target is a class label); diabetes' target is a disease-progression score
@@ -35,9 +36,23 @@ TABLES = {
 def load_tabular(
     table: str, val_fraction: float, test_fraction: float, split_seed: int, label_column: bool
 ) -> DataSplits:
-    """Rows of `table` in float32 with their class labels (where the target is one), cut by a seeded split."""
+    """Rows of `table` (a bundled table, or a CSV file: data/csv_table.py) in float32 with their class labels (where
+    the target is one), cut by a seeded split."""
+    if is_table_file(table):
+        if label_column:
+            raise UserError(f"dataset.label_column=true appends a bundled table's class; {table} has its columns.")
+        x, columns, binary = read_table(table)
+        tr, va, te = carve(len(x), round(len(x) * val_fraction), round(len(x) * test_fraction), split_seed)
+        whole = Split(x)
+        return DataSplits(
+            whole.take(tr), whole.take(va), whole.take(te), in_unit_range=False, columns=tuple(columns),
+            binary_columns=tuple(binary), native_missing=bool(torch.isnan(x).any()),
+        )  # fmt: skip
     if table not in TABLES:
-        raise UserError(f"dataset.table={table} is not a bundled table; choose one of {', '.join(sorted(TABLES))}.")
+        raise UserError(
+            f"dataset.table={table} is not a bundled table; choose one of {', '.join(sorted(TABLES))}, or give the "
+            f"path of a .csv file."
+        )
     loader, labelled = TABLES[table]
     if label_column and not labelled:
         raise UserError(f"dataset.label_column=true needs a labelled table (breast_cancer, wine); {table} has none.")

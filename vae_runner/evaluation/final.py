@@ -89,7 +89,7 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
     if data.modalities:
         with stage("cross-modal log-likelihoods, accuracies and coherence"):
             cross_modal_scores(model, data, cfg, metrics, logger, step)
-    elif data.has_missing:
+    elif data.test.truth is not None:  # entries hidden by missing.*: scored against what was hidden
         with stage("imputations of the missing test entries, and the baselines'"):
             imputation_scores(model, data, cfg, metrics, logger, step)
     if data.test.factors is not None:

@@ -72,7 +72,8 @@ def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> Non
     mean, draws, cond = importance_imputations(model, x, truth, ev.samples, ev.draws, seed)
     metrics["test/impute_time_s"] = time.perf_counter() - start
     flat = lambda t: t.reshape(*t.shape[: t.dim() - len(data.shape)], -1).cpu().numpy()  # noqa: E731 - rows of F
-    truth, mask, ours, draws, observed = flat(truth), flat(torch.isnan(x)), flat(mean), flat(draws), x
+    known = torch.isnan(x) & ~torch.isnan(truth)  # a file's own missing entries have no truth: not scored
+    truth, mask, ours, draws, observed = flat(truth), flat(known), flat(mean), flat(draws), x
     if data.is_image:  # pixels: 0/1 after a binarisation, else real values in [0, 1]
         binary = np.full(truth.shape[1], data.binarize != "none" or data.binary)
     else:
