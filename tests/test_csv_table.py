@@ -1,5 +1,6 @@
 """A researcher's own table: `dataset=tabular dataset.table=<file.csv>` read with its missing cells, refused with the
-fix when a cell is not a number, and trained and scored end to end (only entries hidden on top have a truth)."""
+fix when a cell is not a number, trained and scored end to end (only entries hidden on top have a truth), and
+written back completed by `mode=impute`."""
 
 import json
 
@@ -11,6 +12,7 @@ from sklearn.datasets import load_wine
 from tests.conftest import make_cfg
 from tests.test_missing_data import train_impute_tabular
 from vae_runner.build import load_data
+from vae_runner.config.checks import validate
 from vae_runner.data.csv_table import read_table
 from vae_runner.errors import UserError
 
@@ -18,7 +20,8 @@ from vae_runner.errors import UserError
 def write_wine_with_holes(path, rate: float = 0.1, seed: int = 0):
     """wine as a CSV whose cells are missing at `rate` (written as empty, NA or ?), with a 0/1 column added."""
     bunch, rng = load_wine(), np.random.default_rng(seed)
-    x = np.column_stack([bunch.data, bunch.target == 0])
+    x = np.column_stack([bunch.data, bunch.target == 0]).astype(float)
+    x = np.array([[float(f"{v:g}") for v in row] for row in x])  # the values as written
     names = [*bunch.feature_names, "is_class_0"]
     holes = rng.random(x.shape) < rate
     tokens = ["", "NA", "?"]
@@ -77,3 +80,36 @@ def test_a_csv_with_missing_cells_trains_and_scores_only_entries_with_a_truth(tm
         assert np.isfinite(scored[f"test/impute_{key}"]), key
     config = json.loads((tmp_path / "scored" / "metrics.json").read_text())
     assert config["test/impute_rows"] == len(data.test)
+
+
+def test_mode_impute_writes_the_file_back_completed_with_multiple_imputations(tmp_path):
+    from vae_runner import run
+
+    file = tmp_path / "wine_holes.csv"
+    x, holes = write_wine_with_holes(file)
+    train_impute_tabular(tmp_path / "trained", f"dataset.table={file}", "missing.kind=none")
+    overrides = ["mode=impute", f"ckpt={tmp_path / 'trained'}", "evaluation.imputation.draws=5", "seed=3"]
+    run.run(make_cfg(*overrides), tmp_path / "imputed", overrides)
+    single = np.loadtxt(tmp_path / "imputed" / "imputed.csv", delimiter=",", skiprows=1)
+    long = np.loadtxt(tmp_path / "imputed" / "imputations.csv", delimiter=",", skiprows=1)
+    header = (tmp_path / "imputed" / "imputations.csv").read_text().splitlines()[0].split(",")
+    assert header[0] == "imputation" and header[1:] == file.read_text().splitlines()[0].split(",")
+    assert single.shape == x.shape and not np.isnan(single).any()  # every row, in the file's order
+    assert np.allclose(single[~holes], x[~holes], rtol=1e-12)  # observed cells as the file has them
+    assert set(np.unique(single[:, -1])) <= {0.0, 1.0}  # a binary column stays 0/1
+    draws = long[:, 1:].reshape(5, *x.shape)
+    assert np.array_equal(long[:, 0], np.repeat(np.arange(1, 6), len(x)))
+    assert np.allclose(draws[:, ~holes], x[~holes]) and draws[:, holes].std(0).mean() > 0  # holes vary across draws
+    cols = np.nonzero(holes[:, :-1])[1]  # the real-valued columns' holes: in the file's units, within its range
+    low, high = x.min(0)[cols] - 3 * x.std(0)[cols], x.max(0)[cols] + 3 * x.std(0)[cols]
+    assert np.all((single[:, :-1][holes[:, :-1]] > low) & (single[:, :-1][holes[:, :-1]] < high))
+    run.run(make_cfg(*overrides), tmp_path / "again", overrides)
+    assert (tmp_path / "again" / "imputations.csv").read_text() == (
+        tmp_path / "imputed" / "imputations.csv"
+    ).read_text()
+    bundled = ["mode=impute", f"ckpt={tmp_path / 'bundled'}"]
+    train_impute_tabular(tmp_path / "bundled", "dataset.table=wine")
+    with pytest.raises(UserError, match="mode=impute fills the missing cells of the CSV table"):
+        run.run(make_cfg(*bundled), tmp_path / "refused", bundled)
+    with pytest.raises(UserError, match="mode=impute needs a checkpoint"):
+        validate(make_cfg("mode=impute"))

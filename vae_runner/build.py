@@ -152,7 +152,7 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
 def from_checkpoint(
     cfg: DictConfig, overrides: Sequence[str], purpose: str, default_name: str = BEST, other_data: bool = False
 ) -> tuple[DictConfig, dict, DataSplits, VAE, torch.device]:
-    """A saved run for `mode=eval`, `mode=sample` and the Python API: its config (with the command line's execution
+    """A saved run for `mode=eval`, `sample`, `impute` and the Python API: its config (with the command line's execution
     overrides; model overrides refused), checkpoint, data, and model with the checkpoint's weights in eval mode.
     `other_data`: a `dataset=` override loads that dataset instead (it must have the shape the model was made for)."""
     path = resolve_checkpoint(cfg.ckpt, default_name)

@@ -30,6 +30,7 @@ from vae_runner.evaluation.final import final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
 from vae_runner.rundir import BEST, CHECKPOINTS, LAST, METRICS, checkpoint_path
 from vae_runner.signals import Interrupted, requeue_if_launcher_can, stop_signals_to
+from vae_runner.table_imputation import impute_table
 from vae_runner.tb_logger import RunLogger, hparams_of
 
 log = logging.getLogger("vae_runner")
@@ -176,8 +177,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
     if plain(cfg.mode) == Mode.train.value and not cfg.resume and existing.is_file():
         saved = load_checkpoint(existing)
         rundir.same_run_or_refuse(cfg, saved, run_dir)
-    if plain(cfg.mode) == Mode.sample.value:
-        sample(cfg, run_dir, overrides)
+    if plain(cfg.mode) in (Mode.sample.value, Mode.impute.value):
+        (sample if plain(cfg.mode) == Mode.sample.value else impute_table)(cfg, run_dir, overrides)
         return float("nan")  # nothing to optimise
     if plain(cfg.mode) == Mode.eval.value:
         metrics = evaluate(cfg, run_dir, overrides)

@@ -218,7 +218,7 @@ def validate(cfg: DictConfig) -> None:
         if not good:
             problems.append(f"{path}={value!r} (must be {want})")
     mode = OmegaConf.select(cfg, "mode")
-    if mode in (Mode.eval, Mode.sample) and not cfg.get("ckpt"):
+    if mode in (Mode.eval, Mode.sample, Mode.impute) and not cfg.get("ckpt"):
         problems.append(f"mode={mode.value} needs a checkpoint: add ckpt=<run dir> (its best.pt) or ckpt=<file.pt>")
     if OmegaConf.select(cfg, "objective.warmup_epochs", default=0) and OmegaConf.select(
         cfg, "objective.warmup_steps", default=0

@@ -20,6 +20,7 @@ class Mode(Enum):
     train = "train"
     eval = "eval"
     sample = "sample"
+    impute = "impute"
 
 
 class Device(Enum):
@@ -130,7 +131,7 @@ class VAEConfig:
     seed: int = MISSING
     mode: Mode = MISSING
     optimized_metric: str = MISSING  # what the task returns to Hydra sweepers (Optuna)
-    ckpt: Optional[str] = MISSING  # mode=eval / mode=sample: the checkpoint to use
+    ckpt: Optional[str] = MISSING  # mode=eval / sample / impute: the checkpoint to use
     n: int = MISSING  # mode=sample: how many images
     resume: Optional[str] = MISSING  # a run directory or checkpoint to continue
 

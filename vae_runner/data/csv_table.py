@@ -5,8 +5,8 @@ The first row names the columns; every other cell is a number or missing. A miss
 it as 0, the likelihood scores observed entries only), but there is no truth behind it, so only entries hidden on top
 (`missing.kind=mcar`, say) can be scored. Columns whose observed values are all 0 or 1 are binary (Bernoulli). A
 text column is refused with the fix (one 0/1 column per category); so is a column with no observed value. Rows with
-no observed value carry nothing to learn from and are dropped (with a log line). Tab-separated files (`.tsv`) work
-the same way.
+no observed value carry nothing to learn from and are dropped from training (with a log line). Tab-separated files
+(`.tsv`) work the same way. `vae-run mode=impute ckpt=<run>` writes the file back completed (table_imputation.py).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def is_table_file(table: str) -> bool:
     return str(table).lower().endswith(SUFFIXES)
 
 
-def read_table(path: str) -> tuple[torch.Tensor, list[str], list[bool]]:
-    """(rows (N, F) float32 with NaN for missing cells, column names, which columns are binary)."""
+def read_table(path: str, drop_empty: bool = True, dtype=torch.float32) -> tuple[torch.Tensor, list[str], list[bool]]:
+    """(rows (N, F) with NaN for missing cells, column names, which columns are binary); `drop_empty=False` keeps
+    rows without an observed value and float64 the file's digits (mode=impute writes every row of the file back)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(
@@ -46,12 +47,12 @@ def read_table(path: str) -> tuple[torch.Tensor, list[str], list[bool]]:
         if len(row) != len(columns):
             raise UserError(f"{file}, line {line}: {len(row)} cells under {len(columns)} column names.")
         values.append([_number(cell, file, line, name) for cell, name in zip(row, columns)])
-    x = torch.tensor(values, dtype=torch.float32)
+    x = torch.tensor(values, dtype=dtype)
     seen = ~torch.isnan(x)
     empty = [name for name, any_seen in zip(columns, seen.any(0).tolist()) if not any_seen]
     if empty:
         raise UserError(f"{file}: column(s) {', '.join(empty)} have no observed value; drop them from the file.")
-    keep = seen.any(1)
+    keep = seen.any(1) if drop_empty else torch.ones(len(x), dtype=torch.bool)
     if not keep.all():
         log.info("%s: %d row(s) without any observed value dropped", file, int((~keep).sum()))
     x, seen = x[keep], seen[keep]
