@@ -7,12 +7,16 @@ directory, checkpoint.py its checkpoints, tb_logger.py its TensorBoard events. R
 
 __version__ = "0.1.0"
 
-__all__ = ["Run", "load", "train"]
+__all__ = ["Run", "load", "pool", "train"]
 
 
 def __getattr__(name: str):
-    """`vae_runner.load`, `vae_runner.train`, `vae_runner.Run` (api.py), imported on first use: `vae-run --help` and
-    `vae-report` do not pay for torch."""
+    """`vae_runner.load`, `vae_runner.train`, `vae_runner.Run` (api.py) and `vae_runner.pool` (pooling.py: Rubin's
+    rules), imported on first use: `vae-run --help` and `vae-report` do not pay for torch."""
+    if name == "pool":
+        from vae_runner.pooling import pool
+
+        return pool
     if name in __all__:
         from vae_runner import api
 
