@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,7 +31,7 @@ from vae_runner.config.compose import compose_config  # noqa: E402
 from vae_runner.data.missingness import keep_one_per_row, mcar_mask  # noqa: E402
 from vae_runner.evaluation.imputation import baseline_imputations  # noqa: E402
 from vae_runner.pooling import pool  # noqa: E402
-from vae_runner.table_imputation import impute_table  # noqa: E402
+from vae_runner.table_imputation import impute_table, write_csv  # noqa: E402
 
 BETA = np.array([1.0, 0.5, -0.3])  # intercept, x1, x2
 
@@ -56,12 +57,6 @@ def interval(estimate, variance, df) -> tuple[np.ndarray, np.ndarray]:
     return estimate - half, estimate + half
 
 
-def write_csv(path: Path, table: np.ndarray) -> None:
-    names = ["y", *(f"x{j}" for j in range(1, table.shape[1]))]
-    lines = [",".join(names)] + [",".join("" if np.isnan(v) else f"{v:.10g}" for v in row) for row in table]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def replication(r: int, args, work: Path) -> dict[str, tuple]:
     rng = np.random.default_rng(r)
     table = population(args.rows, args.columns, args.rho, rng)
@@ -75,7 +70,7 @@ def replication(r: int, args, work: Path) -> dict[str, tuple]:
     pooled = pool(*zip(*(ols(t) for t in mice)), df_complete=args.rows - 3)
     out["MICE, pooled"] = (pooled.estimate, *pooled.interval(0.95))
     csv = work / f"rep{r}.csv"
-    write_csv(csv, holes)
+    write_csv(csv, ["y", *(f"x{j}" for j in range(1, table.shape[1]))], torch.from_numpy(holes))  # NaN: "nan"
     common = ["trainer.num_threads=1", "logger.progress_bar=false", f"seed={r}"]
     run = train(["experiment=impute_tabular", f"dataset.table={csv}", "missing.kind=none", "evaluation.iw_samples=50",
                  *common, *args.vae], run_dir=work / f"run{r}")  # fmt: skip

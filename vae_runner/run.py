@@ -177,9 +177,12 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
     if plain(cfg.mode) == Mode.train.value and not cfg.resume and existing.is_file():
         saved = load_checkpoint(existing)
         rundir.same_run_or_refuse(cfg, saved, run_dir)
-    if plain(cfg.mode) in (Mode.sample.value, Mode.impute.value):
-        (sample if plain(cfg.mode) == Mode.sample.value else impute_table)(cfg, run_dir, overrides)
+    if plain(cfg.mode) == Mode.sample.value:
+        sample(cfg, run_dir, overrides)
         return float("nan")  # nothing to optimise
+    if plain(cfg.mode) == Mode.impute.value:
+        impute_table(cfg, run_dir, overrides)
+        return float("nan")
     if plain(cfg.mode) == Mode.eval.value:
         metrics = evaluate(cfg, run_dir, overrides)
     elif not cfg.resume and (run_dir / METRICS).is_file():

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vae_runner.config.schema import Mode
+from vae_runner.data.csv_table import is_table_file
 from vae_runner.errors import UserError
 
 
@@ -109,7 +110,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("evaluation.imputation.rows", _opt_pos_int, "null (every test row) or an integer >= 1"),
     (
         "dataset.table",
-        lambda v: v in ("breast_cancer", "wine", "diabetes") or str(v).lower().endswith((".csv", ".tsv")),
+        lambda v: v in ("breast_cancer", "wine", "diabetes") or is_table_file(v),
         "breast_cancer, wine, diabetes or the path of a .csv (.tsv) file",
     ),
     ("dataset.val_fraction", _fraction, "a number strictly between 0 and 1"),

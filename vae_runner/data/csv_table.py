@@ -55,9 +55,14 @@ def read_table(path: str, drop_empty: bool = True, dtype=torch.float32) -> tuple
     keep = seen.any(1) if drop_empty else torch.ones(len(x), dtype=torch.bool)
     if not keep.all():
         log.info("%s: %d row(s) without any observed value dropped", file, int((~keep).sum()))
-    x, seen = x[keep], seen[keep]
-    binary = [bool(torch.isin(x[seen[:, j], j], torch.tensor([0.0, 1.0])).all()) for j in range(x.shape[1])]
-    return x, columns, binary
+    x = x[keep]
+    return x, columns, zero_one_columns(x)
+
+
+def zero_one_columns(x: torch.Tensor) -> list[bool]:
+    """Which columns of (N, F) hold only 0 and 1 among their observed (non-NaN) entries: binary, Bernoulli."""
+    seen = ~torch.isnan(x)
+    return [bool(torch.isin(x[seen[:, j], j], torch.tensor([0.0, 1.0])).all()) for j in range(x.shape[1])]
 
 
 def _number(cell: str, file: Path, line: int, column: str) -> float:

@@ -22,7 +22,7 @@ import torch
 from sklearn import datasets
 
 from vae_runner.data import DataSplits, Split, carve
-from vae_runner.data.csv_table import is_table_file, read_table
+from vae_runner.data.csv_table import is_table_file, read_table, zero_one_columns
 from vae_runner.errors import UserError
 
 # table -> (loader, whether its target is a class label); diabetes' target is a disease-progression score
@@ -42,12 +42,21 @@ def load_tabular(
         if label_column:
             raise UserError(f"dataset.label_column=true appends a bundled table's class; {table} has its columns.")
         x, columns, binary = read_table(table)
-        tr, va, te = carve(len(x), round(len(x) * val_fraction), round(len(x) * test_fraction), split_seed)
-        whole = Split(x)
-        return DataSplits(
-            whole.take(tr), whole.take(va), whole.take(te), in_unit_range=False, columns=tuple(columns),
-            binary_columns=tuple(binary), native_missing=bool(torch.isnan(x).any()),
-        )  # fmt: skip
+        y, classes, groups = None, None, ()
+    else:
+        x, y, columns, binary, classes, groups = bundled(table, label_column)
+    n = len(x)
+    tr, va, te = carve(n, round(n * val_fraction), round(n * test_fraction), split_seed)
+    whole = Split(x, y)
+    return DataSplits(
+        whole.take(tr), whole.take(va), whole.take(te), in_unit_range=False, classes=classes, columns=tuple(columns),
+        binary_columns=tuple(binary), categorical_columns=groups, native_missing=bool(torch.isnan(x).any()),
+    )  # fmt: skip
+
+
+def bundled(table: str, label_column: bool):
+    """A bundled table: (rows (N, F), class labels or None, column names, which columns are binary, class names or
+    None, one-hot groups)."""
     if table not in TABLES:
         raise UserError(
             f"dataset.table={table} is not a bundled table; choose one of {', '.join(sorted(TABLES))}, or give the "
@@ -59,7 +68,7 @@ def load_tabular(
     bunch = loader()
     x = torch.as_tensor(bunch.data, dtype=torch.float32)  # (N, F)
     columns = list(map(str, bunch.feature_names))
-    binary = [bool(torch.isin(x[:, j], torch.tensor([0.0, 1.0])).all()) for j in range(x.shape[1])]
+    binary = zero_one_columns(x)
     if table == "diabetes":  # sex is 1 / 2 in the file
         x[:, 1] -= 1
         binary[1] = True
@@ -73,14 +82,8 @@ def load_tabular(
             (onehot[:, 1:], [f"class={names[1]}"]) if len(names) == 2 else (onehot, [f"class={n}" for n in names])
         )
         x, columns, binary = torch.cat([x, onehot], 1), columns + names, binary + [True] * len(names)
-    n = len(x)
-    tr, va, te = carve(n, round(n * val_fraction), round(n * test_fraction), split_seed)
-    whole = Split(x, y)
     classes = tuple(map(str, bunch.target_names)) if labelled else None
-    return DataSplits(
-        whole.take(tr), whole.take(va), whole.take(te), in_unit_range=False, classes=classes, columns=tuple(columns),
-        binary_columns=tuple(binary), categorical_columns=groups,
-    )  # fmt: skip
+    return x, y, columns, binary, classes, groups
 
 
 def standardized(data: DataSplits) -> DataSplits:
