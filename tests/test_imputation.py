@@ -1,5 +1,5 @@
-"""Missingness masks (MCAR and MNAR, seeded) and the imputation scores (RMSE, interval coverage, CRPS) against known
-answers, and the scikit-learn baselines on a table with a known dependence."""
+"""Missingness masks (MCAR and MNAR, seeded) and the imputation scores (RMSE, interval coverage, CRPS, dependence
+kept) against known answers, and the scikit-learn baselines on a table with a known dependence."""
 
 import math
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vae_runner.data.missingness import keep_one_per_row, mcar_mask, mnar_mask
-from vae_runner.evaluation.imputation import baseline_imputations, crps, interval_coverage, rmse
+from vae_runner.evaluation.imputation import baseline_imputations, crps, dependence_kept, interval_coverage, rmse
 
 
 def test_mcar_masks_hide_the_rate_reproducibly():
@@ -51,6 +51,33 @@ def test_scores_know_the_answers():
     exact = np.mean(z * (2 * cdf - 1) + 2 * phi - 1 / math.sqrt(math.pi))
     assert crps(draws, truth, mask) == pytest.approx(exact, abs=0.01)
     assert crps(truth[None] + 0.5, truth, mask) == pytest.approx(0.5)  # one draw: the absolute error
+
+
+def test_dependence_kept_is_one_for_conditional_draws_and_falls_with_shrunk_ones():
+    """Three columns with correlation 0.6, a third of the entries hidden: draws from the exact conditional
+    distribution of each row's hidden entries given its observed ones keep the correlations (1), draws that ignore
+    the observed entries lose them where one of a pair is observed, and conditional means shrunk by half (with the
+    same marginal variance) land between."""
+    rng = np.random.default_rng(0)
+    cov = np.full((3, 3), 0.6) + 0.4 * np.eye(3)
+    truth = rng.multivariate_normal(np.zeros(3), cov, 3000)
+    mask = rng.random(truth.shape) < 0.33
+
+    def draws(shrink: float, m: int = 20) -> np.ndarray:
+        out = np.repeat(truth[None], m, 0)
+        for r in np.flatnonzero(mask.any(1)):
+            h, o = mask[r], ~mask[r]
+            coef = np.linalg.solve(cov[np.ix_(o, o)], cov[np.ix_(o, h)]) if o.any() else np.zeros((0, h.sum()))
+            mean = truth[r, o] @ coef * shrink
+            var = cov[np.ix_(h, h)] - cov[np.ix_(h, o)] @ coef + (1 - shrink**2) * coef.T @ cov[np.ix_(o, o)] @ coef
+            out[:, r, h] = rng.multivariate_normal(mean, var, m)  # shrunk means, same marginal variance
+        return out
+
+    proper, marginal = dependence_kept(draws(1.0), truth, mask), dependence_kept(draws(0.0), truth, mask)
+    assert proper == pytest.approx(1.0, abs=0.05)
+    assert marginal < 0.3  # measured 0.18: what is left are the rows missing both of a pair
+    assert marginal + 0.2 < dependence_kept(draws(0.5), truth, mask) < proper - 0.2
+    assert math.isnan(dependence_kept(draws(1.0)[:, :5], truth[:5], mask[:5]))  # too few rows to say
 
 
 def test_baselines_on_a_table_with_a_dependence():

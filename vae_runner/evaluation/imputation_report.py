@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vae_runner.evaluation.imputation import baseline_imputations, crps, interval_coverage, rmse
+from vae_runner.evaluation.imputation import baseline_imputations, crps, dependence_kept, interval_coverage, rmse
 from vae_runner.evaluation.pictures import _figure_tensor, _pyplot, image_grid, label_rows
 from vae_runner.rng import seeded
 
@@ -105,7 +105,10 @@ def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> Non
         if ev.baseline_draws > 1 and "mice" in theirs:
             metrics["test/impute_coverage_mice"] = interval_coverage(theirs["mice"], truth, real, ev.level)
             metrics["test/impute_crps_mice"] = crps(theirs["mice"], truth, real)
-        if not data.is_image:
+        if not data.is_image:  # a table: do the imputations keep the columns' correlations? (pixels: too many pairs)
+            metrics["test/impute_dependence"] = dependence_kept(draws, truth, real)
+            if ev.baseline_draws > 1 and "mice" in theirs:
+                metrics["test/impute_dependence_mice"] = dependence_kept(theirs["mice"], truth, real)
             methods = {"VAE": (ours, draws)}
             methods.update({"MICE": (theirs["mice"].mean(0), theirs["mice"])} if "mice" in theirs else {})
             picture = imputation_picture(truth, real, methods, ev.level)
