@@ -4,6 +4,7 @@ signal) and pictures every `logger.images_every` epochs; and the background writ
 
 import os
 import signal
+import statistics
 import threading
 
 import pytest
@@ -85,6 +86,29 @@ def test_a_stop_signal_writes_the_better_model_kept_in_memory_and_waits_for_the_
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert (last["epoch"], last["global_step"], last["batch_index"]) == (4, 9, 1)
     assert best["epoch"] == last["best_epoch"] <= 4
+    assert len(last["epoch_times_s"]) == 4  # the whole epochs; the interrupted one is not an epoch's time
+
+
+def test_the_epoch_time_of_a_resumed_run_counts_every_session_but_not_an_epoch_resumed_in_its_middle(
+    tmp_path, monkeypatch, no_threads
+):
+    real, count = trainer.Console.step, iter(range(1, 100))
+
+    def step_then_signal(self):
+        real(self)
+        if next(count) == 9:  # in epoch 5, after its first step
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(trainer.Console, "step", step_then_signal)
+    with pytest.raises(Interrupted):
+        run.train(make_cfg(*OVERRIDES), tmp_path)
+    monkeypatch.setattr(trainer.Console, "step", real)
+    first = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch_times_s"]
+    metrics = run.train(make_cfg(*OVERRIDES, f"resume={tmp_path}"), tmp_path / "ignored", [f"resume={tmp_path}"])
+    times = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch_times_s"]
+    assert times[:4] == first and len(times) == 5  # epochs 1-4, then 6: epoch 5 began in the first session
+    assert metrics["epoch_time_s"] == round(statistics.median(times), 3)
+    assert metrics["train_steps_s"] > sum(times)  # the steps of epoch 5 count there
 
 
 def test_a_snapshot_does_not_change_with_training():

@@ -4,6 +4,7 @@ and clear errors for bad values and bad checkpoints."""
 
 import json
 import pickle
+import statistics
 
 import pytest
 import torch
@@ -139,6 +140,10 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, no_threads):
     for k in ("test/elbo", "test/recon", "test/kl", "val/elbo", "steps", "best_epoch"):
         assert resumed[k] == full[k], k  # bit for bit on CPU
     assert not (tmp_path / "ignored").exists()  # training went on in the original run directory
+    # The epoch time is the median over both sessions' epochs: the checkpoint carries the first session's.
+    times = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["epoch_times_s"]
+    assert len(times) == 4 and all(t > 0 for t in times)
+    assert resumed["epoch_time_s"] == round(statistics.median(times), 3)
 
 
 def test_a_checkpoint_saved_before_an_option_existed_still_evaluates(tmp_path, no_threads):
