@@ -4,7 +4,7 @@ prior and several seeds, and write REPRODUCTION.md.
 
     python scripts/reproduce.py                                   # Fashion-MNIST (+ MNIST where its files exist)
     python scripts/reproduce.py --priors gaussian vamp --seeds 14 15 16 --jobs 2
-    python scripts/reproduce.py --report-only                     # just rewrite REPRODUCTION.md from the runs
+    python scripts/reproduce.py --report-only                     # just rewrite the table from the runs
     python scripts/reproduce.py --priors gaussian --seeds 14 --ablate all   # each protocol part switched off in turn
 
 Every (dataset, prior, seed) is one `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` in
@@ -14,7 +14,9 @@ can be built over several sessions or machines. Rows that have not finished say 
 
 A finished run's numbers are also kept in the ledger, reproduction/<run>.json (committed with the code): the table is
 built from the run directories and the ledger together, so it outlives a run directory (a wiped machine, a GPU
-borrowed for a day) and rows finished on different machines land in one table.
+borrowed for a day) and rows finished on different machines land in one table. The same table is written into
+README.md between README_MARKERS (when --out is the repository's REPRODUCTION.md, or with --readme), so the README's
+copy is never edited by hand.
 """
 
 from __future__ import annotations
@@ -178,8 +180,38 @@ def ablation_rows(root: Path, ledger: Path, datasets: list[str], priors: list[st
     return rows
 
 
+# README.md's copy of the table lies between these two lines; report() rewrites it along with REPRODUCTION.md.
+README_MARKERS = (
+    "<!-- the table below is written by scripts/reproduce.py, with REPRODUCTION.md: edit the script, not it -->",
+    "<!-- end of the table written by scripts/reproduce.py -->",
+)
+
+
+def write_readme_table(readme: Path, table: list[str], when: str) -> None:
+    """Put `table` between README_MARKERS in `readme`, in place of what was there."""
+    text = readme.read_text()
+    start, end = README_MARKERS
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise SystemExit(
+            f"{readme} has no single pair of the lines\n{start}\n{end}\naround its reproduction table, so the table "
+            "was written only to REPRODUCTION.md. Put the two lines where the README's table belongs, or pass "
+            "--readme none."
+        )
+    head, rest = text.split(start)
+    tail = rest.split(end)[1]
+    block = [start, f"As of {when} ([REPRODUCTION.md](REPRODUCTION.md) has the status note and the ablations):", ""]
+    readme.write_text(head + "\n".join([*block, *table, end]) + tail)
+
+
 def report(
-    root: Path, ledger: Path, datasets: list[str], priors: list[str], seeds: list[int], path: Path, note: str
+    root: Path,
+    ledger: Path,
+    datasets: list[str],
+    priors: list[str],
+    seeds: list[int],
+    path: Path,
+    note: str,
+    readme: Path | None = None,
 ) -> str:
     intro = (
         "Test log p(x) in nats (importance sampling, 5000 samples per test image) with the reference protocol "
@@ -187,8 +219,9 @@ def report(
         'published results"). Paper: Exemplar-VAE (Norouzi et al., NeurIPS 2020), Table 1. Ours: mean ± '
         "sample standard deviation over the finished seeds (n)."
     )
+    now = f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}"
     written = (
-        f"Written {datetime.datetime.now():%Y-%m-%d %H:%M} by `python scripts/reproduce.py --report-only "
+        f"Written {now} by `python scripts/reproduce.py --report-only "
         f"--root {root}`. Run directories: `{root}/ll_<dataset>_<prior>/seed<seed>`; finished runs are kept in "
         f"`{ledger.relative_to(ROOT) if ledger.is_relative_to(ROOT) else ledger}/` (one JSON per run, with its "
         "command)."
@@ -196,7 +229,7 @@ def report(
     lines = ["# Reproducing published log-likelihoods", "", intro, "", written, ""]
     if note:
         lines += [note, ""]
-    lines += [
+    table = [
         "| dataset | prior | paper | ours | difference | n | best epoch | epochs | s/epoch | device | status |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -221,7 +254,7 @@ def report(
                     when = f" ({r['recorded'][:10]})" if "recorded" in r else ""
                     status.append(f"seed {s}: {r['test/log_likelihood']:.2f}{when}")
             devices = sorted({r.get("device", "?") for r in done})
-            lines.append(
+            table.append(
                 f"| {DATASETS[dataset]} | {prior} | {paper_text} | {fmt_ms(lls)} | {diff} | {len(done)} | "
                 f"{'/'.join(str(r['best_epoch']) for r in done)} | "
                 f"{'/'.join(str(r['epochs']) for r in done)} | "
@@ -232,7 +265,7 @@ def report(
         f"Each row's runs: `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` (seeds "
         f"{' '.join(map(str, seeds))}); `vae-report {root}` groups them over seeds."
     )
-    lines += ["", runs_line, ""]
+    lines += [*table, "", runs_line, ""]
     ablations = ablation_rows(root, ledger, datasets, priors, seeds)
     if ablations:
         explain = (
@@ -251,6 +284,8 @@ def report(
         ]
     text = "\n".join(lines)
     path.write_text(text)
+    if readme is not None:
+        write_readme_table(readme, table, now)
     return text
 
 
@@ -272,10 +307,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "REPRODUCTION.md")
     parser.add_argument("--ledger", type=Path, default=LEDGER, help="where finished runs are kept (one JSON each)")
     parser.add_argument("--note", default="", help="a paragraph to put above the table")
+    parser.add_argument(
+        "--readme",
+        default=None,
+        help="a README whose table (between README_MARKERS) is rewritten too, or none; default: this repository's "
+        "README.md when --out is its REPRODUCTION.md, else none",
+    )
     parser.add_argument("extra", nargs="*", help="further vae-run overrides (after --), e.g. trainer.device=cuda")
     args = parser.parse_args()
     datasets = [d for d in args.datasets if d != "mnist" or have_mnist()]
     note = args.note
+    if args.readme is None:
+        readme = ROOT / "README.md" if args.out.resolve() == (ROOT / "REPRODUCTION.md").resolve() else None
+    else:
+        readme = None if args.readme == "none" else Path(args.readme)
     if "mnist" in args.datasets and "mnist" not in datasets:
         missing = (
             "Dynamic MNIST rows: MNIST's files are not on this machine (~/.cache/vae-runner/data/MNIST/raw, "
@@ -310,7 +355,7 @@ def main() -> None:
 
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(one, todo))
-    print(report(args.root, args.ledger, datasets, args.priors, args.seeds, args.out, note))
+    print(report(args.root, args.ledger, datasets, args.priors, args.seeds, args.out, note, readme))
 
 
 if __name__ == "__main__":

@@ -74,3 +74,38 @@ def test_ledger_keeps_finished_runs_after_their_directories_are_gone(tmp_path):
     assert "-229.00" in row and "| 1 |" in row and "seed 14: -229.00 (" in row
     assert next(line for line in after.splitlines() if "| adam |" in line).count("-232.50") == 1
     assert before.split("\n", 6)[6] == after.split("\n", 6)[6]  # the same table, run dirs or not
+
+
+def test_the_readme_gets_the_same_table_between_its_markers_and_keeps_the_rest(tmp_path):
+    root, ledger = tmp_path / "runs", tmp_path / "ledger"
+    finished(reproduce.run_dir(root, "fashion_mnist", "gaussian", 14), -229.0, 300)
+    start, end = reproduce.README_MARKERS
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nBefore.\n\n{start}\n| an old | table |\n{end}\n\nAfter.\n")
+    text = reproduce.report(root, ledger, ["fashion_mnist"], ["gaussian"], [14], tmp_path / "R.md", "", readme)
+    block = readme.read_text().split(start)[1].split(end)[0]
+    table = [line for line in text.splitlines() if line.startswith("|") and "ablat" not in line]
+    assert [line for line in block.splitlines() if line.startswith("|")] == table and "an old" not in block
+    assert readme.read_text().startswith("# Title\n\nBefore.\n\n") and readme.read_text().endswith(f"{end}\n\nAfter.\n")
+    again = readme.read_text()
+    reproduce.report(root, ledger, ["fashion_mnist"], ["gaussian"], [14], tmp_path / "R.md", "", readme)
+    assert readme.read_text().split(start)[0] == again.split(start)[0]  # rewriting it twice changes only the block
+
+
+def test_a_readme_without_the_markers_is_refused_with_the_fix_and_left_alone(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n")
+    with pytest.raises(SystemExit, match="Put the two lines where the README's table belongs"):
+        reproduce.report(tmp_path / "runs", tmp_path / "ledger", ["fashion_mnist"], ["gaussian"], [14],
+                         tmp_path / "R.md", "", readme)  # fmt: skip
+    assert readme.read_text() == "# Title\n" and (tmp_path / "R.md").is_file()
+
+
+def test_the_repository_readme_carries_the_markers_and_reproduction_md_s_table():
+    """The README's table is REPRODUCTION.md's (both written by the script from the same runs and ledger)."""
+    root = Path(reproduce.__file__).resolve().parents[1]
+    start, end = reproduce.README_MARKERS
+    block = (root / "README.md").read_text().split(start)[1].split(end)[0]
+    ours = [line for line in block.splitlines() if line.startswith("|")]
+    theirs = (root / "REPRODUCTION.md").read_text().split("\n## ")[0]
+    assert ours and ours == [line for line in theirs.splitlines() if line.startswith("|")]

@@ -72,20 +72,13 @@ class Trainer:
         self.precision, self.grad_clip, self.log_every = cfg.precision, cfg.grad_clip, cfg.log_every
         self.epoch, self.global_step, self.best_val_elbo, self.best_epoch = 0, 0, -math.inf, 0
         self.perm, self.batch_index = None, 0  # the current epoch's order and position in it
-        # Seconds of training (no validation) of each whole epoch, over every session of the run (kept in the
-        # checkpoint); an epoch a resume began in its middle is left out. steps_time adds those partial epochs.
+        # Training seconds of each whole epoch in every session (checkpointed); not an epoch resumed in its middle.
         self.epoch_times: list[float] = []
-        self.session_steps_time = 0.0  # seconds inside train_epoch in this session
         self.stop_signal: int | None = None
         self.last_train_loss: float | None = None  # the latest logging window's mean loss
         self.console = Console(cfg.epochs, len(self.batches), 0, enabled=False)  # fit() makes the visible one
         self.earlier_train_time, self.session = 0.0, (None, None)  # this session's start and end (perf_counter)
-        self.earlier_steps_time = 0.0  # seconds inside train_epoch in earlier sessions of the run
-
-    @property
-    def steps_time(self) -> float:
-        """Seconds spent in training epochs (steps, running metrics), without validation, pictures, checkpoints."""
-        return self.earlier_steps_time + self.session_steps_time
+        self.steps_time = 0.0  # seconds inside train_epoch (steps, running metrics; no validation), every session
 
     @property
     def train_time(self) -> float:
@@ -96,7 +89,7 @@ class Trainer:
 
     def load_state(self, state: dict) -> None:
         self.earlier_train_time = state.get("train_time_s", 0.0)
-        self.earlier_steps_time = state.get("train_steps_s", 0.0)
+        self.steps_time = state.get("train_steps_s", 0.0)
         self.epoch_times = list(state.get("epoch_times_s", []))  # a checkpoint older than the key: this session's
         self.epoch, self.global_step, self.best_val_elbo = state["epoch"], state["global_step"], state["best_val_elbo"]
         self.best_epoch = state.get("best_epoch", self.epoch)
@@ -132,9 +125,8 @@ class Trainer:
             t0, whole = time.perf_counter(), self.batch_index == 0
             self.train_epoch()
             seconds = time.perf_counter() - t0  # train_epoch ends with a host sync (log_window)
-            self.session_steps_time += seconds
-            if whole:
-                self.epoch_times.append(seconds)
+            self.steps_time += seconds
+            self.epoch_times += [seconds] if whole else []
             self.epoch += 1
             if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
                 if self.validate():
