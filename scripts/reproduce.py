@@ -199,7 +199,8 @@ def write_readme_table(readme: Path, table: list[str], when: str) -> None:
         )
     head, rest = text.split(start)
     tail = rest.split(end)[1]
-    block = [start, f"As of {when} ([REPRODUCTION.md](REPRODUCTION.md) has the status note and the ablations):", ""]
+    where = "[REPRODUCTION.md](REPRODUCTION.md) has the status note, and the ablations where run"
+    block = [start, f"As of {when} ({where}):", ""]
     readme.write_text(head + "\n".join([*block, *table, end]) + tail)
 
 
