@@ -255,11 +255,13 @@ def report(
                     when = f" ({r['recorded'][:10]})" if "recorded" in r else ""
                     status.append(f"seed {s}: {r['test/log_likelihood']:.2f}{when}")
             devices = sorted({r.get("device", "?") for r in done})
+            # per seed, like the epochs: seeds may have trained on different devices or thread counts
+            seconds = "/".join(f"{r['epoch_time_s']:.2f}" if "epoch_time_s" in r else "—" for r in done)
             table.append(
                 f"| {DATASETS[dataset]} | {prior} | {paper_text} | {fmt_ms(lls)} | {diff} | {len(done)} | "
                 f"{'/'.join(str(r['best_epoch']) for r in done)} | "
                 f"{'/'.join(str(r['epochs']) for r in done)} | "
-                f"{fmt_ms([r['epoch_time_s'] for r in done if 'epoch_time_s' in r]).split(' ±')[0]} | "
+                f"{seconds} | "
                 f"{', '.join(devices)} | {'; '.join(status)} |"
             )
     runs_line = (

@@ -21,7 +21,7 @@ def test_every_ablation_composes_with_its_preset(name):
     assert cfg.latent_dim == 40
 
 
-def finished(path: Path, ll: float, best_epoch: int) -> None:
+def finished(path: Path, ll: float, best_epoch: int, epoch_time: float = 8.5) -> None:
     (path / ".hydra").mkdir(parents=True)
     (path / ".hydra" / "overrides.yaml").write_text(f"- experiment=ll_fashion_mnist_gaussian\n- seed={path.name[4:]}\n")
     (path / "metrics.json").write_text(
@@ -30,7 +30,7 @@ def finished(path: Path, ll: float, best_epoch: int) -> None:
                 "test/log_likelihood": ll,
                 "best_epoch": best_epoch,
                 "epochs": best_epoch + 51,
-                "epoch_time_s": 8.5,
+                "epoch_time_s": epoch_time,
                 "device": "cpu (test)",
             }
         )
@@ -40,7 +40,7 @@ def finished(path: Path, ll: float, best_epoch: int) -> None:
 def test_report_shows_finished_unfinished_and_ablation_rows(tmp_path):
     root = tmp_path / "runs"
     finished(reproduce.run_dir(root, "fashion_mnist", "gaussian", 14), -229.0, 300)
-    finished(reproduce.run_dir(root, "fashion_mnist", "gaussian", 15), -231.0, 400)
+    finished(reproduce.run_dir(root, "fashion_mnist", "gaussian", 15), -231.0, 400, epoch_time=12.25)
     finished(reproduce.run_dir(root, "fashion_mnist", "gaussian", 14, "adam"), -232.5, 200)
     last = reproduce.run_dir(root, "fashion_mnist", "vamp", 14) / "checkpoints" / "last.pt"
     last.parent.mkdir(parents=True)
@@ -51,6 +51,7 @@ def test_report_shows_finished_unfinished_and_ablation_rows(tmp_path):
     assert (tmp_path / "R.md").read_text() == text and "Note." in text
     gauss = next(line for line in text.splitlines() if "| gaussian |" in line and "Fashion" in line)
     assert "-228.70 ± 0.15" in gauss and "-230.00 ± 1.41" in gauss and "-1.30" in gauss and "| 2 |" in gauss
+    assert "| 300/400 | 351/451 | 8.50/12.25 |" in gauss  # best epoch, epochs and s/epoch per seed
     vamp = next(line for line in text.splitlines() if "| vamp |" in line)
     assert "seed 14: epoch 120, best val ELBO -240.25 (epoch 118)" in vamp and "seed 15: not started" in vamp
     ablation = next(line for line in text.splitlines() if "| adam |" in line)
