@@ -158,6 +158,11 @@ def fmt_ms(values: list[float]) -> str:
     return f"{mean:.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 
 
+def per_seed(runs: list[dict], key: str, spec: str = "{}") -> str:
+    """One finished row's `key` for each of its seeds, "/"-separated; "—" for a run that did not record it."""
+    return "/".join(spec.format(r[key]) if key in r else "—" for r in runs)
+
+
 def ablation_rows(root: Path, ledger: Path, datasets: list[str], priors: list[str], seeds: list[int]) -> list[str]:
     """Markdown rows of the ablations that have runs: the protocol with one part off vs the full protocol."""
     rows = []
@@ -255,14 +260,11 @@ def report(
                     when = f" ({r['recorded'][:10]})" if "recorded" in r else ""
                     status.append(f"seed {s}: {r['test/log_likelihood']:.2f}{when}")
             devices = sorted({r.get("device", "?") for r in done})
-            # per seed, like the epochs: seeds may have trained on different devices or thread counts
-            seconds = "/".join(f"{r['epoch_time_s']:.2f}" if "epoch_time_s" in r else "—" for r in done)
+            # s/epoch per seed, like the epochs: seeds may have trained on different devices or thread counts
             table.append(
                 f"| {DATASETS[dataset]} | {prior} | {paper_text} | {fmt_ms(lls)} | {diff} | {len(done)} | "
-                f"{'/'.join(str(r['best_epoch']) for r in done)} | "
-                f"{'/'.join(str(r['epochs']) for r in done)} | "
-                f"{seconds} | "
-                f"{', '.join(devices)} | {'; '.join(status)} |"
+                f"{per_seed(done, 'best_epoch')} | {per_seed(done, 'epochs')} | "
+                f"{per_seed(done, 'epoch_time_s', '{:.2f}')} | {', '.join(devices)} | {'; '.join(status)} |"
             )
     runs_line = (
         f"Each row's runs: `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` (seeds "
