@@ -25,6 +25,13 @@ def test_native_bf16_from_cpuinfo(cpuinfo, native):
     assert cpu_features.native_bf16(CPU, cpu_features.cpu_flags(cpuinfo)) is native
 
 
+@pytest.mark.parametrize("threads, said", [(1, "1 thread)"), (2, "2 threads)")])
+def test_the_device_name_gives_the_cpu_model_and_the_thread_count(threads, said, monkeypatch):
+    monkeypatch.setattr(cpu_features, "read_cpuinfo", lambda: "processor\t: 0\nmodel name\t: AMD EPYC 7B13\n")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    assert cpu_features.device_name(CPU) == f"cpu (AMD EPYC 7B13, {said}"
+
+
 def test_the_warning_names_the_setting_and_the_fix():
     warning = cpu_features.slow_bf16_warning("evaluation.precision", CPU, cpu_features.cpu_flags(X86_AVX2))
     assert "evaluation.precision=bf16" in warning and "Set evaluation.precision=fp32" in warning

@@ -29,7 +29,8 @@ def device_name(device: torch.device) -> str:
         return f"cuda ({torch.cuda.get_device_name(device)})"
     lines = read_cpuinfo().splitlines()
     model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
-    return f"cpu ({model or platform.processor() or 'unknown CPU'}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({model or platform.processor() or 'unknown CPU'}, {threads} thread{'' if threads == 1 else 's'})"
 
 
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
