@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from PIL import Image
 
-from vae_runner.cli import register_resolvers
-from vae_runner.config.compose import build_option
+from vae_runner.config.compose import build_option, compose_config
 from vae_runner.config.schema import register_configs
 from vae_runner.data import DataSplits, Split
 from vae_runner.model.priors.gaussian import GaussianPrior
@@ -44,7 +42,6 @@ SHRINK = [
 ]
 
 register_configs()
-register_resolvers()
 
 
 def options(group: str) -> list[str]:
@@ -58,8 +55,7 @@ def shrink(*overrides: str) -> list[str]:
 
 
 def make_cfg(*overrides: str, shrink: bool = True):
-    with initialize_config_module("vae_runner.configs", version_base="1.3"):
-        return compose("train", overrides=(SHRINK if shrink else []) + list(overrides))
+    return compose_config((SHRINK if shrink else []) + list(overrides))
 
 
 def write_idx(path: Path, arr: np.ndarray) -> None:

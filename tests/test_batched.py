@@ -7,14 +7,14 @@ import torch
 from conftest import make_cfg
 
 from vae_runner import build
-from vae_runner.batched_training import Stack, member_grad_norms, stack_key
-from vae_runner.model.stacked import (
+from vae_runner.stacking.model import (
     StackedLinear,
     member_state_dict,
     not_stackable,
     stack_vaes,
 )
-from vae_runner.stacked_optimizer import StackedAdam
+from vae_runner.stacking.optimizer import StackedAdam
+from vae_runner.stacking.stack import Stack, member_grad_norms, stack_key
 
 SWEEP = [("seed=0", "beta=1"), ("seed=1", "beta=4"), ("seed=0", "beta=8")]
 LRS = ("trainer.lr=0.001", "trainer.lr=0.003", "trainer.lr=0.0003")  # the sweep's members' learning rates, in order
@@ -87,7 +87,7 @@ def test_stacked_layers_compute_the_members_layers():
 
 
 def test_member_grad_norms_and_clipping_are_clip_grad_norm_per_member():
-    from vae_runner.batched_training import clip_members_
+    from vae_runner.stacking.stack import clip_members_
 
     layers = [torch.nn.Linear(5, 3) for _ in range(3)]
     stacked = StackedLinear(layers)
@@ -139,7 +139,7 @@ def test_the_benchmark_script_times_every_variant(tmp_path):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_batched.py"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_batched.py"
     out = tmp_path / "bench.json"
     args = ["--workloads", "digits8", "--members", "2", "--threads", "1", "--steps", "2", "--repeats", "1"]
     args += ["--json", str(out)]
@@ -192,7 +192,7 @@ def test_on_cuda_each_member_follows_its_standalone_run(tmp_path):
 
 def test_the_stacked_validation_gives_each_member_its_own_runs_numbers(no_threads):
     from vae_runner.evaluation.metrics import evaluate_split
-    from vae_runner.evaluation.stacked_metrics import evaluate_members
+    from vae_runner.stacking.metrics import evaluate_members
 
     cfgs = [make_cfg("dataset=digits", *run) for run in SWEEP]
     stack = batched_after(cfgs)
@@ -221,8 +221,8 @@ def test_a_stop_signal_checkpoints_every_member_and_each_goes_on_as_its_uninterr
     import signal
 
     from vae_runner import run
-    from vae_runner.batched_runs import train_stack
-    from vae_runner.signals import Interrupted
+    from vae_runner.host.signals import Interrupted
+    from vae_runner.stacking.loop import train_stack
 
     overrides = ["dataset=digits", "trainer.epochs=3", "trainer.limit_batches=3", "trainer.log_every=2"]
     cfgs = [make_cfg(*overrides, *job) for job in SWEEP[:2]]

@@ -9,7 +9,7 @@ import torch
 from conftest import FAST, vae_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from vae_runner.checkpoint import load_checkpoint
+from vae_runner.runs.checkpoint import load_checkpoint
 
 SWEEP = ["seed=0,1", "beta=4"]  # per-member betas: test_batched.py
 

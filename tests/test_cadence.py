@@ -11,9 +11,11 @@ import pytest
 import torch
 from conftest import make_cfg
 
-from vae_runner import build, checkpoint, run, trainer
-from vae_runner.checkpoint import CheckpointWriter, load_checkpoint, snapshot
-from vae_runner.signals import Interrupted
+from vae_runner import build, run
+from vae_runner.host.signals import Interrupted
+from vae_runner.runs import checkpoint
+from vae_runner.runs.checkpoint import CheckpointWriter, load_checkpoint, snapshot
+from vae_runner.training import trainer
 
 OVERRIDES = ["trainer.epochs=6", "trainer.limit_batches=2", "logger.tensorboard=false"]
 

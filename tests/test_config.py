@@ -17,7 +17,6 @@ REQUIRED = {("dataset", "image_folder"): {"dataset.root"}}  # the user's own inp
 NESTED = {
     schema.TrainerConfig,
     schema.EvaluationConfig,
-    schema.LoggerConfig,
     schema.DisentanglementConfig,
     schema.ImputationConfig,
     schema.MissingConfig,

@@ -8,9 +8,9 @@ import re
 from conftest import make_cfg
 
 from vae_runner import run
-from vae_runner.checkpoint import load_checkpoint
-from vae_runner.console import duration, summary
-from vae_runner.rundir import checkpoint_path
+from vae_runner.loggers.console import duration, summary
+from vae_runner.runs.checkpoint import load_checkpoint
+from vae_runner.runs.directory import checkpoint_path
 
 
 def test_each_validation_is_one_line_and_the_run_ends_with_a_summary(tmp_path, caplog, capsys, no_threads):

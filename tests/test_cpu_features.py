@@ -7,7 +7,8 @@ import pytest
 import torch
 from conftest import make_cfg
 
-from vae_runner import cpu_features, run
+from vae_runner import run
+from vae_runner.host import cpu_features
 
 X86_AVX2 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma\n"
 X86_BF16 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512_bf16\n"

@@ -43,7 +43,7 @@ def test_rendered_sprites_are_the_shapes_they_say():
                 [0, 5, 5, 16, 16],
                 [0, 5, 39, 16, 16],
             ]
-        )  # fmt: skip
+        )
     )[:, 0]
     assert set(torch.unique(square).tolist()) == {0, 255}
     assert (square > 0).sum() == 18 * 18  # scale 1: 18 x 18 pixels
@@ -249,7 +249,7 @@ def test_the_table_script_groups_seeds(tmp_path, monkeypatch, capsys):
             metrics.update({"test/mig_pos_x": 0.9, "test/mig_pos_y": 0.1})
         (run_dir / "metrics.json").write_text(json.dumps(metrics))
     monkeypatch.setattr(sys, "argv", ["disentanglement_table.py", str(tmp_path)])
-    runpy.run_path("scripts/disentanglement_table.py", run_name="__main__")
+    runpy.run_path("studies/disentanglement_table.py", run_name="__main__")
     out = capsys.readouterr().out
     assert "| `beta=1` | 2 | 0.200 ± 0.141 |" in out and "| `beta=4` | 1 | 0.500 |" in out and "mig 0.10" in out
     assert "| 4, 5 |" in out  # each seed's active units

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from vae_runner import build, run
-from vae_runner.checkpoint import load_checkpoint
 from vae_runner.errors import UserError
+from vae_runner.host.signals import Interrupted
 from vae_runner.objectives import Objective
-from vae_runner.signals import Interrupted
+from vae_runner.runs.checkpoint import load_checkpoint
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 # Many short epochs, each checkpointed: most of the time goes to validation and checkpoint writes, where kills and
@@ -155,7 +155,7 @@ OVERRIDES = ["trainer.epochs=4", "trainer.limit_batches=3", "trainer.log_every=2
 def signal_at_step(monkeypatch, step: int, *signums) -> None:
     """Send `signums` to this process, one right after the other, during training step `step` (as a scheduler's
     preemption does: SIGTERM twice within milliseconds)."""
-    from vae_runner import trainer
+    from vae_runner.training import trainer
 
     real, count = trainer.Console.step, itertools.count(1)
 
@@ -251,7 +251,7 @@ def test_a_job_slurm_requeued_already_exits_as_requeued(started_with, shown, req
     """`scontrol requeue` from outside: submitit's own requeue then fails ("Job is pending execution"); the job's
     restart count, past the one it started with, says Slurm is bringing it back, so it exits as a requeued job
     (no failure recorded for the launcher); otherwise the caller stops with the usual message."""
-    from vae_runner import signals
+    from vae_runner.host import signals
 
     fake = tmp_path / "scontrol"
     fake.write_text(f"#!/bin/sh\necho 'JobId=7 JobName=vae-run JobState=COMPLETING Reason=None Restarts={shown}'\n")

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from vae_runner.data.missingness import keep_one_per_row, mcar_mask, mnar_mask
-from vae_runner.evaluation.imputation import baseline_imputations, crps, dependence_kept, interval_coverage, rmse
+from vae_runner.evaluation.imputation import crps, dependence_kept, interval_coverage, rmse
+from vae_runner.imputation.baselines import baseline_imputations
 
 
 def test_mcar_masks_hide_the_rate_reproducibly():
@@ -103,7 +104,7 @@ def test_the_baseline_script_prints_its_table(monkeypatch, capsys):
 
     argv = ["impute_baselines.py", "--datasets", "wine", "--rates", "0.3", "--seeds", "0", "--draws", "3"]
     monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path("scripts/impute_baselines.py", run_name="__main__")
+    runpy.run_path("studies/impute_baselines.py", run_name="__main__")
     out = capsys.readouterr().out
     assert (
         "| mean RMSE | knn RMSE | mice RMSE | MICE coverage | MICE CRPS |" in out and "| wine (178, 13) | 30% |" in out

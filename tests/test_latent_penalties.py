@@ -142,8 +142,8 @@ def test_the_factor_vae_critic_learns_to_see_correlation_and_gives_each_part_its
 
 def test_a_factor_vae_run_trains_its_critic_and_resumes_it(tmp_path, no_threads):
     from vae_runner import run
-    from vae_runner.checkpoint import load_checkpoint
-    from vae_runner.rundir import checkpoint_path
+    from vae_runner.runs.checkpoint import load_checkpoint
+    from vae_runner.runs.directory import checkpoint_path
 
     args = ("objective.factor_vae_weight=10", "objective.critic_hidden=[16]", "trainer.epochs=2")
     metrics = run.train(make_cfg(*args), tmp_path)

@@ -18,7 +18,8 @@ from vae_runner.config.compose import build_option
 from vae_runner.data.missingness import hide_missing
 from vae_runner.data.tabular import load_tabular, standardized
 from vae_runner.errors import UserError
-from vae_runner.evaluation.imputation_report import accuracy, importance_imputations
+from vae_runner.evaluation.imputation_report import accuracy
+from vae_runner.imputation.importance import importance_imputations
 from vae_runner.model.likelihoods import ObservedOnly
 from vae_runner.model.priors.gaussian import GaussianPrior
 from vae_runner.model.vae import VAE

@@ -11,7 +11,7 @@ import torch
 from tests.conftest import make_cfg
 from vae_runner.build import load_data
 from vae_runner.errors import UserError
-from vae_runner.evaluation.imputation import baseline_imputations
+from vae_runner.imputation.baselines import baseline_imputations
 
 CPU = torch.device("cpu")
 

@@ -160,7 +160,7 @@ def test_multimodal_digits_reports_cross_modal_scores_and_mode_eval_reproduces_t
 
 
 def test_a_multimodal_run_trains_alone_under_the_batched_launcher():
-    from vae_runner.batched_launcher import why_alone
+    from vae_runner.stacking.launcher import why_alone
 
     assert why_alone(make_cfg()) is None
     assert why_alone(make_cfg("modalities.use=[image,label]")) == "several modalities (modalities.use)"

@@ -9,7 +9,7 @@ from conftest import make_cfg
 
 from vae_runner import run
 from vae_runner.errors import UserError
-from vae_runner.rundir import continues_in_place
+from vae_runner.runs.directory import continues_in_place
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
-"""scripts/reproduce.py: every ablation composes with the protocol presets, REPRODUCTION.md reports finished
-rows (mean ± std over seeds, difference to the paper), unfinished ones (how far they got) and ablations, and a
-finished run's record in the ledger keeps its row after its run directory is gone."""
+"""reproduction/reproduce.py: every ablation composes with the protocol presets, REPRODUCTION.md reports finished rows
+(mean ± std over seeds, difference to the paper), unfinished ones (how far they got) and ablations, and a finished
+run's record in the ledger keeps its row after its run directory is gone."""
 
 import json
 import sys
@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_cfg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reproduction"))
 import reproduce
 
 
@@ -97,8 +97,9 @@ def test_a_readme_without_the_markers_is_refused_with_the_fix_and_left_alone(tmp
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n")
     with pytest.raises(SystemExit, match="Put the two lines where the README's table belongs"):
-        reproduce.report(tmp_path / "runs", tmp_path / "ledger", ["fashion_mnist"], ["gaussian"], [14],
-                         tmp_path / "R.md", "", readme)  # fmt: skip
+        reproduce.report(
+            tmp_path / "runs", tmp_path / "ledger", ["fashion_mnist"], ["gaussian"], [14], tmp_path / "R.md", "", readme
+        )
     assert readme.read_text() == "# Title\n" and (tmp_path / "R.md").is_file()
 
 
@@ -108,5 +109,5 @@ def test_the_repository_readme_carries_the_markers_and_reproduction_md_s_table()
     start, end = reproduce.README_MARKERS
     block = (root / "README.md").read_text().split(start)[1].split(end)[0]
     ours = [line for line in block.splitlines() if line.startswith("|")]
-    theirs = (root / "REPRODUCTION.md").read_text().split("\n## ")[0]
+    theirs = (root / "reproduction/REPRODUCTION.md").read_text().split("\n## ")[0]
     assert ours and ours == [line for line in theirs.splitlines() if line.startswith("|")]

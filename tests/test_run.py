@@ -5,6 +5,7 @@ and clear errors for bad values and bad checkpoints."""
 import json
 import pickle
 import statistics
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,9 +16,9 @@ from tensorboard.backend.event_processing.plugin_event_accumulator import EventA
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from vae_runner import build, run
-from vae_runner.checkpoint import KEYS, load_checkpoint
 from vae_runner.errors import UserError
-from vae_runner.trainer import Trainer
+from vae_runner.runs.checkpoint import KEYS, load_checkpoint
+from vae_runner.training.trainer import Trainer
 
 GROUPS = ["dataset", "architecture", "prior", "likelihood", "objective", "optimizer", "trainer", "logger", "experiment"]
 CASES = [(g, o) for g in GROUPS for o in options(g)]
@@ -167,10 +168,17 @@ def test_a_saved_run_whose_dataset_option_gained_a_key_still_evaluates(tmp_path,
     command line, so today's default dataset is another option) gets the key at today's value from the run's own
     option, and scores the same imputations."""
     cfg = make_cfg(
-        "dataset=tabular", "dataset.table=wine", "likelihood=gaussian", "missing.kind=mcar", "missing.rate=0.3",
-        "architecture.hidden=[16]", "latent_dim=3", "evaluation.imputation.samples=32", "evaluation.imputation.draws=8",
+        "dataset=tabular",
+        "dataset.table=wine",
+        "likelihood=gaussian",
+        "missing.kind=mcar",
+        "missing.rate=0.3",
+        "architecture.hidden=[16]",
+        "latent_dim=3",
+        "evaluation.imputation.samples=32",
+        "evaluation.imputation.draws=8",
         "evaluation.imputation.baseline_draws=2",
-    )  # fmt: skip
+    )
     trained = run.train(cfg, tmp_path / "train")
     ckpt = tmp_path / "train" / "checkpoints" / "best.pt"
     state = torch.load(ckpt, weights_only=True)
@@ -184,7 +192,7 @@ def test_a_saved_run_whose_dataset_option_gained_a_key_still_evaluates(tmp_path,
 def test_the_same_command_again_resumes_an_interrupted_preset_run_of_an_older_version(
     tmp_path, monkeypatch, no_threads
 ):
-    """A re-launched sweep or scripts/reproduce.py runs the same `experiment=` command in a directory holding an
+    """A re-launched sweep or reproduction/reproduce.py runs the same `experiment=` command in a directory holding an
     interrupted run: it resumes (the preset is not refused as a change to a saved run)."""
     overrides = [
         "experiment=tvae_digits",
@@ -330,3 +338,17 @@ def test_eval_may_point_at_data_elsewhere_but_resume_not_at_other_data(data_root
     args = [f"resume={ckpt}", *dataset_overrides("fashion_mnist", data_root)]
     with pytest.raises(UserError, match="differs from the requested one in: dataset"):
         run.train(make_cfg(*args), tmp_path / "e2", args)
+
+
+FROM_MAIN_2FF8435 = Path(__file__).parent / "fixtures" / "run_from_main_2ff8435"
+
+
+def test_a_run_saved_by_an_earlier_layout_still_evaluates_to_its_own_numbers(tmp_path, no_threads):
+    """fixtures/run_from_main_2ff8435: a digits run (prior=mog, optimizer=adam_normgrad) trained by main at 2ff8435,
+    before the packages of the second structure step: its checkpoint's `_target_`s and config (a logger without a
+    `_target_`) still load, and evaluating it again gives the metrics.json that run wrote."""
+    overrides = ["mode=eval", f"ckpt={FROM_MAIN_2FF8435}", "trainer.num_threads=1"]
+    evaluated = run.evaluate(make_cfg(*overrides), tmp_path, overrides)
+    saved = json.loads((FROM_MAIN_2FF8435 / "metrics.json").read_text())
+    for key in ("test/elbo", "test/recon", "test/kl", "test/log_likelihood", "val/elbo", "test/active_units"):
+        assert evaluated[key] == pytest.approx(saved[key], rel=1e-5, abs=1e-5), key

@@ -217,18 +217,27 @@ def test_requeue_preemption_gracetime_and_timeout_all_resume_to_the_uninterrupte
 
 def test_a_job_killed_outright_is_reported_not_waited_for(slurm, tmp_path):
     """kill -9 (the OOM killer) leaves no result file and, without accounting, submitit's launcher would wait
-    forever; the watcher (slurm_watch.py) records the failure once squeue has stopped listing the job."""
+    forever; the watcher (sweeps/slurm_watch.py) records the failure once squeue has stopped listing the job."""
     sweep = tmp_path / "killed"
     log = (tmp_path / "launcher.log").open("w")
     proc = subprocess.Popen(
         [
-            VAE_RUN, "-m", "beta=1", "dataset=digits", "trainer.epochs=1000", "trainer.num_threads=1",
-            "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=60",
-            "hydra.callbacks.watch_slurm_jobs.interval_s=2", "hydra.callbacks.watch_slurm_jobs.misses=2",
+            VAE_RUN,
+            "-m",
+            "beta=1",
+            "dataset=digits",
+            "trainer.epochs=1000",
+            "trainer.num_threads=1",
+            "hydra/launcher=submitit_slurm",
+            "hydra.launcher.timeout_min=60",
+            "hydra.callbacks.watch_slurm_jobs.interval_s=2",
+            "hydra.callbacks.watch_slurm_jobs.misses=2",
             f"hydra.sweep.dir={sweep}",
         ],
-        env=slurm, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=slurm,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.time() + 300
         while not next(sweep.glob("0*/checkpoints/last.pt"), None) and time.time() < deadline:

@@ -1,6 +1,6 @@
 """The speed features keep the numbers: exact fast binarisation, bf16 autocast confined to the networks (likelihood,
 KL and sums in fp32), subnormal flushing, fused Adam, torch.compile with its fallback, and the benchmark script
-itself run end to end on a few real steps. (Speed is measured by scripts/bench.py, never by a timed test.)"""
+itself run end to end on a few real steps. (Speed is measured by benchmarks/bench.py, never by a timed test.)"""
 
 import json
 import logging
@@ -137,7 +137,7 @@ def test_bench_script_runs_every_implementation(tmp_path):
     done = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "bench.py"),
+            str(ROOT / "benchmarks" / "bench.py"),
             "--dataset",
             "digits",
             "--epochs",

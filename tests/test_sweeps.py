@@ -16,7 +16,8 @@ import torch
 from conftest import FAST, vae_run
 from PIL import Image
 
-from vae_runner import report_plots, runs_table
+from vae_runner.report import plots as report_plots
+from vae_runner.report import table as runs_table
 
 BIN = Path(sys.executable).parent
 
@@ -304,7 +305,7 @@ def test_submitit_settings_that_lose_work_are_refused_or_warned_at_launch(tmp_pa
     max_num_timeout=0 (timeouts never requeued) is warned."""
     from omegaconf import OmegaConf
 
-    from vae_runner.launcher_checks import launcher_problems
+    from vae_runner.sweeps.launcher_checks import launcher_problems
 
     slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     errors, warnings = launcher_problems(
@@ -318,8 +319,12 @@ def test_submitit_settings_that_lose_work_are_refused_or_warned_at_launch(tmp_pa
     assert launcher_problems(OmegaConf.create({"_target_": "hydra._internal.core_plugins.BasicLauncher"})) == ([], [])
     sweep = tmp_path / "sweep"
     done = vae_run(
-        "-m", "beta=1,4", "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1", f"hydra.sweep.dir={sweep}",
+        "-m",
+        "beta=1,4",
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.timeout_min=1",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert done.returncode == 2 and "signal_delay_s=120" in done.stderr and "Traceback" not in done.stderr
     assert not sweep.exists()  # nothing queued, nothing written

@@ -1,14 +1,15 @@
-"""The default number of torch threads (threads.py): the cores this process may use (affinity, cgroup quota, Slurm),
-less those other processes keep busy, and one thread for a small model; OMP_NUM_THREADS and trainer.num_threads
-win; the choice is logged. Speed itself is measured by scripts/bench_threads.py, not here."""
+"""The default number of torch threads (host/threads.py): the cores this process may use (affinity, cgroup quota,
+Slurm), less those other processes keep busy, and one thread for a small model; OMP_NUM_THREADS and
+trainer.num_threads win; the choice is logged. Speed itself is measured by benchmarks/bench_threads.py, not here."""
 
 import logging
 
 import pytest
 from conftest import make_cfg, tiny_data, tiny_vae
 
-from vae_runner import build, threads
+from vae_runner import build
 from vae_runner.config.compose import build_option
+from vae_runner.host import threads
 
 BIG = 10 * threads.SMALL_STEP_MACS
 

@@ -1,8 +1,10 @@
 """vae-runner: a config-driven experiment runner for variational autoencoders.
 
-Data flow: cli.py -> run.py (train / evaluate) -> build.py (config/ -> data/ -> model/ -> objectives.py,
-optimizers.py) -> trainer.py -> evaluation/ (metrics, diagnostics, pictures, final report); rundir.py owns the run
-directory, checkpoint.py its checkpoints, tb_logger.py its TensorBoard events. README.md "Layout" lists every file.
+Data flow: cli.py -> run.py (train / evaluate / sample / impute) -> build.py (config/ -> data/ -> model/ ->
+objectives.py, optimizers.py) -> training/ (the loop) or stacking/ (a sweep as one stack) -> evaluation/ (metrics,
+diagnostics, pictures, the final report) and imputation/; runs/ owns the run directory and its checkpoints, loggers/
+what a run logs. Around them: sweeps/ (Hydra callbacks), report/ (vae-report), host/ (threads, CPU, signals).
+README.md "Layout" lists every folder and file.
 """
 
 __version__ = "0.1.0"
@@ -11,10 +13,10 @@ __all__ = ["Run", "load", "pool", "train"]
 
 
 def __getattr__(name: str):
-    """`vae_runner.load`, `vae_runner.train`, `vae_runner.Run` (api.py) and `vae_runner.pool` (pooling.py: Rubin's
-    rules), imported on first use: `vae-run --help` and `vae-report` do not pay for torch."""
+    """`vae_runner.load`, `vae_runner.train`, `vae_runner.Run` (api.py) and `vae_runner.pool` (imputation/pooling.py:
+    Rubin's rules), imported on first use: `vae-run --help` and `vae-report` do not pay for torch."""
     if name == "pool":
-        from vae_runner.pooling import pool
+        from vae_runner.imputation.pooling import pool
 
         return pool
     if name in __all__:

@@ -22,14 +22,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from vae_runner import build, rundir
+from vae_runner import build
 from vae_runner.config.compose import compose_config
 from vae_runner.data import DataSplits, Split
-from vae_runner.evaluation.imputation_report import importance_imputations
 from vae_runner.evaluation.metrics import log_likelihood
+from vae_runner.imputation.importance import importance_imputations
 from vae_runner.model.vae import VAE
 from vae_runner.rng import seeded
-from vae_runner.rundir import BEST, LAST
+from vae_runner.runs.directory import BEST, LAST, METRICS, read_metrics, run_dir_of
 
 
 class Imputations(NamedTuple):
@@ -53,7 +53,7 @@ class Run:
 
     @property
     def metrics(self) -> dict:
-        return rundir.read_metrics(self.run_dir) if (self.run_dir / rundir.METRICS).is_file() else {}
+        return read_metrics(self.run_dir) if (self.run_dir / METRICS).is_file() else {}
 
     def _batch(self, x: Tensor) -> Tensor:
         """Images as the model takes them: (B, *data shape) (or one image) as floats on the model's device, uint8
@@ -115,7 +115,7 @@ def load(path: str | Path, checkpoint: str = "best", overrides: Sequence[str] = 
     cfg = compose_config([f"ckpt={path}", *overrides])
     name = BEST if checkpoint == "best" else LAST
     cfg, state, data, model, _ = build.from_checkpoint(cfg, list(overrides), "vae_runner.load", name)
-    return Run(rundir.run_dir_of(state["path"]), cfg, model, data, state)
+    return Run(run_dir_of(state["path"]), cfg, model, data, state)
 
 
 def train(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -> Run:

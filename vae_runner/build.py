@@ -1,6 +1,6 @@
 """Everything a run is made of, built from its config: device, threads and seed (`setup`), the data
 (`load_data`), the VAE (`build_model`: encoder, prior, decoder, likelihood via `hydra.utils.instantiate`), and the
-trainer with its objective, optimizer and logger (`make_trainer`, also what scripts/bench.py times).
+trainer with its objective, optimizer and logger (`make_trainer`, also what benchmarks/bench.py times).
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from vae_runner import rundir, threads
-from vae_runner.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from vae_runner.config.checks import validate
-from vae_runner.config.compose import build
+from vae_runner.config.compose import construct
 from vae_runner.config.plain import plain
-from vae_runner.cpu_features import slow_bf16_warning
 from vae_runner.data import RUN_KEYS, DataSplits, prepare
 from vae_runner.data.missingness import check_missing_pixels, hide_missing
 from vae_runner.data.modalities import with_modalities
@@ -29,12 +26,17 @@ from vae_runner.errors import UserError
 from vae_runner.evaluation.diagnostics import active_units, encode_split
 from vae_runner.evaluation.metrics import evaluate_split
 from vae_runner.evaluation.pictures import log_pictures
+from vae_runner.host import threads
+from vae_runner.host.cpu_features import slow_bf16_warning
+from vae_runner.loggers.base import RunLogger
+from vae_runner.loggers.hparams import hparams_of
 from vae_runner.model.critic import FactorCritic, parameter_groups
 from vae_runner.model.modalities import join_modalities
 from vae_runner.model.vae import VAE
-from vae_runner.rundir import BEST
-from vae_runner.tb_logger import RunLogger
-from vae_runner.trainer import Trainer
+from vae_runner.runs.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
+from vae_runner.runs.directory import BEST
+from vae_runner.runs.saved_config import merge_saved
+from vae_runner.training.trainer import Trainer
 
 log = logging.getLogger("vae_runner")
 
@@ -84,7 +86,7 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     several = list(cfg.modalities.use) != ["image"]  # packed multimodal rows: images binarised once, before
     missing = cfg.missing  # entries hidden as NaN, then a table standardised by its observed training entries
     mask_seed = cfg.seed if missing.seed is None else missing.seed
-    data = build(spec)
+    data = construct(spec)
     pixels = data.is_image and missing.kind != "none"  # missing pixels: hidden after the binarisation, below
     if binarize == "auto":
         binarize = ("static" if several or pixels else "dynamic") if binary_likelihood else "none"
@@ -126,10 +128,10 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
 def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
     arch, d, shape = cfg.architecture, cfg.latent_dim, data.modalities[0][1] if data.modalities else data.shape
     encoder, decoder = (
-        build(arch.encoder, input_shape=shape, latent_dim=d),
-        build(arch.decoder, output_shape=shape, latent_dim=d),
+        construct(arch.encoder, input_shape=shape, latent_dim=d),
+        construct(arch.decoder, output_shape=shape, latent_dim=d),
     )
-    likelihood = build(cfg.likelihood, data_shape=shape)
+    likelihood = construct(cfg.likelihood, data_shape=shape)
     if data.modalities:  # the image's networks and likelihood beside the other modalities' (model/modalities.py)
         encoder, decoder, likelihood = join_modalities(
             data.modalities, (encoder, decoder, likelihood), d, cfg.modalities
@@ -138,7 +140,7 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
     wanted = inspect.signature(get_class(cfg.prior._target_)).parameters
     extras = {k: v for k, v in (("encoder", encoder), ("data", data)) if k in wanted}
     # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
-    model = VAE(encoder, decoder, build(cfg.prior, _partial_=True)(latent_dim=d, **extras), likelihood)
+    model = VAE(encoder, decoder, construct(cfg.prior, _partial_=True)(latent_dim=d, **extras), likelihood)
     model.adapt_to(data)  # missing entries (NaN) and a table's binary columns
     if cfg.objective.get("factor_vae_weight", 0) > 0:  # FactorVAE's discriminator rides on the model (checkpoints)
         model.critic = FactorCritic(d, list(cfg.objective.critic_hidden))
@@ -157,7 +159,7 @@ def from_checkpoint(
     `other_data`: a `dataset=` override loads that dataset instead (it must have the shape the model was made for)."""
     path = resolve_checkpoint(cfg.ckpt, default_name)
     state = load_checkpoint(path)
-    cfg = rundir.merge_saved(state, cfg, overrides, purpose, other_data)
+    cfg = merge_saved(state, cfg, overrides, purpose, other_data)
     validate(cfg)
     device = setup(cfg)
     data = load_data(cfg, device)
@@ -183,20 +185,17 @@ def from_checkpoint(
 def set_threads(cfg: DictConfig, model: VAE, objective, data: DataSplits, device: torch.device, stage: str) -> None:
     """torch's CPU threads for `stage` ("training": batches of trainer.batch_size; "evaluation": of
     trainer.eval_batch_size): trainer.num_threads, else threads.choose's pick for the work of one such batch. Also
-    warns when the stage's precision is bf16 on a device that only emulates it (cpu_features.py)."""
+    warns when the stage's precision is bf16 on a device that only emulates it (host/cpu_features.py)."""
     setting = "trainer.precision" if stage == "training" else "evaluation.precision"
     if OmegaConf.select(cfg, setting) == "bf16" and (warning := slow_bf16_warning(setting, device)):
         log.warning(warning)
-    if device.type != "cpu":
-        return
-    if cfg.trainer.num_threads:
-        n, why = cfg.trainer.num_threads, "trainer.num_threads"
-    else:
-        rows = cfg.trainer.batch_size if stage == "training" else cfg.trainer.eval_batch_size
+    rows = cfg.trainer.batch_size if stage == "training" else cfg.trainer.eval_batch_size
+
+    def step_macs() -> float:
         x, y = data.train.floats(slice(0, rows)).to(device), data.train.y
-        n, why = threads.choose(threads.step_macs(model, objective, x, None if y is None else y[:rows].to(device)))
-    torch.set_num_threads(n)
-    log.info("torch threads for %s: %d (%s)", stage, n, why)
+        return threads.step_macs(model, objective, x, None if y is None else y[:rows].to(device))
+
+    threads.use_threads(cfg.trainer.num_threads, device, step_macs, stage)
 
 
 def active_units_of(model: VAE, split, cfg: DictConfig) -> int:
@@ -205,19 +204,28 @@ def active_units_of(model: VAE, split, cfg: DictConfig) -> int:
     return len(active_units(mu, cfg.evaluation.active_threshold)[1])
 
 
+def make_logger(cfg: DictConfig, run_dir: Path, purge_step: int | None = None, new_run: bool = True) -> RunLogger:
+    """The run's logger (`logger=`, configs/logger/), given the run's hyper-parameters when it is a new run (a resumed
+    one has them already). `purge_step`: a resumed run's events from this step on are dropped."""
+    logger = construct(cfg.logger, run_dir=run_dir, purge_step=purge_step)
+    if new_run:
+        logger.hparams(hparams_of(cfg))
+    return logger
+
+
 def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) -> Trainer:
     """Device, data, model, objective, optimizer and logger for `cfg`, ready to `fit()` (also what
-    scripts/bench.py times)."""
+    benchmarks/bench.py times)."""
     device = setup(cfg)
     data = load_data(cfg, device)
     model = build_model(cfg, data, device)
     if cfg.trainer.compile:
         compile_networks(model)
-    optimizer = build(cfg.optimizer)(
+    optimizer = construct(cfg.optimizer)(
         parameter_groups(model, cfg.objective.get("critic_lr"))
     )  # _partial_: class, settings
     config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
-    logger = RunLogger(run_dir, cfg.logger.tensorboard, purge_step=purge_step)
+    logger = make_logger(cfg, run_dir, purge_step, new_run=purge_step is None)
     objective = instantiate(cfg.objective)
     objective.dataset_size = len(data.train)  # for tc_estimator=mss
     set_threads(cfg, model, objective, data, device, "training")
@@ -234,7 +242,5 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
             **evaluate_split(model, objective, data.val, cfg.trainer.eval_batch_size, cfg.seed),
             "active_units": active_units_of(model, data.val, cfg),
         },
-        pictures=lambda step: log_pictures(model, data, logger, cfg.logger.n_images, step, cfg.seed),
-        progress_bar=cfg.logger.progress_bar,
-        images_every=cfg.logger.images_every,
+        pictures=lambda step: log_pictures(model, data, logger, logger.n_images, step, cfg.seed),
     )

@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae_runner.config.schema import register_configs
 from vae_runner.errors import UserError
-from vae_runner.rundir import continues_in_place, run_dir_of
-from vae_runner.sweep_names import job_name
+from vae_runner.runs.directory import continues_in_place, run_dir_of
+from vae_runner.sweeps.names import job_name
 
 
 def _resume_run_dir(resume, default: str) -> str:
@@ -64,7 +64,7 @@ def task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     if cfg.trainer.num_threads is None and (threads := shared_cpu_threads(hc)):
         cfg.trainer.num_threads = threads
-    from vae_runner.signals import Interrupted
+    from vae_runner.host.signals import Interrupted
 
     try:
         return run.run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
@@ -126,7 +126,7 @@ def main() -> None:
     if message := problem(sys.argv[1:]):
         print(f"vae-run: error: {message}", file=sys.stderr)
         sys.exit(2)
-    from vae_runner.batched_launcher import register
+    from hydra_plugins.vae_runner_batched import register
 
     register()  # hydra/launcher=batched
     hydra.main(config_path="pkg://vae_runner.configs", config_name="train", version_base="1.3")(task)()

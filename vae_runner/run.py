@@ -1,6 +1,6 @@
-"""`train` and `evaluate`, top to bottom, and `run`, which picks one for the `mode` and the state of the run
-directory (see rundir.py). The pieces come from build.py; the loop is trainer.py; the final numbers and pictures
-are evaluation/final.py.
+"""`train`, `evaluate` and `sample`, top to bottom, and `run`, which picks one (or mode=impute) for the `mode` and
+the state of the run directory (runs/). The pieces come from build.py; the loop is training/trainer.py; the final
+numbers and pictures are evaluation/final.py.
 """
 
 from __future__ import annotations
@@ -18,46 +18,68 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
-from vae_runner import build, cpu_features, rundir
-from vae_runner.checkpoint import load_checkpoint, load_weights, resolve_checkpoint, set_rng_state
+from vae_runner import build
 from vae_runner.config.checks import validate
+from vae_runner.config.keys import override_keys
 from vae_runner.config.plain import plain
 from vae_runner.config.schema import Mode
-from vae_runner.console import summary
 from vae_runner.data.modalities import as_images
 from vae_runner.errors import UserError
 from vae_runner.evaluation.final import final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
-from vae_runner.rundir import BEST, CHECKPOINTS, LAST, METRICS, checkpoint_path
-from vae_runner.signals import Interrupted, requeue_if_launcher_can, stop_signals_to
-from vae_runner.table_imputation import impute_table
-from vae_runner.tb_logger import RunLogger, hparams_of
+from vae_runner.host.cpu_features import device_name
+from vae_runner.host.signals import Interrupted, requeue_if_launcher_can, stop_signals_to
+from vae_runner.imputation.table import impute_table
+from vae_runner.loggers.console import summary
+from vae_runner.runs.checkpoint import load_checkpoint, load_weights, resolve_checkpoint, set_rng_state
+from vae_runner.runs.directory import (
+    BEST,
+    CHECKPOINTS,
+    LAST,
+    METRICS,
+    checkpoint_path,
+    continues_in_place,
+    read_metrics,
+    run_dir_of,
+    write_metrics,
+)
+from vae_runner.runs.saved_config import merge_saved, same_run_or_refuse
 
 log = logging.getLogger("vae_runner")
+
+
+def resumed(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Path, dict, Path]:
+    """`resume=`: the saved run's config (with the command line's execution overrides), the directory training goes
+    on in (the run's own, or a new one when it branches from another checkpoint than last.pt), its state and path."""
+    path = resolve_checkpoint(cfg.resume, LAST)
+    state = load_checkpoint(path)
+    cfg = merge_saved(state, cfg, overrides, "resume")
+    origin = run_dir_of(path)
+    if continues_in_place(cfg.resume):
+        run_dir = origin
+        log.info("resuming %s from epoch %d", run_dir, state["epoch"])
+    else:
+        log.info(
+            "resuming %s from %s (epoch %d) in a new run directory, %s: the run's own last.pt stays as it is",
+            origin,
+            path.name,
+            state["epoch"],
+            run_dir,
+        )
+    if (origin / METRICS).is_file() and state["epoch"] >= cfg.trainer.epochs and run_dir == origin:
+        raise UserError(
+            f"{origin} has finished its {state['epoch']} epochs (metrics.json): resuming it would train "
+            f"nothing. To train longer, add trainer.epochs=<more than {state['epoch']}>; to evaluate it "
+            f"again, use vae-run mode=eval ckpt={origin}; to train with other settings, start a new run."
+        )
+    return cfg, run_dir, state, path
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, float]:
     """Train (or, with `resume=`, continue) a run; evaluate its best checkpoint; return the metrics."""
     state = None
     if cfg.resume:
-        path = resolve_checkpoint(cfg.resume, LAST)
-        state = load_checkpoint(path)
-        cfg = rundir.merge_saved(state, cfg, overrides, "resume")
-        origin = rundir.run_dir_of(path)
-        if rundir.continues_in_place(cfg.resume):
-            run_dir = origin
-            log.info("resuming %s from epoch %d", run_dir, state["epoch"])
-        else:
-            log.info(
-                "resuming %s from %s (epoch %d) in a new run directory, %s: the run's own last.pt stays as it is",
-                origin, path.name, state["epoch"], run_dir,
-            )  # fmt: skip
-        if (origin / METRICS).is_file() and state["epoch"] >= cfg.trainer.epochs and run_dir == origin:
-            raise UserError(
-                f"{origin} has finished its {state['epoch']} epochs (metrics.json): resuming it would train "
-                f"nothing. To train longer, add trainer.epochs=<more than {state['epoch']}>; to evaluate it "
-                f"again, use vae-run mode=eval ckpt={origin}; to train with other settings, start a new run."
-            )
+        cfg, run_dir, state, path = resumed(cfg, run_dir, overrides)
     validate(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in (run_dir / CHECKPOINTS).glob("*.tmp"):  # half-written by a process that was killed
@@ -72,8 +94,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         optimizer.load_state_dict(state["optimizer"])
         trainer.load_state(state)
         set_rng_state(state["rng"])
-    else:
-        logger.hparams(hparams_of(cfg))
     log.info("run dir %s; %d parameters on %s", run_dir, sum(p.numel() for p in model.parameters()), device)
     try:
         trainer.fit()
@@ -86,21 +106,25 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
             metrics = final_report(model, objective, data, cfg, logger, trainer.global_step)
     finally:
         logger.close()
-    metrics.update(
-        {
-            "best_epoch": best["epoch"],
-            "epochs": trainer.epoch,
-            "steps": trainer.global_step,
-            "train_time_s": round(train_time, 3),
-            "train_steps_s": round(trainer.steps_time, 3),  # the part of train_time_s inside training epochs
-            "device": cpu_features.device_name(device),
-        }
-    )
-    if trainer.epoch_times:
-        metrics["epoch_time_s"] = round(statistics.median(trainer.epoch_times), 3)
-    rundir.write_metrics(run_dir, metrics)
+    metrics.update(training_record(trainer, best["epoch"], train_time))
+    write_metrics(run_dir, metrics)
     summary(metrics, run_dir, cfg.latent_dim)
     return metrics
+
+
+def training_record(trainer, best_epoch: int, train_time: float) -> dict:
+    """What metrics.json says of the training itself: epochs, steps, times, the device."""
+    record = {
+        "best_epoch": best_epoch,
+        "epochs": trainer.epoch,
+        "steps": trainer.global_step,
+        "train_time_s": round(train_time, 3),
+        "train_steps_s": round(trainer.steps_time, 3),  # the part of train_time_s inside training epochs
+        "device": device_name(trainer.device),
+    }
+    if trainer.epoch_times:
+        record["epoch_time_s"] = round(statistics.median(trainer.epoch_times), 3)
+    return record
 
 
 def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, float]:
@@ -109,8 +133,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
     cfg, state, data, model, _ = build.from_checkpoint(cfg, overrides, "mode=eval", other_data=True)
     path = state["path"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    logger = RunLogger(run_dir, cfg.logger.tensorboard)
-    logger.hparams(hparams_of(cfg))
+    logger = build.make_logger(cfg, run_dir)
     try:
         with stop_on_signal("nothing was written; run the same command again"):
             metrics = final_report(model, instantiate(cfg.objective), data, cfg, logger, state["global_step"])
@@ -119,7 +142,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
     metrics.update({"checkpoint": str(path), "epochs": state["epoch"], "steps": state["global_step"]})
     # labelled, so that a table of runs never mixes out-of-distribution scores with test-set numbers unawares
     metrics.update({"trained_on": state["config"]["dataset"]["name"], "evaluated_on": cfg.dataset.name})
-    rundir.write_metrics(run_dir, metrics)
+    write_metrics(run_dir, metrics)
     log.info(
         "test ELBO %.3f nats (recon %.3f, KL %.3f) for %s",
         metrics["test/elbo"],
@@ -176,30 +199,34 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
     existing, saved = checkpoint_path(run_dir, LAST), {}
     if plain(cfg.mode) == Mode.train.value and not cfg.resume and existing.is_file():
         saved = load_checkpoint(existing)
-        rundir.same_run_or_refuse(cfg, saved, run_dir)
+        same_run_or_refuse(cfg, saved, run_dir)
     if plain(cfg.mode) == Mode.sample.value:
         sample(cfg, run_dir, overrides)
         return float("nan")  # nothing to optimise
     if plain(cfg.mode) == Mode.impute.value:
-        impute_table(cfg, run_dir, overrides)
+        impute_table(*build.from_checkpoint(cfg, overrides, "mode=impute"), run_dir)
         return float("nan")
     if plain(cfg.mode) == Mode.eval.value:
         metrics = evaluate(cfg, run_dir, overrides)
     elif not cfg.resume and (run_dir / METRICS).is_file():
         log.info("%s has finished already (metrics.json); skipped", run_dir)
-        metrics = rundir.read_metrics(run_dir)
+        metrics = read_metrics(run_dir)
     else:
         if not cfg.resume and existing.is_file():
             if saved.get("stacked"):
-                log.info("%s was trained up to epoch %d in a stack of %d runs (hydra/launcher=batched); finishing it "
-                         "here", run_dir, saved["epoch"], saved["stacked"])  # fmt: skip
+                log.info(
+                    "%s was trained up to epoch %d in a stack of %d runs (hydra/launcher=batched); finishing it here",
+                    run_dir,
+                    saved["epoch"],
+                    saved["stacked"],
+                )
             else:
                 log.info("%s holds an interrupted run; resuming it", run_dir)
             cfg = cfg.copy()
             cfg.resume = str(run_dir)
             # same_run_or_refuse found the saved config equal to this one: the preset (experiment=) that composed
             # it has nothing left to change, and merge_saved refuses presets on saved runs.
-            overrides = [o for o in overrides if rundir.override_keys([o]) != ["experiment"]]
+            overrides = [o for o in overrides if override_keys([o]) != ["experiment"]]
         metrics = train(cfg, run_dir, overrides)
     if cfg.optimized_metric not in metrics:
         raise UserError(

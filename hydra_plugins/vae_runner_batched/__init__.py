@@ -1,5 +1,5 @@
 """Hydra's entry for vae-runner's batched launcher (`hydra/launcher=batched`): Hydra finds launchers only inside the
-`hydra_plugins` package, so the class lives here and the work in vae_runner/batched_launcher.py."""
+`hydra_plugins` package, so the class lives here and the work in vae_runner/stacking/launcher.py."""
 
 from dataclasses import dataclass
 
@@ -23,6 +23,14 @@ class BatchedLauncher(Launcher):
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
 
     def launch(self, job_overrides, initial_job_idx):
-        from vae_runner.batched_launcher import launch
+        from vae_runner.stacking.launcher import launch
 
         return launch(self, job_overrides, initial_job_idx)
+
+
+def register() -> None:
+    """Make `hydra/launcher=batched` known to Hydra also where its plugin scan cannot list our package (an editable
+    install maps hydra_plugins.vae_runner_batched by name only)."""
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance().register(BatchedLauncher)

@@ -1,6 +1,7 @@
 """The run config composed from Python as `vae-run` composes it from the command line (`compose_config`), and one
-group option built on its own with its yaml defaults (`build_option`): for notebooks, scripts and tests. The yaml
-files are the only place a default is written; constructors take what they are given.
+group option built on its own with its yaml defaults (`build_option`): for notebooks, scripts and tests; and
+`construct`, hydra's instantiate with a component's own UserError passed on as itself (build.py builds every piece of a
+run with it). The yaml files are the only place a default is written; constructors take what they are given.
 """
 
 from __future__ import annotations
@@ -28,10 +29,7 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
 
 @functools.lru_cache(maxsize=64)
 def _composed(overrides: tuple[str, ...]) -> DictConfig:
-    from vae_runner.cli import register_resolvers  # cli imports run, which imports build: keep this module light
-
-    register_configs()
-    register_resolvers()
+    register_configs()  # the resolvers of train.yaml's hydra: section are not needed: it is not resolved here
     hydra = GlobalHydra.instance()
     outer = hydra.hydra if hydra.is_initialized() else None
     hydra.clear()
@@ -71,10 +69,10 @@ def build_option(group: str, option: str, part: str | None = None, **kwargs):
     for key in RUN_KEYS if group == "dataset" else ():
         node.pop(key)
     # _partial_: live objects (an encoder, the data) must not pass through Hydra's config conversion
-    return build(node, _partial_=True)(**{k: v for k, v in kwargs.items() if k not in held})
+    return construct(node, _partial_=True)(**{k: v for k, v in kwargs.items() if k not in held})
 
 
-def build(node, *args, **kwargs):
+def construct(node, *args, **kwargs):
     """hydra.utils.instantiate, with a UserError raised by the component passed on as itself (instantiate wraps
     everything a `_target_` raises in an InstantiationException)."""
     try:

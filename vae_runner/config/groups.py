@@ -1,5 +1,6 @@
-"""Typed schemas of the config groups' options (architecture, prior, likelihood, objective, optimizer; the datasets'
-are in config/datasets.py): one dataclass per option, types only (each value is written once, in the option's yaml).
+"""Typed schemas of the config groups' options (architecture, prior, likelihood, objective, optimizer, logger; the
+datasets' are in config/datasets.py): one dataclass per option, types only (each value is written once, in the
+option's yaml).
 An option's yaml names its schema in its defaults list (`- /schema_prior_mog@_here_`), so `prior.n_components=abc`
 fails at compose time.
 """
@@ -145,6 +146,20 @@ class AdamNormGradConfig(AdamConfig):
     norm_eps: float = MISSING
 
 
+# ----------------------------------------------------------------------------------------------- logger
+@dataclass
+class LoggerConfig:  # every logger option's: what a run logs, whatever it logs to (loggers/base.py)
+    _target_: str = MISSING
+    n_images: int = MISSING  # samples / reconstructions per picture
+    images_every: int = MISSING  # pictures at every N-th epoch's validation (and the last epoch's)
+    progress_bar: bool = MISSING
+
+
+@dataclass
+class TensorBoardLoggerConfig(LoggerConfig):
+    tensorboard: bool = MISSING  # write the event files (false: the PNG copies only)
+
+
 SCHEMAS = {
     "dataset": DATASET_SCHEMAS,
     "architecture": {"mlp": MLPArchConfig, "gated_mlp": GatedMLPArchConfig, "conv": ConvArchConfig},
@@ -164,4 +179,5 @@ SCHEMAS = {
     },
     "objective": {"objective": ObjectiveConfig},
     "optimizer": {"optimizer": OptimizerConfig, "adam": AdamConfig, "adam_normgrad": AdamNormGradConfig},
+    "logger": {"logger": LoggerConfig, "tensorboard": TensorBoardLoggerConfig},
 }

@@ -1,4 +1,4 @@
-"""The typed schema of the whole config (`VAEConfig`: the trainer, evaluation and logger settings and the top-level
+"""The typed schema of the whole config (`VAEConfig`: the trainer and evaluation settings and the top-level
 keys; the groups' options are in groups.py), and `register_configs`, which puts every schema in Hydra's ConfigStore.
 Types only: every value is written once, in the yaml (configs/train.yaml and the group folders). Value checks
 (beta >= 0, ...) live in checks.py.
@@ -91,13 +91,6 @@ class EvaluationConfig:
 
 
 @dataclass
-class LoggerConfig:
-    tensorboard: bool = MISSING
-    n_images: int = MISSING  # samples / reconstructions per picture
-    images_every: int = MISSING  # pictures at every N-th epoch's validation (and the last epoch's)
-    progress_bar: bool = MISSING
-
-
 @dataclass
 class MissingConfig:
     kind: str = MISSING  # none | mcar | mnar
@@ -123,7 +116,7 @@ class VAEConfig:
     optimizer: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    logger: Any = MISSING
     missing: MissingConfig = field(default_factory=MissingConfig)
     modalities: ModalitiesConfig = field(default_factory=ModalitiesConfig)
     beta: float = MISSING

@@ -6,7 +6,7 @@ it as 0, the likelihood scores observed entries only), but there is no truth beh
 (`missing.kind=mcar`, say) can be scored. Columns whose observed values are all 0 or 1 are binary (Bernoulli). A
 text column is refused with the fix (one 0/1 column per category); so is a column with no observed value. Rows with
 no observed value carry nothing to learn from and are dropped from training (with a log line). Tab-separated files
-(`.tsv`) work the same way. `vae-run mode=impute ckpt=<run>` writes the file back completed (table_imputation.py).
+(`.tsv`) work the same way. `vae-run mode=impute ckpt=<run>` writes the file back completed (imputation/table.py).
 """
 
 from __future__ import annotations

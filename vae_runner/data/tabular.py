@@ -49,9 +49,16 @@ def load_tabular(
     tr, va, te = carve(n, round(n * val_fraction), round(n * test_fraction), split_seed)
     whole = Split(x, y)
     return DataSplits(
-        whole.take(tr), whole.take(va), whole.take(te), in_unit_range=False, classes=classes, columns=tuple(columns),
-        binary_columns=tuple(binary), categorical_columns=groups, native_missing=bool(torch.isnan(x).any()),
-    )  # fmt: skip
+        whole.take(tr),
+        whole.take(va),
+        whole.take(te),
+        in_unit_range=False,
+        classes=classes,
+        columns=tuple(columns),
+        binary_columns=tuple(binary),
+        categorical_columns=groups,
+        native_missing=bool(torch.isnan(x).any()),
+    )
 
 
 def bundled(table: str, label_column: bool):
@@ -104,6 +111,10 @@ def standardized(data: DataSplits) -> DataSplits:
         return replace(split, x=move(split.x), truth=move(split.truth))
 
     return replace(
-        data, train=apply(data.train), val=apply(data.val), test=apply(data.test), offset=offset.float(),
+        data,
+        train=apply(data.train),
+        val=apply(data.val),
+        test=apply(data.test),
+        offset=offset.float(),
         scale=scale.float(),
-    )  # fmt: skip
+    )

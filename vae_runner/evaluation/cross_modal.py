@@ -27,9 +27,9 @@ from torch import Tensor
 from vae_runner.data import Split
 from vae_runner.data.modalities import blocks, hide, image_block
 from vae_runner.evaluation.imputation import crps, interval_coverage
-from vae_runner.evaluation.imputation_report import importance_imputations
 from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.evaluation.pictures import image_grid, label_rows
+from vae_runner.imputation.importance import importance_imputations
 from vae_runner.rng import seeded
 
 

@@ -15,7 +15,6 @@ import math
 
 import torch
 
-from vae_runner.console import stage
 from vae_runner.data import binarize_once
 from vae_runner.evaluation import diagnostics as dx
 from vae_runner.evaluation.cross_modal import cross_modal_scores
@@ -29,6 +28,7 @@ from vae_runner.evaluation.pictures import (
     log_pictures,
     traversal_picture,
 )
+from vae_runner.loggers.console import stage
 
 
 @torch.no_grad()
@@ -41,48 +41,10 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
             metrics.update({f"{split_name}/{k}": v for k, v in values.items()})
     model.eval()
 
-    n_ll = len(data.test) if ev.test_limit is None else min(ev.test_limit, len(data.test))
-    with stage(f"log-likelihood with K={ev.iw_samples} importance samples on {n_ll} test images"):
-        ll = log_likelihood(
-            model,
-            data.test,
-            k=ev.iw_samples,
-            chunk_rows=ev.chunk_rows,
-            seed=seed,
-            limit=ev.test_limit,
-            precision=ev.precision,
-        )
-    metrics.update(
-        {
-            "test/log_likelihood": ll.mean().item(),
-            "test/log_likelihood_stderr": (ll.std() / math.sqrt(len(ll))).item() if len(ll) > 1 else 0.0,
-            "test/iw_samples": ev.iw_samples,
-            "test/log_likelihood_images": len(ll),
-        }
-    )
-
+    metrics.update(test_log_likelihood(model, data.test, ev, seed))
     with stage("active units, KL per dimension, ELBO surgery"):
         mu, logvar = dx.encode_split(model, data.test, cfg.trainer.eval_batch_size)
-        activity, active = dx.active_units(mu, ev.active_threshold)
-        metrics.update(
-            {
-                "test/active_units": len(active),
-                "test/active_dims": active,
-                "test/activity": [round(v, 6) for v in activity.tolist()],
-            }
-        )
-        kl_d = dx.mean_kl_per_dim(model.prior, mu, logvar, ev.kl_samples, seed)
-        if kl_d is not None:
-            metrics["test/kl_per_dim"] = [round(v, 6) for v in kl_d.tolist()]
-            logger.image(
-                "test/kl_per_dim", bar_picture(kl_d, "KL per latent dimension (test)", "nats"), step, "kl_per_dim.png"
-            )
-        m = min(ev.surgery_points, len(mu))
-        surgery = dx.elbo_surgery(model.prior, mu[:m], logvar[:m], ev.surgery_samples, seed)
-        metrics.update(
-            {f"test/{k}": v for k, v in surgery.items() if k in ("avg_kl", "mutual_information", "marginal_kl")}
-        )
-        metrics.update({"test/surgery_points": m, "test/surgery_samples": ev.surgery_samples})
+        activity, active = latent_diagnostics(model, mu, logvar, ev, seed, metrics, logger, step)
 
     if data.test.y is not None and data.train.y is not None:
         linear_probe_and_triplets(model, data, cfg, mu, metrics)
@@ -99,6 +61,51 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
     with stage("pictures"):
         pictures(model, data, cfg, logger, step, mu, activity, active, metrics)
     return metrics
+
+
+def test_log_likelihood(model, test, ev, seed: int) -> dict:
+    """The importance-sampled log-likelihood of the test images (the first `ev.test_limit`), with its standard error."""
+    n_ll = len(test) if ev.test_limit is None else min(ev.test_limit, len(test))
+    with stage(f"log-likelihood with K={ev.iw_samples} importance samples on {n_ll} test images"):
+        ll = log_likelihood(
+            model,
+            test,
+            k=ev.iw_samples,
+            chunk_rows=ev.chunk_rows,
+            seed=seed,
+            limit=ev.test_limit,
+            precision=ev.precision,
+        )
+    return {
+        "test/log_likelihood": ll.mean().item(),
+        "test/log_likelihood_stderr": (ll.std() / math.sqrt(len(ll))).item() if len(ll) > 1 else 0.0,
+        "test/iw_samples": ev.iw_samples,
+        "test/log_likelihood_images": len(ll),
+    }
+
+
+def latent_diagnostics(model, mu, logvar, ev, seed: int, metrics: dict, logger, step: int):
+    """Active units, KL per dimension (and its picture) and ELBO surgery of the test codes into `metrics`; returns
+    the dimensions' activity and the active ones."""
+    activity, active = dx.active_units(mu, ev.active_threshold)
+    metrics.update(
+        {
+            "test/active_units": len(active),
+            "test/active_dims": active,
+            "test/activity": [round(v, 6) for v in activity.tolist()],
+        }
+    )
+    kl_d = dx.mean_kl_per_dim(model.prior, mu, logvar, ev.kl_samples, seed)
+    if kl_d is not None:
+        metrics["test/kl_per_dim"] = [round(v, 6) for v in kl_d.tolist()]
+        logger.image(
+            "test/kl_per_dim", bar_picture(kl_d, "KL per latent dimension (test)", "nats"), step, "kl_per_dim.png"
+        )
+    m = min(ev.surgery_points, len(mu))
+    surgery = dx.elbo_surgery(model.prior, mu[:m], logvar[:m], ev.surgery_samples, seed)
+    metrics.update({f"test/{k}": v for k, v in surgery.items() if k in ("avg_kl", "mutual_information", "marginal_kl")})
+    metrics.update({"test/surgery_points": m, "test/surgery_samples": ev.surgery_samples})
+    return activity, active
 
 
 def linear_probe_and_triplets(model, data, cfg, mu, metrics: dict) -> None:
@@ -124,7 +131,7 @@ def factor_labels(dim_factor: list[str] | None, active: list[int]) -> list[str] 
 def pictures(model, data, cfg, logger, step: int, mu, activity, active, metrics: dict) -> None:
     ev, seed = cfg.evaluation, cfg.seed
     logger.scalars({k: v for k, v in metrics.items() if k.startswith("test/") and isinstance(v, (int, float))}, step)
-    log_pictures(model, data, logger, cfg.logger.n_images, step, seed, prefix="test/")
+    log_pictures(model, data, logger, logger.n_images, step, seed, prefix="test/")
     if data.is_image:
         dims = active + [d for d in torch.argsort(activity, descending=True).tolist() if d not in active]
         logger.image(

@@ -1,4 +1,4 @@
-"""How good imputations of missing table entries are, and the standard imputers they are compared with.
+"""How good imputations of missing table entries are (the imputers compared: imputation/).
 
 Everything is scored on the missing entries only (`mask` True), in the units of the table given (standardised
 columns, so RMSEs of different columns are comparable):
@@ -9,15 +9,11 @@ columns, so RMSEs of different columns are comparable):
   over all pairs (lower is better; equal to the absolute error for a single imputation);
 - `dependence_kept`: how much of the columns' pairwise correlations M imputations keep where they fill cells (1:
   kept, below 1: attenuated, so that a regression fitted on the imputations shrinks its coefficients toward 0).
-`baseline_imputations` runs scikit-learn's SimpleImputer (column mean), KNNImputer and IterativeImputer (MICE; with
-`draws` > 1, sampling from its posterior with one seed per draw) on the same masked table.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.experimental import enable_iterative_imputer  # noqa: F401 - makes IterativeImputer importable
-from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 
 
 def rmse(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarray) -> float:
@@ -59,47 +55,3 @@ def dependence_kept(draws: np.ndarray, truth: np.ndarray, mask: np.ndarray, min_
             true.append(float(np.corrcoef(t.T)[0, 1]))
     ours, true = np.array(ours), np.array(true)
     return float(ours @ true / (true @ true)) if len(true) and (true @ true) > 0 else float("nan")
-
-
-BASELINES = ("mean", "knn", "mice")
-
-
-def baseline_imputations(
-    table: np.ndarray,
-    mask: np.ndarray,
-    seed: int,
-    draws: int = 1,
-    fit: np.ndarray | None = None,
-    names=BASELINES,
-) -> dict[str, np.ndarray]:
-    """name -> imputations (M, N, F) of `table` with the `mask` entries hidden (M = 1 but for MICE with draws > 1),
-    for the imputers in `names`. `fit`: a table with NaN for missing entries (the training rows) to fit the imputers
-    on, which then impute `table`'s rows (kNN's neighbours come from `fit`); None: fit on the hidden `table` itself
-    (transductive)."""
-    hidden = np.where(mask, np.nan, table)
-
-    def impute(imputer) -> np.ndarray:
-        return imputer.fit_transform(hidden) if fit is None else imputer.fit(fit).transform(hidden)
-
-    out = {}
-    if "mean" in names:
-        out["mean"] = impute(SimpleImputer(strategy="mean", keep_empty_features=True))[None]
-    if "knn" in names:
-        out["knn"] = impute(KNNImputer(n_neighbors=5, keep_empty_features=True))[None]
-    if "mice" not in names:
-        return out
-    posterior = draws > 1
-    out["mice"] = np.stack(
-        [
-            impute(
-                IterativeImputer(
-                    max_iter=10,
-                    sample_posterior=posterior,
-                    random_state=seed * 1000 + m if posterior else seed,
-                    keep_empty_features=True,
-                )
-            )
-            for m in range(draws)
-        ]
-    )
-    return out

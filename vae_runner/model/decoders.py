@@ -1,5 +1,5 @@
 """Decoders z -> the likelihood's parameters, one value per data element (B, *data_shape); the MLPs keep any leading
-dimensions of z (a batched sweep's member axis, model/stacked.py)."""
+dimensions of z (a batched sweep's member axis, stacking/model.py)."""
 
 from __future__ import annotations
 

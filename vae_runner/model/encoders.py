@@ -1,6 +1,6 @@
 """Encoders x -> (mean, log-variance) of a diagonal Gaussian q(z|x): an MLP, a gated MLP (the VampPrior code's) and
 a shape-adaptive conv net. The MLPs take any leading dimensions, (..., B, *shape): with batched layers
-(model/stacked.py) the leading one is a batched sweep's member axis."""
+(stacking/model.py) the leading one is a batched sweep's member axis."""
 
 from __future__ import annotations
 

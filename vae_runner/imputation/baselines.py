@@ -1,0 +1,53 @@
+"""The standard imputers the model's imputations are compared with: `baseline_imputations` runs scikit-learn's
+SimpleImputer (column mean), KNNImputer and IterativeImputer (MICE; with `draws` > 1, sampling from its posterior
+with one seed per draw) on a masked table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401 - makes IterativeImputer importable
+from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+
+BASELINES = ("mean", "knn", "mice")
+
+
+def baseline_imputations(
+    table: np.ndarray,
+    mask: np.ndarray,
+    seed: int,
+    draws: int = 1,
+    fit: np.ndarray | None = None,
+    names=BASELINES,
+) -> dict[str, np.ndarray]:
+    """name -> imputations (M, N, F) of `table` with the `mask` entries hidden (M = 1 but for MICE with draws > 1),
+    for the imputers in `names`. `fit`: a table with NaN for missing entries (the training rows) to fit the imputers
+    on, which then impute `table`'s rows (kNN's neighbours come from `fit`); None: fit on the hidden `table` itself
+    (transductive)."""
+    hidden = np.where(mask, np.nan, table)
+
+    def impute(imputer) -> np.ndarray:
+        return imputer.fit_transform(hidden) if fit is None else imputer.fit(fit).transform(hidden)
+
+    out = {}
+    if "mean" in names:
+        out["mean"] = impute(SimpleImputer(strategy="mean", keep_empty_features=True))[None]
+    if "knn" in names:
+        out["knn"] = impute(KNNImputer(n_neighbors=5, keep_empty_features=True))[None]
+    if "mice" not in names:
+        return out
+    posterior = draws > 1
+    out["mice"] = np.stack(
+        [
+            impute(
+                IterativeImputer(
+                    max_iter=10,
+                    sample_posterior=posterior,
+                    random_state=seed * 1000 + m if posterior else seed,
+                    keep_empty_features=True,
+                )
+            )
+            for m in range(draws)
+        ]
+    )
+    return out

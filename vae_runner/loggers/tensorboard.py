@@ -1,0 +1,62 @@
+"""`logger=tensorboard`: TensorBoard scalars, images and HParams written into the run directory itself, plus PNG
+copies of every picture, so the runs of a sweep line up side by side in TensorBoard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import Tensor
+from torchvision.utils import save_image
+
+from vae_runner.loggers.base import RunLogger
+
+
+class TensorBoardLogger(RunLogger):
+    """`tensorboard`: write the event files (false: the PNG copies only)."""
+
+    def __init__(
+        self, run_dir: Path, tensorboard: bool, n_images: int, images_every: int, progress_bar: bool, purge_step=None
+    ):
+        super().__init__(run_dir, n_images, images_every, progress_bar)
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step: a resumed run drops events logged after its checkpoint, so curves do not double back.
+            self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer:
+            for tag, v in values.items():
+                self.writer.add_scalar(tag, v, step)
+
+    def image(self, tag: str, img: Tensor, step: int, png: str | None = None) -> None:
+        """img: (3, H, W) in [0, 1]; also saved as <run dir>/<png> when a file name is given."""
+        if self.writer:
+            self.writer.add_image(tag, img, step)
+        if png:
+            save_image(img, self.run_dir / png)
+
+    def hparams(self, hparams: dict) -> None:
+        """The run's hyper-parameters for the HParams tab, written into this run's own event file
+        (SummaryWriter.add_hparams would open a sub-folder per call).
+
+        Only the session's start and end, no experiment summary: TensorBoard expects one experiment per logdir and
+        picks an arbitrary run's when each run writes one (so a sweep mixing priors lost the columns of the others).
+        Without one it builds the experiment from all runs, marks the hyper-parameters whose values differ, lists
+        those first and shows the first five: a sweep's swept keys lead, its constants stay hidden."""
+        if not self.writer:
+            return
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        _, session_start, session_end = hparams_summary(hparams, {})
+        for s in (session_start, session_end):
+            self.writer.file_writer.add_summary(s)
+
+    def flush(self) -> None:
+        if self.writer:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
