@@ -44,8 +44,12 @@ class Run:
     `checkpoint` (the file the weights came from) and `epoch`."""
 
     def __init__(self, run_dir: Path, config: DictConfig, model: VAE, data: DataSplits, state: dict):
-        self.run_dir, self.config, self.model, self.data = run_dir, config, model, data
-        self.checkpoint, self.epoch = state["path"], state["epoch"]
+        self.run_dir = run_dir
+        self.config = config
+        self.model = model
+        self.data = data
+        self.checkpoint = state["path"]
+        self.epoch = state["epoch"]
         self.device = next(model.parameters()).device
 
     def __repr__(self) -> str:

@@ -126,7 +126,9 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
 
 
 def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
-    arch, d, shape = cfg.architecture, cfg.latent_dim, data.modalities[0][1] if data.modalities else data.shape
+    arch = cfg.architecture
+    d = cfg.latent_dim
+    shape = data.modalities[0][1] if data.modalities else data.shape
     encoder, decoder = (
         construct(arch.encoder, input_shape=shape, latent_dim=d),
         construct(arch.decoder, output_shape=shape, latent_dim=d),

@@ -100,16 +100,19 @@ class Objective:
         cycle_ratio: float,
         input_dropout: float,
     ):
-        self.beta, self.k = float(beta), int(k)
+        self.beta = float(beta)
+        self.k = int(k)
         self.warmup = (float(warmup_start), float(warmup_epochs), int(warmup_steps))
-        self.warmup_per_epoch, self.analytic_kl = bool(warmup_per_epoch), bool(analytic_kl)
-        self.free_bits, self.triplet_weight, self.triplet_margin = (
-            float(free_bits),
-            float(triplet_weight),
-            float(triplet_margin),
-        )
-        self.tc_weight, self.tc_estimator, self.mmd_weight = float(tc_weight), str(tc_estimator), float(mmd_weight)
-        self.dip, self.dip_lambdas = str(dip), (float(dip_lambda_od), float(dip_lambda_d))
+        self.warmup_per_epoch = bool(warmup_per_epoch)
+        self.analytic_kl = bool(analytic_kl)
+        self.free_bits = float(free_bits)
+        self.triplet_weight = float(triplet_weight)
+        self.triplet_margin = float(triplet_margin)
+        self.tc_weight = float(tc_weight)
+        self.tc_estimator = str(tc_estimator)
+        self.mmd_weight = float(mmd_weight)
+        self.dip = str(dip)
+        self.dip_lambdas = (float(dip_lambda_od), float(dip_lambda_d))
         self.factor_vae_weight = float(factor_vae_weight)  # the critic's settings are read by build (model/critic.py)
         self.cycle = (float(cycle_epochs), float(cycle_ratio))
         self.input_dropout = float(input_dropout)

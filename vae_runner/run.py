@@ -87,7 +87,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
     # TensorBoard hides the earlier events at steps >= purge_step: those logged after the checkpoint, not the
     # validation and pictures logged at its own step before it was written
     trainer = build.make_trainer(cfg, run_dir, purge_step=state["global_step"] + 1 if state else None)
-    model, optimizer, logger, device = trainer.model, trainer.optimizer, trainer.logger, trainer.device
+    model = trainer.model
+    optimizer = trainer.optimizer
+    logger = trainer.logger
+    device = trainer.device
     objective, data = trainer.objective, trainer.data
     if state is not None:
         load_weights(model, state, path)

@@ -115,7 +115,9 @@ def prepare(data: DataSplits, binarize: str, device: torch.device) -> DataSplits
     static: every split binarised once with a fixed seed; dynamic: val/test binarised once with a fixed seed, train
     resampled x ~ Bernoulli(pixels) for every batch (by `TrainBatches`).
     """
-    train, val, test = data.train, data.val, data.test
+    train = data.train
+    val = data.val
+    test = data.test
     if binarize in ("static", "dynamic"):
         rng = np.random.RandomState(EVAL_BINARIZE_SEED)  # one stream: validation first, then test
         val, test = binarize_once(val, rng), binarize_once(test, rng)
@@ -130,7 +132,9 @@ class TrainBatches:
     with `dynamic`, each batch freshly binarised (`resample_binary`)."""
 
     def __init__(self, split: Split, batch_size: int, dynamic: bool, limit: int | None = None):
-        self.split, self.batch_size, self.dynamic = split, batch_size, dynamic
+        self.split = split
+        self.batch_size = batch_size
+        self.dynamic = dynamic
         n_batches = -(-len(split) // batch_size)
         self.n_batches = n_batches if limit is None else min(limit, n_batches)
 

@@ -25,7 +25,9 @@ FACTORS = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation
 SIZES = (10, 10, 10, 8, 4, 15)
 SHAPES = ("cube", "cylinder", "sphere", "capsule")
 H5_NAME = "3dshapes.h5"
-SIDE, HORIZON, BASE = 64, 40, 52  # image side; the floor starts at row HORIZON; the object's centre row at scale 1
+SIDE = 64  # image side; the floor starts at row HORIZON; the object's centre row at scale 1
+HORIZON = 40
+BASE = 52
 HALF = 9.0  # the object's half-size in pixels at scale 1
 
 

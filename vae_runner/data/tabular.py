@@ -42,7 +42,9 @@ def load_tabular(
         if label_column:
             raise UserError(f"dataset.label_column=true appends a bundled table's class; {table} has its columns.")
         x, columns, binary = read_table(table)
-        y, classes, groups = None, None, ()
+        y = None
+        classes = None
+        groups = ()
     else:
         x, y, columns, binary, classes, groups = bundled(table, label_column)
     n = len(x)

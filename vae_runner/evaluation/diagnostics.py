@@ -83,11 +83,9 @@ def elbo_surgery(prior, mu: Tensor, logvar: Tensor, samples: int = 8, seed: int 
     log_prior = prior.log_prob_fn()  # the prior's parameters once, not per chunk
     log_p = torch.cat([log_prior(c) for c in flat.split(4096)])
     log_q_agg = torch.cat([mixture_log_prob(c, mu, logvar) for c in flat.split(1024)])  # uniform over the M
-    avg_kl, mi, marg = (
-        (log_q_cond - log_p).mean().item(),
-        (log_q_cond - log_q_agg).mean().item(),
-        (log_q_agg - log_p).mean().item(),
-    )
+    avg_kl = (log_q_cond - log_p).mean().item()
+    mi = (log_q_cond - log_q_agg).mean().item()
+    marg = (log_q_agg - log_p).mean().item()
     return {
         "avg_kl": avg_kl,
         "mutual_information": mi,
@@ -126,5 +124,7 @@ def fixed_triplets(y: Tensor, n: int, seed: int = TRIPLET_SEED) -> Tensor:
 
 
 def triplet_accuracy(mu: Tensor, triplets: Tensor) -> float:
-    a, p, n = mu[triplets[:, 0]], mu[triplets[:, 1]], mu[triplets[:, 2]]
+    a = mu[triplets[:, 0]]
+    p = mu[triplets[:, 1]]
+    n = mu[triplets[:, 2]]
     return ((a - p).norm(dim=1) < (a - n).norm(dim=1)).double().mean().item()

@@ -27,7 +27,9 @@ def importance_imputations(
     log-likelihood (None). Observed entries are returned as they are."""
     was_training = model.training
     model.eval()
-    means, multiple, conditional = [], [], []
+    means = []
+    multiple = []
+    conditional = []
     rows = max(1, chunk_rows // samples)
     with seeded(x.device, seed):
         for start in range(0, len(x), rows):

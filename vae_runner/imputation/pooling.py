@@ -57,7 +57,9 @@ def pool(estimates, variances, df_complete: float | None = None) -> Pooled:
     if q.shape != u.shape or q.ndim == 0 or len(q) < 2:
         raise ValueError(f"pool needs M >= 2 estimates and as many variances of one shape; got {q.shape}, {u.shape}")
     m = len(q)
-    estimate, within, between = q.mean(0), u.mean(0), q.var(0, ddof=1)
+    estimate = q.mean(0)
+    within = u.mean(0)
+    between = q.var(0, ddof=1)
     total = within + (1 + 1 / m) * between
     lam = (1 + 1 / m) * between / total
     with np.errstate(divide="ignore"):

@@ -31,7 +31,8 @@ class GatedMLPEncoder(nn.Module):
         super().__init__()
         self.body = gated_stack([math.prod(input_shape), *hidden])
         self.data_dims = len(input_shape)
-        self.mean, self.logvar = nn.Linear(hidden[-1], latent_dim), nn.Linear(hidden[-1], latent_dim)
+        self.mean = nn.Linear(hidden[-1], latent_dim)
+        self.logvar = nn.Linear(hidden[-1], latent_dim)
         self.logvar_clamp = None if logvar_clamp is None else (float(logvar_clamp[0]), float(logvar_clamp[1]))
         if init == "he":
             he_init_(self)

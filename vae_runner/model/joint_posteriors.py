@@ -47,7 +47,9 @@ class UniformMixture(td.Distribution):
     has_rsample = True
 
     def __init__(self, mu: Tensor, logvar: Tensor, allowed: Tensor):
-        self.mu, self.logvar, self.allowed = mu, logvar, allowed
+        self.mu = mu
+        self.logvar = logvar
+        self.allowed = allowed
         super().__init__(mu.shape[1:2], mu.shape[2:], validate_args=False)
 
     def log_prob(self, z: Tensor) -> Tensor:
@@ -80,7 +82,9 @@ def subsets(n: int) -> list[tuple[int, ...]]:
 
 def mixture_of_products(mu: Tensor, logvar: Tensor, present: Tensor) -> UniformMixture:
     """The uniform mixture over the non-empty subsets of each example's present modalities of their products."""
-    means, logvars, allowed = [], [], []
+    means = []
+    logvars = []
+    allowed = []
     for subset in subsets(len(mu)):
         chosen = torch.zeros_like(present)
         chosen[list(subset)] = True

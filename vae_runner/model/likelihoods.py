@@ -23,7 +23,8 @@ class ObservedOnly(td.Distribution):
     arg_constraints: dict = {}
 
     def __init__(self, per_entry: td.Distribution, event_dims: int):
-        self.per_entry, self.event_dims = per_entry, event_dims
+        self.per_entry = per_entry
+        self.event_dims = event_dims
         shape = per_entry.batch_shape
         super().__init__(shape[: len(shape) - event_dims], shape[len(shape) - event_dims :], validate_args=False)
 
@@ -49,7 +50,9 @@ class WithBinaryColumns(td.Distribution):
     arg_constraints: dict = {}
 
     def __init__(self, normal: td.Normal, binary: Tensor, groups=()):
-        self.normal, self.binary, self.groups = normal, binary, tuple(groups)
+        self.normal = normal
+        self.binary = binary
+        self.groups = tuple(groups)
         self.bernoulli = td.Bernoulli(logits=normal.loc, validate_args=False)
         super().__init__(normal.batch_shape, validate_args=False)
 
@@ -96,7 +99,8 @@ class Likelihood(nn.Module):
         a categorical over each one-hot group of `groups`."""
         if not isinstance(self, MSE | Gaussian):
             raise UserError(f"binary columns need likelihood=gaussian or mse, not {type(self).__name__}")
-        self.binary_columns, self.categorical_columns = binary, tuple(map(tuple, groups))
+        self.binary_columns = binary
+        self.categorical_columns = tuple(map(tuple, groups))
 
     def independent(self, per_entry: td.Distribution) -> td.Distribution:
         """The per-entry distribution with the data dimensions as its event (ObservedOnly for data with NaNs)."""

@@ -33,8 +33,10 @@ class ModalityEncoders(nn.Module):
 
     def __init__(self, layout, experts: dict[str, nn.Module], dropout: float):
         super().__init__()
-        self.layout, self.blocks = tuple(layout), blocks(layout)
-        self.experts, self.dropout = nn.ModuleDict(experts), float(dropout)
+        self.layout = tuple(layout)
+        self.blocks = blocks(layout)
+        self.experts = nn.ModuleDict(experts)
+        self.dropout = float(dropout)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         have = present(x, self.layout)  # (E, ..., B)
@@ -61,7 +63,8 @@ def drop_some(have: Tensor, rate: float) -> Tensor:
 class ModalityDecoders(nn.Module):
     def __init__(self, layout, decoders: dict[str, nn.Module]):
         super().__init__()
-        self.blocks, self.decoders = blocks(layout), nn.ModuleDict(decoders)
+        self.blocks = blocks(layout)
+        self.decoders = nn.ModuleDict(decoders)
 
     def forward(self, z: Tensor) -> Tensor:
         outs = [self.decoders[n](z) for n, _, _ in self.blocks]  # (..., B, *shape_m)
@@ -106,7 +109,8 @@ class ModalityLikelihood(nn.Module):
 
     def __init__(self, layout, likelihoods: dict[str, nn.Module]):
         super().__init__()
-        self.blocks, self.likelihoods = blocks(layout), nn.ModuleDict(likelihoods)
+        self.blocks = blocks(layout)
+        self.likelihoods = nn.ModuleDict(likelihoods)
         for lik in self.likelihoods.values():
             lik.observed_only = True  # NaN entries: missing
         self.observed_only = True  # model/vae.py: nothing more to set for missing data
@@ -125,7 +129,9 @@ def join_modalities(layout, image: tuple[nn.Module, nn.Module, nn.Module], laten
     """(encoder, decoder, likelihood) of the packed modalities `layout`: the image's from the run's groups (`image`:
     encoder, decoder, likelihood), the others MLPs of `spec.hidden`; `spec.dropout` for the encoders."""
     hidden = list(spec.hidden)
-    encoders, decoders, likelihoods = {"image": image[0]}, {"image": image[1]}, {"image": image[2]}
+    encoders = {"image": image[0]}
+    decoders = {"image": image[1]}
+    likelihoods = {"image": image[2]}
     for name, shape in layout[1:]:
         encoders[name] = MLPEncoder(shape, latent_dim, hidden)
         decoders[name] = MLPDecoder(shape, latent_dim, hidden)

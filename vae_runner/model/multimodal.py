@@ -27,9 +27,11 @@ class MultimodalVAE(nn.Module):
     def __init__(self, encoders: dict, decoders: dict, likelihoods: dict, latent_dim: int, joint: str):
         super().__init__()
         self.names = list(encoders)
-        self.encoders, self.decoders = nn.ModuleDict(encoders), nn.ModuleDict(decoders)
+        self.encoders = nn.ModuleDict(encoders)
+        self.decoders = nn.ModuleDict(decoders)
         self.likelihoods = nn.ModuleDict(likelihoods)
-        self.latent_dim, self.joint = latent_dim, JOINTS[joint]
+        self.latent_dim = latent_dim
+        self.joint = JOINTS[joint]
 
     def mask(self, present: Tensor, names) -> Tensor:
         """`present` restricted to the modalities `names`."""

@@ -42,7 +42,10 @@ def zero_missing(module: nn.Module, args: tuple) -> tuple:
 class VAE(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module, likelihood: nn.Module):
         super().__init__()
-        self.encoder, self.decoder, self.prior, self.likelihood = encoder, decoder, prior, likelihood
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.likelihood = likelihood
         self.network_precision = "fp32"
 
     def adapt_to(self, data) -> VAE:

@@ -38,11 +38,13 @@ class Member:
     """One member's run: its config, directory, logger, checkpoints and best validation ELBO."""
 
     def __init__(self, cfg, run_dir: Path, steps_per_epoch: int, objective):
-        self.cfg, self.run_dir = cfg, run_dir
+        self.cfg = cfg
+        self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.logger = build.make_logger(cfg, run_dir)
         self.checkpoints = RunCheckpoints(run_dir / CHECKPOINTS, cfg.trainer.checkpoint_every_s)
-        self.best_val_elbo, self.best_epoch = -float("inf"), 0
+        self.best_val_elbo = -float("inf")
+        self.best_epoch = 0
         self.full_weight_epoch = objective.first_full_weight_epoch(steps_per_epoch)
         self.config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
         self.file_log = logging.getLogger(f"vae_runner.member.{run_dir}")
@@ -130,7 +132,9 @@ def interrupt(stack: Stack, members: list[Member], signum: int, timing: dict) ->
 
 def train_epoch(stack: Stack, members: list[Member], stop: StopRequest) -> None:
     """One epoch of every member in the stack; the train/ scalars every log_every steps; diverged members out."""
-    sums, bad, n = None, None, 0
+    sums = None
+    bad = None
+    n = 0
     log_every = members[0].cfg.trainer.log_every
     for x, noise in stack.batches.epoch():
         terms, norms = stack.step(x, noise)
@@ -139,7 +143,9 @@ def train_epoch(stack: Stack, members: list[Member], stop: StopRequest) -> None:
         sums, bad, n = (means, step_bad, 1) if sums is None else (sums + means, bad | step_bad, n + 1)
         if stack.global_step % log_every == 0:
             flush(stack, members, [*terms, "grad_norm"], sums / n, bad)
-            sums, bad, n = None, None, 0
+            sums = None
+            bad = None
+            n = 0
             if not stack.alive:
                 return
         if stop.signum is not None:  # a stop signal: the caller checkpoints every member here, inside the epoch
@@ -199,7 +205,8 @@ def validate(stack: Stack, members: list[Member], epoch: int) -> None:
             model.load_state_dict(member_state_dict(stack.model, i))
             log_pictures(model, stack.data, member.logger, member.logger.n_images, stack.global_step, member.cfg.seed)
         if metrics["elbo"] > member.best_val_elbo:
-            member.best_val_elbo, member.best_epoch = metrics["elbo"], epoch
+            member.best_val_elbo = metrics["elbo"]
+            member.best_epoch = epoch
             member.checkpoints.keep_best(member_state(stack, i, member, {}))
         member.logger.flush()
     line = " | ".join(f"{metrics['elbo']:.2f}" for metrics in all_metrics)

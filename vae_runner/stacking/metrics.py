@@ -19,7 +19,10 @@ def evaluate_members(
     """model: the stacked VAE (stacking/model.py); betas: (M, 1) each member's KL weight for the reported loss."""
     was_training = model.training
     model.eval()
-    sums, mus, start, m = None, [], 0, len(seeds)
+    sums = None
+    mus = []
+    start = 0
+    m = len(seeds)
     for x, _ in eval_batches(split, batch_size):
         index = torch.arange(start, start + x.shape[0], device=x.device)
         start += x.shape[0]

@@ -28,7 +28,10 @@ class StackedAdam:
     every member."""
 
     def __init__(self, params: list[Tensor], lrs: list[float], settings: dict, norm_eps: float | None = None):
-        self.params, self.lrs, self.settings, self.norm_eps = list(params), list(lrs), dict(settings), norm_eps
+        self.params = list(params)
+        self.lrs = list(lrs)
+        self.settings = dict(settings)
+        self.norm_eps = norm_eps
         self.shared_lr = len(set(self.lrs)) == 1
         if self.shared_lr:
             self.adam = torch.optim.Adam(self.params, lr=self.lrs[0], **self.settings)

@@ -64,7 +64,9 @@ class MemberBatches:
     rsample draws it."""
 
     def __init__(self, batches: TrainBatches, streams: MemberStreams, latent_dim: int):
-        self.batches, self.streams, self.latent_dim = batches, streams, latent_dim
+        self.batches = batches
+        self.streams = streams
+        self.latent_dim = latent_dim
         self.device = batches.split.x.device
 
         self.iterators: list[Iterator] = []  # the members' current epochs
@@ -76,7 +78,8 @@ class MemberBatches:
         self.perms = [self.perms[m] for m in members] if self.perms else []
 
     def epoch(self) -> Iterator[tuple[Tensor, Tensor]]:
-        self.iterators, self.perms = [], []
+        self.iterators = []
+        self.perms = []
         for m in range(len(self.streams.states)):
             with self.streams.stream(m, self.device):
                 self.perms.append(self.batches.permutation())
@@ -150,7 +153,8 @@ class Stack:
         clips = [cfg.trainer.grad_clip for cfg in cfgs]
         self.clips = None if not any(clips) else torch.tensor([c or torch.inf for c in clips], device=self.device)
         self.step_in_epoch = 0
-        self.epoch, self.global_step = 0, 0
+        self.epoch = 0
+        self.global_step = 0
 
     def step(self, x: Tensor, noise: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         """One step of every member: the terms, (M, B) each, and the members' gradient norms (M,)."""

@@ -37,7 +37,9 @@ def squeue_state(job: str) -> str | None:
 
 class JobWatcher:
     def __init__(self, folder: Path, interval_s: float, misses: int):
-        self.folder, self.interval_s, self.misses = folder, interval_s, misses
+        self.folder = folder
+        self.interval_s = interval_s
+        self.misses = misses
         self.stop = threading.Event()
         self.gone: dict[str, int] = {}
         self.seen: dict[str, str] = {}
@@ -78,7 +80,8 @@ class JobWatcher:
 
 class WatchSlurmJobs(Callback):
     def __init__(self, interval_s: float, misses: int):
-        self.interval_s, self.misses = interval_s, misses
+        self.interval_s = interval_s
+        self.misses = misses
         self.watcher: JobWatcher | None = None
 
     def __getstate__(self) -> dict:  # the launcher pickles its callbacks into every job: not the thread's state

@@ -15,7 +15,8 @@ from vae_runner.runs.directory import BEST, LAST
 
 class RunCheckpoints:
     def __init__(self, ckpt_dir: Path, every_s: float):
-        self.dir, self.every_s = ckpt_dir, every_s
+        self.dir = ckpt_dir
+        self.every_s = every_s
         self.writer = CheckpointWriter()
         self.pending_best: dict | None = None  # a better model's snapshot not written yet (best.pt)
         self.last_write = time.perf_counter()
@@ -36,7 +37,9 @@ class RunCheckpoints:
         kill between the two leaves a best.pt at least as new as the last.pt a resume starts from."""
         files = [(self.dir / BEST, self.pending_best)] if self.pending_best is not None else []
         self.writer.write([*files, (self.dir / LAST, state)])
-        self.pending_best, self.last_write, self.written_epoch = None, time.perf_counter(), state["epoch"]
+        self.pending_best = None
+        self.last_write = time.perf_counter()
+        self.written_epoch = state["epoch"]
 
     def wait(self) -> None:
         """Until everything handed over is on disk (raises what a write raised)."""

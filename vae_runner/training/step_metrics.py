@@ -19,7 +19,8 @@ class RunningWindow:
         self.progress: tuple[float, int] | None = None
 
     def add(self, names: list[str], means: torch.Tensor, step: int, progress: tuple[float, int]) -> None:
-        self.names, self.progress = names, progress
+        self.names = names
+        self.progress = progress
         bad = ~torch.isfinite(means)  # (T,)
         if self.first_bad is None:
             self.first_bad = torch.where(bad, step, -1)
@@ -30,7 +31,8 @@ class RunningWindow:
 
     def restart(self) -> None:
         """After a host sync: new sums (the non-finite record stays)."""
-        self.sums, self.n = None, 0
+        self.sums = None
+        self.n = 0
 
 
 def grad_norm(params) -> torch.Tensor:

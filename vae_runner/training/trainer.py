@@ -58,8 +58,13 @@ class Trainer:
         validation: Callable[[], dict[str, float]],  # the validation split's terms (evaluation/metrics.py)
         pictures: Callable[[int], None] | None = None,  # draws the pictures at a step (evaluation/pictures.py)
     ):
-        self.model, self.objective, self.optimizer, self.data = model, objective, optimizer, data
-        self.cfg, self.logger, self.config = cfg, logger, config
+        self.model = model
+        self.objective = objective
+        self.optimizer = optimizer
+        self.data = data
+        self.cfg = cfg
+        self.logger = logger
+        self.config = config
         self.ckpt_dir = run_dir / CHECKPOINTS
         self.validation = validation
         self.pictures = pictures
@@ -73,15 +78,22 @@ class Trainer:
         self.full_weight_epoch = objective.first_full_weight_epoch(len(self.batches))
         self.device = data.train.x.device
         # Read once: per-step reads of a DictConfig cost more than a small step's arithmetic.
-        self.precision, self.grad_clip, self.log_every = cfg.precision, cfg.grad_clip, cfg.log_every
-        self.epoch, self.global_step, self.best_val_elbo, self.best_epoch = 0, 0, -math.inf, 0
-        self.perm, self.batch_index = None, 0  # the current epoch's order and position in it
+        self.precision = cfg.precision
+        self.grad_clip = cfg.grad_clip
+        self.log_every = cfg.log_every
+        self.epoch = 0
+        self.global_step = 0
+        self.best_val_elbo = -math.inf
+        self.best_epoch = 0
+        self.perm = None  # the current epoch's order
+        self.batch_index = 0  # and the position in it
         # Training seconds of each whole epoch in every session (checkpointed); not an epoch resumed in its middle.
         self.epoch_times: list[float] = []
         self.stop = StopRequest()  # a stop signal, acted on after the current step
         self.last_train_loss: float | None = None  # the latest logging window's mean loss
         self.console = Console(cfg.epochs, len(self.batches), 0, enabled=False)  # fit() makes the visible one
-        self.earlier_train_time, self.session = 0.0, (None, None)  # this session's start and end (perf_counter)
+        self.earlier_train_time = 0.0  # the run's earlier sessions' training time
+        self.session = (None, None)  # this session's start and end (perf_counter)
         self.steps_time = 0.0  # seconds inside train_epoch (steps, running metrics; no validation), every session
 
     @property
@@ -95,9 +107,12 @@ class Trainer:
         self.earlier_train_time = state.get("train_time_s", 0.0)
         self.steps_time = state.get("train_steps_s", 0.0)
         self.epoch_times = list(state.get("epoch_times_s", []))  # a checkpoint older than the key: this session's
-        self.epoch, self.global_step, self.best_val_elbo = state["epoch"], state["global_step"], state["best_val_elbo"]
+        self.epoch = state["epoch"]
+        self.global_step = state["global_step"]
+        self.best_val_elbo = state["best_val_elbo"]
         self.best_epoch = state.get("best_epoch", self.epoch)
-        self.perm, self.batch_index = state.get("perm"), state.get("batch_index", 0)
+        self.perm = state.get("perm")
+        self.batch_index = state.get("batch_index", 0)
         if self.perm is not None:
             self.perm = self.perm.to(self.data.train.x.device)
 
@@ -141,7 +156,8 @@ class Trainer:
 
     def train_epoch(self) -> None:
         if self.perm is None:
-            self.perm, self.batch_index = self.batches.permutation(), 0
+            self.perm = self.batches.permutation()
+            self.batch_index = 0
         batches = self.batches.iterate(self.perm, start=self.batch_index)
         window = RunningWindow()
         for x, y in batches:
@@ -167,7 +183,8 @@ class Trainer:
                 self.interrupt(window)
         if window.n:
             self.log_window(window)
-        self.perm, self.batch_index = None, 0
+        self.perm = None
+        self.batch_index = 0
 
     def interrupt(self, window: RunningWindow) -> None:
         """After the step that followed a signal: check, checkpoint, stop."""
@@ -218,7 +235,8 @@ class Trainer:
             self.pictures(self.global_step)
         self.logger.flush()
         if metrics["elbo"] > self.best_val_elbo:
-            self.best_val_elbo, self.best_epoch = metrics["elbo"], self.epoch
+            self.best_val_elbo = metrics["elbo"]
+            self.best_epoch = self.epoch
             return True
         return False
 

@@ -68,7 +68,8 @@ class GTMVampPrior(PseudoInputPrior):
     ):
         super().__init__(latent_dim, encoder)
         self.grid_size = grid_size
-        self.shape, self.squash = data.shape, data.in_unit_range
+        self.shape = data.shape
+        self.squash = data.in_unit_range
         self.register_buffer("grid", grid(grid_dim, grid_size))  # (K, grid_dim)
         self.net = mlp([grid_dim, *hidden, math.prod(data.shape)])
 

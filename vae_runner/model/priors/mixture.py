@@ -34,7 +34,9 @@ def mixture_log_prob(z: Tensor, means: Tensor, logvars: Tensor, logits: Tensor |
     sum_d mu^2 prec: (B, K) matrix products instead of a (B, K, D) tensor. It is computed in float64, where the
     expansion loses nothing that matters (float32 would cancel badly for small variances far from the origin).
     """
-    z64, mu, lv = z.double(), means.double(), logvars.double()
+    z64 = z.double()
+    mu = means.double()
+    lv = logvars.double()
     prec = torch.exp(-lv)  # (K, D)
     quad = (z64 * z64) @ prec.mT - 2.0 * z64 @ (mu * prec).mT + (mu * mu * prec).sum(-1)[..., None, :]  # (B, K)
     log_norm = -0.5 * (lv.sum(-1) + z.shape[-1] * math.log(2 * math.pi))[..., None, :]  # (1, K)
