@@ -93,7 +93,7 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     if pixels:
         check_missing_pixels(binarize, several)
     else:
-        data = hide_missing(data, missing.kind, missing.rate, mask_seed)
+        data = hide_missing(data, missing.kind, missing.rate, mask_seed, missing.inputs)
     data = data if data.columns is None else standardized(data)
     if binary_likelihood and not data.in_unit_range:
         raise UserError(
@@ -122,7 +122,7 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     if several:
         data, binarize = with_modalities(data, binarize, cfg.modalities, mask_seed), "none"
     data = prepare(data, binarize, device)
-    return hide_missing(data, missing.kind, missing.rate, mask_seed) if pixels else data
+    return hide_missing(data, missing.kind, missing.rate, mask_seed, missing.inputs) if pixels else data
 
 
 def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:

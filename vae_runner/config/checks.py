@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae_runner.config.schema import Mode
 from vae_runner.data.csv_table import is_table_file
+from vae_runner.data.missingness import KINDS
 from vae_runner.errors import UserError
 
 
@@ -88,7 +89,8 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("evaluation.traversal_steps", lambda v: v >= 2, "an integer >= 2"),
     ("evaluation.interpolations", _pos_int, "an integer >= 1"),
     ("evaluation.interpolation_steps", lambda v: v >= 2, "an integer >= 2"),
-    ("missing.kind", lambda v: v in ("none", "mcar", "mnar"), "none, mcar or mnar"),
+    ("missing.kind", lambda v: v in KINDS, ", ".join(KINDS)),
+    ("missing.inputs", lambda v: 0 < v < 1, "a fraction in (0, 1): the share of the variables it depends on"),
     ("missing.rate", lambda v: math.isfinite(v) and 0 <= v < 1, "a fraction in [0, 1) (mnar: at most 0.5)"),
     (
         "modalities.use",

@@ -93,8 +93,9 @@ class EvaluationConfig:
 @dataclass
 @dataclass
 class MissingConfig:
-    kind: str = MISSING  # none | mcar | mnar
+    kind: str = MISSING  # none | mcar | mar | mnar_logistic | self_masking | mnar
     rate: float = MISSING
+    inputs: float = MISSING  # mar, mnar_logistic: the share of the variables the missingness depends on
     seed: Optional[int] = MISSING  # null: the run's seed
 
 
