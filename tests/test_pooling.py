@@ -55,3 +55,12 @@ def test_proper_multiple_imputations_cover_at_the_nominal_rate_and_single_imputa
     half = stats.t.ppf(0.975, n - 1) * single.std(1, ddof=1) / np.sqrt(n)
     single_coverage = np.mean(np.abs(single.mean(1) - mu) < half)
     assert single_coverage < 0.90, single_coverage  # too narrow: the imputation uncertainty is ignored
+
+
+def test_fmi_is_r_mices_gamma_and_missing_information_its_lambda():
+    """Q = 1, 2, 3 with U = 1 each (M = 3): B = 1, W = 1, T = 7/3, r = 4/3, lambda = 4/7, nu = (M - 1) / lambda^2 =
+    49/8, gamma = (r + 2 / (nu + 3)) / (r + 1) = (4/3 + 16/73) / (7/3)."""
+    pooled = vae_runner.pool([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
+    assert pooled.missing_information == pytest.approx(4 / 7)
+    assert pooled.df == pytest.approx(49 / 8)
+    assert pooled.fmi == pytest.approx((4 / 3 + 16 / 73) / (7 / 3))

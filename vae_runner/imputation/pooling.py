@@ -3,7 +3,8 @@ multiple imputations (`mode=impute`'s imputations.csv, or `Run.impute(x).draws`)
 
 With Q_m and U_m the m-th imputation's estimates and their squared standard errors:
     Q = mean_m Q_m,  W = mean_m U_m (within),  B = var_m Q_m (between, ddof 1),  T = W + (1 + 1/M) B,
-    r = (1 + 1/M) B / W (relative increase in variance),  lambda = (1 + 1/M) B / T (fraction of missing information),
+    r = (1 + 1/M) B / W (relative increase in variance),  lambda = (1 + 1/M) B / T (`missing_information`; R mice's
+    `lambda`), gamma = (r + 2 / (nu + 3)) / (r + 1) (`fmi`, R mice's fraction of missing information),
     nu_old = (M - 1) / lambda^2 (Rubin 1987), and with the complete-data degrees of freedom nu_com given, Barnard &
     Rubin's (1999) small-sample nu = 1 / (1 / nu_old + 1 / nu_obs), nu_obs = (nu_com + 1) / (nu_com + 3) nu_com (1 -
     lambda); the interval is Q +- t_{nu, 1 - alpha / 2} sqrt(T). With B = 0 (no missing information), nu = nu_obs
@@ -43,8 +44,16 @@ class Pooled:
             return (1 + 1 / self.m) * self.between / self.within
 
     @property
-    def missing_information(self) -> np.ndarray:  # lambda
+    def missing_information(self) -> np.ndarray:
+        """lambda = (1 + 1/M) B / T, the proportion of the variance due to the missing data (van Buuren eq. 2.23)."""
         return (1 + 1 / self.m) * self.between / self.total
+
+    @property
+    def fmi(self) -> np.ndarray:
+        """gamma = (r + 2 / (nu + 3)) / (r + 1), the fraction of missing information as R mice's `pool()` reports it
+        (`fmi`; van Buuren eq. 2.24): lambda adjusted for the finite number of imputations."""
+        r = self.relative_increase
+        return (r + 2 / (self.df + 3)) / (r + 1)
 
     def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         half = stats.t.ppf(0.5 + level / 2, self.df) * self.std_error
