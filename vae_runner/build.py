@@ -206,11 +206,11 @@ def active_units_of(model: VAE, split, cfg: DictConfig) -> int:
     return len(active_units(mu, cfg.evaluation.active_threshold)[1])
 
 
-def make_logger(cfg: DictConfig, run_dir: Path, purge_step: int | None = None, new_run: bool = True) -> RunLogger:
-    """The run's logger (`logger=`, configs/logger/), given the run's hyper-parameters when it is a new run (a resumed
-    one has them already). `purge_step`: a resumed run's events from this step on are dropped."""
+def make_logger(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) -> RunLogger:
+    """The run's logger (`logger=`, configs/logger/). `purge_step`: a resumed run's, whose events from this step on
+    are dropped (and which has its hyper-parameters logged already); None: a new run, given them now."""
     logger = construct(cfg.logger, run_dir=run_dir, purge_step=purge_step)
-    if new_run:
+    if purge_step is None:
         logger.hparams(hparams_of(cfg))
     return logger
 
@@ -227,7 +227,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) 
         parameter_groups(model, cfg.objective.get("critic_lr"))
     )  # _partial_: class, settings
     config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
-    logger = make_logger(cfg, run_dir, purge_step, new_run=purge_step is None)
+    logger = make_logger(cfg, run_dir, purge_step)
     objective = instantiate(cfg.objective)
     objective.dataset_size = len(data.train)  # for tc_estimator=mss
     set_threads(cfg, model, objective, data, device, "training")
