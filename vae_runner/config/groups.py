@@ -102,6 +102,11 @@ class GaussianLikelihoodConfig(LikelihoodConfig):
 
 
 @dataclass
+class CorrelatedGaussianLikelihoodConfig(GaussianLikelihoodConfig):
+    rank: Optional[int] = MISSING  # V's columns in diag(sigma^2) + V V^T (null: all, a full covariance)
+
+
+@dataclass
 class ObjectiveConfig:
     _target_: str = MISSING
     beta: float = II("beta")
@@ -176,6 +181,7 @@ SCHEMAS = {
         "bernoulli": BernoulliLikelihoodConfig,
         "mse": MSELikelihoodConfig,
         "gaussian": GaussianLikelihoodConfig,
+        "correlated_gaussian": CorrelatedGaussianLikelihoodConfig,
     },
     "objective": {"objective": ObjectiveConfig},
     "optimizer": {"optimizer": OptimizerConfig, "adam": AdamConfig, "adam_normgrad": AdamNormGradConfig},

@@ -3,11 +3,13 @@ imputation scores all use.
 
 For each row, K proposals z_k ~ q(z | x_obs) get self-normalised importance weights
 w_k ∝ p(x_obs | z_k) p(z_k) / q(z_k | x_obs) (MIWAE's, Mattei & Frellsen 2019), and
-- the single imputation is E[x_mis | x_obs] ≈ sum_k w_k E[x_mis | z_k];
-- M multiple imputations are sampling-importance-resampling draws: k ~ Categorical(w), then x ~ p(x | z_k), so
-  their spread is the model's uncertainty about the missing entries given the observed ones;
-- the conditional log-likelihood log p(x_mis | x_obs) ≈ log sum_k w_k p(x_mis | z_k), nats per row in the table's
+- the single imputation is E[x_mis | x_obs] ≈ sum_k w_k E[x_mis | x_obs, z_k];
+- M multiple imputations are sampling-importance-resampling draws: k ~ Categorical(w), then
+  x_mis ~ p(x_mis | x_obs, z_k), so their spread is the model's uncertainty about the missing entries given the
+  observed ones;
+- the conditional log-likelihood log p(x_mis | x_obs) ≈ log sum_k w_k p(x_mis | x_obs, z_k), nats per row in the table's
   standardised units (consistent as K grows; the same K proposals as the imputations).
+Where p(x|z)'s entries are independent (every likelihood but correlated_gaussian), p(x_mis | x_obs, z) = p(x_mis | z).
 """
 
 from __future__ import annotations
@@ -43,15 +45,26 @@ def importance_imputations(
             log_w = torch.log_softmax(log_w, dim=0)
             if truth is not None:
                 tb = truth[start : start + rows]
-                hidden_only = torch.where(missing, tb, torch.full_like(tb, float("nan")))  # the truth's missing part
-                log_mis = p.log_prob(hidden_only.expand(samples, *tb.shape).flatten(0, 1)).view(samples, n)
-                conditional.append(torch.logsumexp(log_w + log_mis, dim=0))
+                known = torch.where(missing, tb, xb)  # the observed entries and the truth's hidden ones
+                log_all = p.log_prob(known.expand(samples, *tb.shape).flatten(0, 1)).view(samples, n)
+                conditional.append(torch.logsumexp(log_w + log_all - log_obs, dim=0))  # log p(x_mis | x_obs, z_k)
             weights = log_w.exp().view(samples, n, *[1] * (xb.dim() - 1))
-            mean = (weights * p.mean.view(samples, *xb.shape)).sum(0)
-            means.append(torch.where(missing, mean, xb))
+            mean = conditional_mean(p, xb.expand(samples, *xb.shape).flatten(0, 1)).view(samples, *xb.shape)
+            means.append(torch.where(missing, (weights * mean).sum(0), xb))
             pick = torch.multinomial(log_w.exp().T, draws, replacement=True)  # (n, M) indices of proposals
             z_pick = z[pick.T, torch.arange(n, device=x.device)]  # (M, n, D)
-            drawn = model.decode(z_pick.flatten(0, 1)).sample().view(draws, *xb.shape)
-            multiple.append(torch.where(missing, drawn, xb))
+            drawn = conditional_sample(model.decode(z_pick.flatten(0, 1)), xb.expand(draws, *xb.shape).flatten(0, 1))
+            multiple.append(torch.where(missing, drawn.view(draws, *xb.shape), xb))
     model.train(was_training)
     return torch.cat(means), torch.cat(multiple, dim=1), torch.cat(conditional) if conditional else None
+
+
+def conditional_mean(p, x: Tensor) -> Tensor:
+    """E[x | x_obs, z] under p(x|z): its mean where the entries are independent given z, the correlated likelihood's
+    conditional mean where they are not (model/correlated_gaussian.py)."""
+    return p.conditional_mean(x) if hasattr(p, "conditional_mean") else p.mean
+
+
+def conditional_sample(p, x: Tensor) -> Tensor:
+    """One draw from p(x_mis | x_obs, z) per row (a draw of p(x|z) where its entries are independent given z)."""
+    return p.conditional_sample(x) if hasattr(p, "conditional_sample") else p.sample()
