@@ -31,7 +31,7 @@ from scipy import stats
 
 from vae_runner.api import train
 from vae_runner.config.compose import compose_config
-from vae_runner.data.missingness import keep_one_per_row, mcar_mask
+from vae_runner.data.missingness import fit_logistic, keep_one_per_row, mcar_mask
 from vae_runner.imputation.baselines import baseline_imputations
 from vae_runner.imputation.pooling import pool
 from vae_runner.imputation.table import write_csv
@@ -62,7 +62,7 @@ def conditional_slopes(run, args, columns=(0, 1)) -> list[float]:
         true = mu[j] + (full[:, rest] - mu[rest]) @ np.linalg.solve(joint[np.ix_(rest, rest)], joint[rest, j])
         x = torch.tensor((full - offset) / scale, dtype=torch.float32)
         x[:, j] = float("nan")
-        model = run.impute(x, samples=1000, draws=1, seed=0).mean[:, j].double().numpy() * scale[j] + offset[j]
+        model = run.impute(x, samples=200, draws=1, seed=0).mean[:, j].double().numpy() * scale[j] + offset[j]
         slopes.append(float(np.polyfit(true, model, 1)[0]))
     return slopes
 
@@ -81,47 +81,92 @@ def interval(estimate, variance, df) -> tuple[np.ndarray, np.ndarray]:
     return estimate - half, estimate + half
 
 
-def replication(r: int, args, work: Path) -> dict[str, tuple]:
+def holes_of(table: np.ndarray, args, r: int) -> np.ndarray:
+    """The replication's mask (True = missing): MCAR, or Muzellec et al.'s logistic MAR on `--inputs` of the
+    variables (kept complete; data/missingness.py), every row keeping one entry."""
+    if args.mechanism == "mcar":
+        mask = mcar_mask(table.shape, args.rate, 1000 + r)
+    else:
+        x = torch.from_numpy(table)
+        mask = fit_logistic(x, args.rate, "mar", args.inputs, 1000 + r).mask(x, args.rate, "mar", 2000 + r)
+    return keep_one_per_row(mask, 1000 + r).numpy()
+
+
+def vae_imputations(csv: Path, r: int, args, work: Path) -> tuple[np.ndarray, np.ndarray, object]:
+    """M imputations (M, N, F) and the single imputation (N, F) of `csv` through vae-run, and the first run: one
+    model giving all M draws, or `--members` bootstrap members (trainer.bootstrap=true, seeds of their own) giving
+    M / members each."""
+    common = ["trainer.num_threads=1", "logger.progress_bar=false"]
+    each = args.imputations // args.members
+    draws, singles, runs = [], [], []
+    for b in range(args.members):
+        seed = r if args.members == 1 else 10_000 * (b + 1) + r
+        member = [f"seed={seed}", *(["trainer.bootstrap=true"] if args.members > 1 else [])]
+        run = train(
+            [
+                "experiment=impute_tabular",
+                f"dataset.table={csv}",
+                "missing.kind=none",
+                "dataset.test_fraction=0.01",  # the imputer fits (nearly) every row, as MICE does
+                "evaluation.iw_samples=50",
+                *common,
+                *member,
+                *args.vae,
+            ],
+            run_dir=work / f"run{r}_{b}",
+        )
+        out = work / f"imputed{r}_{b}"
+        overrides = ["mode=impute", f"ckpt={run.run_dir}", f"evaluation.imputation.draws={each}", *common, *member]
+        run_mode(compose_config(overrides), out, overrides)  # as vae-run mode=impute
+        long = np.loadtxt(out / "imputations.csv", delimiter=",", skiprows=1)[:, 1:]
+        draws.append(long.reshape(each, -1, long.shape[1]))
+        singles.append(np.loadtxt(out / "imputed.csv", delimiter=",", skiprows=1))
+        runs.append(run)
+    return np.concatenate(draws), np.mean(singles, 0), runs[0]
+
+
+def replication(r: int, args, work: Path) -> tuple[dict[str, tuple], list[float]]:
     rng = np.random.default_rng(r)
     table = population(args.rows, args.columns, args.rho, rng)
-    mask = keep_one_per_row(mcar_mask(table.shape, args.rate, 1000 + r), 1000 + r).numpy()
+    mask = holes_of(table, args, r)
     holes = np.where(mask, np.nan, table)
     out: dict[str, tuple] = {}
     complete = holes[~np.isnan(holes[:, :3]).any(1)]
     est, var = ols(complete)
     out["complete case"] = (est, *interval(est, var, len(complete) - 3))
     mice = baseline_imputations(table, mask, r, draws=args.imputations, names=("mice",))["mice"]
-    observed_y = ~mask[:, 0]  # multiple imputation, then deletion (von Hippel 2007): rows whose y was imputed dropped
     pooled = pool(*zip(*(ols(t) for t in mice)), df_complete=args.rows - 3)
     out["MICE, pooled"] = (pooled.estimate, *pooled.interval(0.95))
-    pooled = pool(*zip(*(ols(t[observed_y]) for t in mice)), df_complete=observed_y.sum() - 3)
-    out["MICE, pooled, imputed-y rows dropped"] = (pooled.estimate, *pooled.interval(0.95))
     csv = work / f"rep{r}.csv"
     write_csv(csv, ["y", *(f"x{j}" for j in range(1, table.shape[1]))], torch.from_numpy(holes))  # NaN: "nan"
-    common = ["trainer.num_threads=1", "logger.progress_bar=false", f"seed={r}"]
-    run = train(
-        [
-            "experiment=impute_tabular",
-            f"dataset.table={csv}",
-            "missing.kind=none",
-            "evaluation.iw_samples=50",
-            *common,
-            *args.vae,
-        ],
-        run_dir=work / f"run{r}",
-    )
-    overrides = ["mode=impute", f"ckpt={run.run_dir}", f"evaluation.imputation.draws={args.imputations}", *common]
-    run_mode(compose_config(overrides), work / f"imputed{r}", overrides)  # as vae-run mode=impute
-    long = np.loadtxt(work / f"imputed{r}" / "imputations.csv", delimiter=",", skiprows=1)[:, 1:]
-    draws = long.reshape(args.imputations, args.rows, -1)
+    draws, single, run = vae_imputations(csv, r, args, work)
     pooled = pool(*zip(*(ols(t) for t in draws)), df_complete=args.rows - 3)
     out["VAE, pooled"] = (pooled.estimate, *pooled.interval(0.95))
-    pooled = pool(*zip(*(ols(t[observed_y]) for t in draws)), df_complete=observed_y.sum() - 3)
-    out["VAE, pooled, imputed-y rows dropped"] = (pooled.estimate, *pooled.interval(0.95))
-    single = np.loadtxt(work / f"imputed{r}" / "imputed.csv", delimiter=",", skiprows=1)
     est, var = ols(single)
     out["VAE, single imputation"] = (est, *interval(est, var, args.rows - 3))
     return out, conditional_slopes(run, args)
+
+
+def summary(name: str, runs: list) -> str:
+    """One table row: per coefficient bias, relative bias, coverage and width, each with its Monte Carlo standard
+    error (sd / sqrt(R); for the coverage sqrt(c (1 - c) / R))."""
+    est, low, high = (np.array(v) for v in zip(*runs))  # (R, 2) each
+    reps = len(est)
+    se = lambda v: v.std(0, ddof=1) / np.sqrt(reps) if reps > 1 else np.zeros(2)  # noqa: E731
+    bias, bias_se = est.mean(0) - BETA[1:], se(est)
+    inside = ((low < BETA[1:]) & (BETA[1:] < high)).astype(float)
+    cover, cover_se = inside.mean(0), np.sqrt(inside.mean(0) * (1 - inside.mean(0)) / reps)
+    width, width_se = (high - low).mean(0), se(high - low)
+    cells = []
+    for j in range(2):
+        relative = 100 * bias[j] / BETA[1 + j]
+        cells += [
+            f"{bias[j]:+.3f} ± {bias_se[j]:.3f}",
+            f"{relative:+.1f} % ± {100 * bias_se[j] / abs(BETA[1 + j]):.1f}",
+            f"{cover[j]:.3f} ± {cover_se[j]:.3f}",
+            f"{width[j]:.3f} ± {width_se[j]:.3f}",
+        ]
+    return f"| {name} | " + " | ".join(cells) + " |"
 
 
 def main() -> None:
@@ -133,6 +178,9 @@ def main() -> None:
     parser.add_argument("--rho", type=float, default=0.5)
     parser.add_argument("--rate", type=float, default=0.3)
     parser.add_argument("--imputations", type=int, default=20)
+    parser.add_argument("--mechanism", choices=("mcar", "mar"), default="mcar")
+    parser.add_argument("--inputs", type=float, default=0.3, help="MAR: the share of variables kept complete")
+    parser.add_argument("--members", type=int, default=1, help="bootstrap members (1: one model, improper)")
     parser.add_argument("vae", nargs="*", help="further vae-run overrides for the VAE, e.g. objective.input_dropout=0")
     args = parser.parse_args()
     logging.disable(logging.INFO)
@@ -148,22 +196,14 @@ def main() -> None:
             print(f"replication {r} done, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     print(
         f"{args.reps} replications, {args.rows} rows, {args.columns} covariates (rho {args.rho}), "
-        f"{args.rate:.0%} MCAR, M = {args.imputations}, VAE overrides {args.vae}; "
+        f"{args.rate:.0%} {args.mechanism.upper()}, M = {args.imputations} from {args.members} model(s), "
+        f"VAE overrides {args.vae}; "
         f"{time.perf_counter() - start:.0f} s\n"
     )
-    print("| method | bias beta1 | bias beta2 | coverage beta1 | coverage beta2 | width beta1 | width beta2 |")
-    print("|---|---|---|---|---|---|---|")
+    head = [f"{what} beta{j}" for j in (1, 2) for what in ("bias", "relative bias", "coverage", "width")]
+    print("| method | " + " | ".join(head) + " |\n|---|" + "---|" * len(head))
     for name, runs in results.items():
-        est, low, high = (np.array(v) for v in zip(*runs))  # (R, 2) each
-        bias, cover, width = (
-            est.mean(0) - BETA[1:],
-            ((low < BETA[1:]) & (BETA[1:] < high)).mean(0),
-            (high - low).mean(0),
-        )
-        print(
-            f"| {name} | {bias[0]:+.3f} | {bias[1]:+.3f} | {cover[0]:.2f} | {cover[1]:.2f} | {width[0]:.3f} | "
-            f"{width[1]:.3f} |"
-        )
+        print(summary(name, runs))
     slope, spread = np.mean(slopes, 0), np.std(slopes, 0, ddof=1) if len(slopes) > 1 else np.zeros(2)
     print(
         f"\nThe VAE's conditional means against the truth's (slope; 1 = faithful): E[y | x] {slope[0]:.2f} ± "

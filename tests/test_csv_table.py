@@ -113,3 +113,56 @@ def test_mode_impute_writes_the_file_back_completed_with_multiple_imputations(tm
         run.run(make_cfg(*bundled), tmp_path / "refused", bundled)
     with pytest.raises(UserError, match="mode=impute needs a checkpoint"):
         validate(make_cfg("mode=impute"))
+
+
+def test_mode_impute_pools_a_sweep_of_bootstrap_members_into_one_set_of_imputations(tmp_path):
+    from vae_runner import run
+
+    file = tmp_path / "wine_holes.csv"
+    x, holes = write_wine_with_holes(file)
+    for seed in (0, 1):  # the layout of a multirun directory: <sweep>/<job number>/
+        train_impute_tabular(
+            tmp_path / "sweep" / str(seed),
+            f"dataset.table={file}",
+            "missing.kind=none",
+            "trainer.bootstrap=true",
+            f"seed={seed}",
+        )
+    overrides = ["mode=impute", f"ckpt={tmp_path / 'sweep'}", "evaluation.imputation.draws=5"]
+    run.run(make_cfg(*overrides), tmp_path / "imputed", overrides)
+    long = np.loadtxt(tmp_path / "imputed" / "imputations.csv", delimiter=",", skiprows=1)
+    assert np.array_equal(long[:, 0], np.repeat(np.arange(1, 6), len(x)))  # 3 draws from one member, 2 from the other
+    draws = long[:, 1:].reshape(5, *x.shape)
+    assert np.allclose(draws[:, ~holes], x[~holes]) and not np.isnan(draws).any()
+    alone = ["mode=impute", f"ckpt={tmp_path / 'sweep' / '0'}", "evaluation.imputation.draws=3"]
+    run.run(make_cfg(*alone), tmp_path / "alone", alone)
+    first = np.loadtxt(tmp_path / "alone" / "imputations.csv", delimiter=",", skiprows=1)[:, 1:].reshape(3, *x.shape)
+    assert np.allclose(draws[:3], first)  # the first member's share is that run's own draws
+    train_impute_tabular(
+        tmp_path / "sweep" / "2", f"dataset.table={file}", "missing.kind=none", "trainer.bootstrap=true", "seed=1"
+    )
+    with pytest.raises(UserError, match="the same seed"):
+        run.run(make_cfg(*overrides), tmp_path / "refused", overrides)
+
+
+def test_bootstrap_members_train_on_different_resamples_that_reproduce_from_the_seed():
+    from conftest import make_cfg
+
+    from vae_runner import build
+
+    def train_rows(seed: int, bootstrap: bool = True) -> torch.Tensor:
+        cfg = make_cfg(
+            "dataset=tabular",
+            "dataset.table=wine",
+            "likelihood=gaussian",
+            f"seed={seed}",
+            f"trainer.bootstrap={bootstrap}",
+        )
+        return build.load_data(cfg, torch.device("cpu")).train.x
+
+    plain, first, again, other = train_rows(0, False), train_rows(0), train_rows(0), train_rows(1)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert first.shape == plain.shape
+    rows = {tuple(r) for r in plain.tolist()}
+    assert all(tuple(r) in rows for r in first.tolist())  # drawn from the training rows ...
+    assert len({tuple(r) for r in first.tolist()}) < 0.75 * len(plain)  # ... with replacement (about 63 % distinct)

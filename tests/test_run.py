@@ -30,6 +30,8 @@ def test_every_option_composes_and_trains(group, option, data_root, tmp_path, no
     if group == "experiment":  # point the preset's dataset at the small test copy
         name = make_cfg(*overrides).dataset.name
         overrides += [o for o in dataset_overrides(name, data_root) if not o.startswith("dataset=")]
+    if option == "correlated_gaussian":  # a table's likelihood
+        overrides += ["dataset=tabular", "dataset.table=wine"]
     cfg = make_cfg(*overrides)
     metrics = run.train(cfg, tmp_path, overrides)
     for k in ("test/elbo", "test/recon", "test/kl", "val/elbo"):

@@ -18,7 +18,7 @@ from torch import nn
 from vae_runner.config.checks import validate
 from vae_runner.config.compose import construct
 from vae_runner.config.plain import plain
-from vae_runner.data import RUN_KEYS, DataSplits, prepare
+from vae_runner.data import RUN_KEYS, DataSplits, bootstrap_resample, prepare
 from vae_runner.data.missingness import check_missing_pixels, hide_missing
 from vae_runner.data.modalities import with_modalities
 from vae_runner.data.tabular import standardized
@@ -122,7 +122,8 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     if several:
         data, binarize = with_modalities(data, binarize, cfg.modalities, mask_seed), "none"
     data = prepare(data, binarize, device)
-    return hide_missing(data, missing.kind, missing.rate, mask_seed, missing.inputs) if pixels else data
+    data = hide_missing(data, missing.kind, missing.rate, mask_seed, missing.inputs) if pixels else data
+    return bootstrap_resample(data, cfg.seed) if cfg.trainer.bootstrap else data
 
 
 def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:

@@ -31,7 +31,7 @@ from vae_runner.host.cpu_features import device_name
 from vae_runner.host.signals import Interrupted, requeue_if_launcher_can, stop_signals_to
 from vae_runner.imputation.table import impute_table
 from vae_runner.loggers.console import summary
-from vae_runner.runs.checkpoint import load_checkpoint, load_weights, resolve_checkpoint, set_rng_state
+from vae_runner.runs.checkpoint import load_checkpoint, load_weights, resolve_checkpoint, set_rng_state, sweep_runs
 from vae_runner.runs.directory import (
     BEST,
     CHECKPOINTS,
@@ -192,6 +192,19 @@ def sample(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dic
     return {"samples": cfg.n, "checkpoint": str(state["path"])}
 
 
+def ensemble_members(cfg: DictConfig) -> list[DictConfig]:
+    """mode=impute's runs: the one `ckpt` names, or each run of the sweep directory it names (a bootstrap ensemble)."""
+    runs = sweep_runs(cfg.ckpt)
+    if not runs:
+        return [cfg]
+    members = []
+    for path in runs:
+        member = cfg.copy()
+        member.ckpt = str(path)
+        members.append(member)
+    return members
+
+
 def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
     """Dispatch on `mode`; return `optimized_metric` (what Hydra sweepers optimise).
 
@@ -207,7 +220,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
         sample(cfg, run_dir, overrides)
         return float("nan")  # nothing to optimise
     if plain(cfg.mode) == Mode.impute.value:
-        impute_table(*build.from_checkpoint(cfg, overrides, "mode=impute"), run_dir)
+        impute_table([build.from_checkpoint(c, overrides, "mode=impute") for c in ensemble_members(cfg)], run_dir)
         return float("nan")
     if plain(cfg.mode) == Mode.eval.value:
         metrics = evaluate(cfg, run_dir, overrides)

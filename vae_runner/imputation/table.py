@@ -10,6 +10,13 @@ Two files go into the new run directory, every row of the table in the file's or
 Observed cells are the file's values in both. The estimator is the final evaluation's
 (imputation/importance.py: `evaluation.imputation.samples` proposals from q(z | x_obs),
 importance-weighted), on the run's standardisation (the observed entries of its training split), seeded by `seed`.
+
+`ckpt=<sweep directory>` pools the sweep's runs as one bootstrap ensemble (each trained with trainer.bootstrap=true
+on its own resample of the rows, seed=range(B)): each member gives its share of the M imputations and the single
+imputation is the members' average, so the imputations carry the model's estimation error as well as
+p(x_mis | x_obs) ("proper" multiple imputation in Rubin's sense; the EMB idea of Honaker, King & Blackwell 2011):
+    vae-run -m experiment=impute_tabular dataset.table=f.csv missing.kind=none trainer.bootstrap=true 'seed=range(5)'
+    vae-run mode=impute ckpt=<that multirun directory> evaluation.imputation.draws=20
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import logging
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from vae_runner.data.csv_table import is_table_file, read_table
 from vae_runner.errors import UserError
@@ -28,9 +35,11 @@ from vae_runner.imputation.importance import importance_imputations
 log = logging.getLogger(__name__)
 
 
-def impute_table(cfg: DictConfig, state: dict, data, model, device: torch.device, run_dir: Path) -> dict:
-    """Fill the missing cells of the table `cfg`'s run was trained on, with that run's `model` (build.from_checkpoint
-    gives these), into imputed.csv and imputations.csv in `run_dir`."""
+def impute_table(members: list[tuple], run_dir: Path) -> dict:
+    """Fill the missing cells of the table the runs were trained on into imputed.csv and imputations.csv in
+    `run_dir`; `members`: (cfg, state, data, model, device) of one run or of each member of a bootstrap ensemble
+    (build.from_checkpoint gives these), the M = `evaluation.imputation.draws` imputations shared among them."""
+    cfg, state, data = members[0][:3]
     table = OmegaConf.select(cfg, "dataset.table", default=None)
     if cfg.dataset.name != "tabular" or not is_table_file(str(table)):
         raise UserError(
@@ -42,14 +51,14 @@ def impute_table(cfg: DictConfig, state: dict, data, model, device: torch.device
     x, columns, _ = read_table(str(table), drop_empty=False, dtype=torch.float64)
     if x.shape[1] != data.shape[0]:
         raise UserError(f"{table} now has {x.shape[1]} columns; the run was trained on {data.shape[0]}.")
-    ev, missing = cfg.evaluation.imputation, torch.isnan(x)
-    model.accept_missing()
-    standard = ((x - data.offset) / data.scale).float().to(device)
-    mean, draws, _ = importance_imputations(model, standard, None, ev.samples, ev.draws, cfg.seed)
-    mean, draws = (t.cpu().double() * data.scale + data.offset for t in (mean, draws))
+    check_members(members, table)
+    total, missing = cfg.evaluation.imputation.draws, torch.isnan(x)
+    shares = [total // len(members) + (m < total % len(members)) for m in range(len(members))]
+    drawn = [member_imputations(*member, x, share, m) for m, (member, share) in enumerate(zip(members, shares))]
+    mean = torch.stack([m for m, _ in drawn]).mean(0)
     binary = torch.tensor(data.binary_columns)
     mean = torch.where(binary, (mean > 0.5).double(), mean)
-    single, multiple = torch.where(missing, mean, x), torch.where(missing, draws, x)
+    single, multiple = torch.where(missing, mean, x), torch.where(missing, torch.cat([d for _, d in drawn]), x)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_csv(run_dir / "imputed.csv", columns, single)
     stacked = torch.cat(
@@ -61,12 +70,50 @@ def impute_table(cfg: DictConfig, state: dict, data, model, device: torch.device
         int(missing.sum()),
         table,
         len(x),
-        state["path"],
+        state["path"] if len(members) == 1 else f"{len(members)} bootstrap members",
         run_dir / "imputed.csv",
         run_dir / "imputations.csv",
         len(multiple),
     )
     return {"imputed_cells": int(missing.sum()), "rows": len(x), "imputations": len(multiple)}
+
+
+def member_imputations(cfg, state, data, model, device, x: torch.Tensor, draws: int, member: int):
+    """One run's single imputation (N, F) and `draws` multiple imputations (M, N, F) of x, in the table's units,
+    drawn from `seed` (+ 1,000,003 per member: each member its own stream)."""
+    model.accept_missing()
+    standard = ((x - data.offset) / data.scale).float().to(device)
+    samples, seed = cfg.evaluation.imputation.samples, cfg.seed + 1_000_003 * member
+    mean, multiple, _ = importance_imputations(model, standard, None, samples, draws, seed)
+    return tuple(t.cpu().double() * data.scale + data.offset for t in (mean, multiple))
+
+
+def check_members(members: list[tuple], table) -> None:
+    """An ensemble's members must be runs on the same table, with different seeds; one that is not bootstrapped is
+    allowed (a deep ensemble) with a warning."""
+    if len(members) == 1:
+        return
+    problems = [
+        f"{state['path']} was trained on {OmegaConf.select(cfg, 'dataset.table')}"
+        for cfg, state, *_ in members
+        if OmegaConf.select(cfg, "dataset.table") != table
+    ]
+    if len({state["config"]["seed"] for _, state, *_ in members}) < len(members):
+        problems.append("two members were trained with the same seed (the same resample and start)")
+    if problems:
+        raise UserError(
+            f"mode=impute with a sweep directory pools its runs as members of one ensemble, so they must be runs of "
+            f"one table with seeds of their own; here {'; '.join(problems)}. Pass one run directory, or a sweep of "
+            f"trainer.bootstrap=true seed=range(M) on {table}."
+        )
+    plain = [str(state["path"]) for cfg, state, *_ in members if not cfg.trainer.bootstrap]
+    if plain:
+        log.warning(
+            "%d of the %d members were not trained on a bootstrap resample (trainer.bootstrap=false): their "
+            "imputations carry the spread of their random starts, not the estimation error a bootstrap gives",
+            len(plain),
+            len(members),
+        )
 
 
 def write_csv(path: Path, columns: list[str], rows: torch.Tensor, integer_first: bool = False) -> None:

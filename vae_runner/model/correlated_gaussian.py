@@ -122,8 +122,8 @@ class CorrelatedGaussian(Gaussian):
     def __init__(self, data_shape, init_sigma: float, min_sigma: float, rank: int | None):
         if len(data_shape) != 1:
             raise UserError(
-                f"likelihood=correlated_gaussian is for tables (rows of D columns); these data are shaped "
-                f"{tuple(data_shape)}. Use likelihood=gaussian."
+                f"likelihood=correlated_gaussian models the columns of a table (dataset=tabular: rows of D "
+                f"columns); these data are shaped {tuple(data_shape)}. Use likelihood=gaussian for them."
             )
         super().__init__(data_shape, init_sigma, min_sigma)
         width = data_shape[0] if rank is None else min(int(rank), data_shape[0])

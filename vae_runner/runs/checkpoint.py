@@ -142,6 +142,15 @@ def resolve_checkpoint(path: str | os.PathLike, default_name: str = LAST) -> Pat
     return p
 
 
+def sweep_runs(path: str | os.PathLike) -> list[Path]:
+    """The run directories inside a sweep directory (a folder without checkpoints/ of its own whose runs have
+    theirs), in order; [] for a run directory, a checkpoint file or a folder with no runs."""
+    p = Path(os.path.expanduser(str(path)))
+    if not p.is_dir() or (p / "checkpoints").is_dir():
+        return []
+    return sorted({c.parent.parent for c in p.rglob("checkpoints/*.pt")})
+
+
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)

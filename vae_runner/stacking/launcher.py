@@ -44,6 +44,7 @@ def why_alone(cfg) -> str | None:
         (cfg.trainer.precision == "fp32" and not cfg.trainer.compile, "bf16 or torch.compile"),
         (cfg.missing.kind == "none" and cfg.dataset.name != "tabular", "missing entries or a table"),
         (list(cfg.modalities.use) == ["image"], "several modalities (modalities.use)"),
+        (not cfg.trainer.bootstrap, "a bootstrap resample of its own (trainer.bootstrap)"),
     ]
     return next((why for ok, why in checks if not ok), None)
 
