@@ -4,16 +4,20 @@ mode=impute` -> an ordinary least-squares analysis of each imputation -> Rubin's
 
 Each replication draws a population table with known regression coefficients (x ~ N(0, S), S with correlation
 `--rho` between the `--columns` covariates; y = 1 + 0.5 x1 - 0.3 x2 + N(0, 1)), hides `--rate` of every column
-completely at random (every row keeps one entry), and estimates beta1 and beta2 of y ~ x1 + x2 four ways:
-complete-case analysis, MICE (scikit-learn's IterativeImputer with posterior draws, M imputations) pooled,
-the VAE's M multiple imputations pooled, and the VAE's single imputation analysed as if complete; the pooled ones
-also with the rows whose y was imputed dropped before the analysis (multiple imputation, then deletion: von Hippel
-2007). It prints each method's bias, coverage of the nominal 95 % interval and mean interval width over the
-replications, and how faithful the VAE's conditional means are: on 2,000 fresh complete rows with one column hidden,
-the slope of its E[column | the others] on the true conditional mean (1: faithful; below 1: the dependence on the
-other columns shrunk).
+(`--mechanism mcar`; or `mar`: Muzellec et al.'s logistic MAR, `--inputs` of the variables kept complete and the
+others' missingness a logistic function of them; every row keeps one entry), and estimates beta1 and beta2 of
+y ~ x1 + x2: complete-case analysis, MICE (scikit-learn's IterativeImputer with posterior draws, M imputations)
+pooled, the VAE's M multiple imputations pooled (from one model, or from `--members` bootstrap members:
+`trainer.bootstrap=true`, each its own resample and seed, giving M / members draws each: proper imputation), and the
+VAE's single imputation analysed as if complete. The VAE fits 99 % of the rows (dataset.test_fraction=0.01; 10 %
+of them are its validation rows for early stopping) and imputes every row through `vae-run mode=impute`. It prints
+per method the bias, relative bias (negative: toward 0), coverage of the nominal 95 % interval and mean interval
+width over the replications, each with its Monte Carlo standard error, and how faithful the VAE's conditional
+means are: on 2,000 fresh complete rows with one column hidden, the slope of its E[column | the others] on the
+true conditional mean (1: faithful; below 1: the dependence on the other columns shrunk).
 
-    python studies/mi_inference.py --reps 40 --rows 300 --rate 0.3 --imputations 20 [vae-run overrides]
+    python studies/mi_inference.py --reps 200 --mechanism mar --rate 0.3 --imputations 20 \
+        [--members 5] likelihood=correlated_gaussian [more vae-run overrides]
 """
 
 from __future__ import annotations

@@ -158,3 +158,24 @@ def test_a_run_scores_missforest_beside_the_model_when_asked(tmp_path, no_thread
     cfg = make_cfg(*overrides, "missing.rate=0.3", "evaluation.imputation.baselines=[mean,missforest]")
     metrics = run.train(cfg, tmp_path)
     assert metrics["test/impute_rmse_missforest"] < metrics["test/impute_rmse_mean"]
+
+
+def test_the_inference_study_runs_bootstrap_members_under_mar_and_prints_its_table(monkeypatch, capsys):
+    import runpy
+    import sys
+
+    argv = ["mi_inference.py", "--reps", "1", "--rows", "120", "--mechanism", "mar", "--members", "2"]
+    argv += [
+        "--imputations",
+        "4",
+        "likelihood=correlated_gaussian",
+        "trainer.epochs=2",
+        "evaluation.imputation.samples=16",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path("studies/mi_inference.py", run_name="__main__")
+    out = capsys.readouterr().out
+    assert "30% MAR, M = 4 from 2 model(s)" in out
+    for method in ("complete case", "MICE, pooled", "VAE, pooled", "VAE, single imputation"):
+        assert f"| {method} | " in out
+    assert "The VAE's conditional means against the truth's" in out

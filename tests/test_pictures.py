@@ -66,3 +66,10 @@ def test_latent_density_markers_stand_out(monkeypatch):
     latent_density_picture(tiny_vae("gaussian", "bernoulli", d=2), tiny_data(), n_points=50, resolution=20)
     ((size, style),) = drawn
     assert size >= 8 and style["edgecolors"] == "white"
+
+
+def test_the_latent_scatter_draws_a_single_point_of_many_dimensions():
+    """Found by studies/mi_inference.py: a test split of one row left one principal component to plot."""
+    from vae_runner.evaluation.pictures import latent_scatter_picture
+
+    assert latent_scatter_picture(torch.randn(1, 16), None).shape[0] == 3

@@ -220,8 +220,9 @@ def latent_scatter_picture(mu: Tensor, y: Tensor | None, classes=None) -> Tensor
         centred = mu - mu.mean(0)
         _, svals, v = torch.linalg.svd(centred, full_matrices=False)
         mu = centred @ v[:2].T
-        share = (svals[:2] ** 2).sum() / (svals**2).sum()
+        share = (svals[:2] ** 2).sum() / (svals**2).sum().clamp_min(1e-30)
         title += f" (PCA: {100 * share:.0f}% of the variance)"
+        mu = torch.cat([mu, torch.zeros(len(mu), 2 - mu.shape[1])], 1)  # one point has one component
     fig, ax = _pyplot().subplots(figsize=(5, 4.5), dpi=100)
     labelled_scatter(ax, mu.numpy(), y, classes, size=3, alpha=0.7, linewidths=0)
     ax.set_title(title)
