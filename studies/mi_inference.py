@@ -33,13 +33,11 @@ import numpy as np
 import torch
 from scipy import stats
 
-from vae_runner.api import train
-from vae_runner.config.compose import compose_config
+from vae_runner.api import impute_file, load
 from vae_runner.data.missingness import fit_logistic, keep_one_per_row, mcar_mask
 from vae_runner.imputation.baselines import baseline_imputations
 from vae_runner.imputation.pooling import pool
 from vae_runner.imputation.table import write_csv
-from vae_runner.run import run as run_mode
 
 BETA = np.array([1.0, 0.5, -0.3])  # intercept, x1, x2
 
@@ -97,36 +95,12 @@ def holes_of(table: np.ndarray, args, r: int) -> np.ndarray:
 
 
 def vae_imputations(csv: Path, r: int, args, work: Path) -> tuple[np.ndarray, np.ndarray, object]:
-    """M imputations (M, N, F) and the single imputation (N, F) of `csv` through vae-run, and the first run: one
-    model giving all M draws, or `--members` bootstrap members (trainer.bootstrap=true, seeds of their own) giving
-    M / members each."""
-    common = ["trainer.num_threads=1", "logger.progress_bar=false"]
-    each = args.imputations // args.members
-    draws, singles, runs = [], [], []
-    for b in range(args.members):
-        seed = r if args.members == 1 else 10_000 * (b + 1) + r
-        member = [f"seed={seed}", *(["trainer.bootstrap=true"] if args.members > 1 else [])]
-        run = train(
-            [
-                "experiment=impute_tabular",
-                f"dataset.table={csv}",
-                "missing.kind=none",
-                "dataset.test_fraction=0.01",  # the imputer fits (nearly) every row, as MICE does
-                "evaluation.iw_samples=50",
-                *common,
-                *member,
-                *args.vae,
-            ],
-            run_dir=work / f"run{r}_{b}",
-        )
-        out = work / f"imputed{r}_{b}"
-        overrides = ["mode=impute", f"ckpt={run.run_dir}", f"evaluation.imputation.draws={each}", *common, *member]
-        run_mode(compose_config(overrides), out, overrides)  # as vae-run mode=impute
-        long = np.loadtxt(out / "imputations.csv", delimiter=",", skiprows=1)[:, 1:]
-        draws.append(long.reshape(each, -1, long.shape[1]))
-        singles.append(np.loadtxt(out / "imputed.csv", delimiter=",", skiprows=1))
-        runs.append(run)
-    return np.concatenate(draws), np.mean(singles, 0), runs[0]
+    """M imputations (M, N, F) and the single imputation (N, F) of `csv` (vae_runner.impute_file: one model, or
+    `--members` bootstrap members each giving M / members), and the first member's run."""
+    seeds = [r] if args.members == 1 else [10_000 * (b + 1) + r for b in range(args.members)]
+    common = ["trainer.num_threads=1", "logger.progress_bar=false", "evaluation.iw_samples=50"]
+    single, draws = impute_file(csv, [*common, *args.vae], work / f"rep{r}", args.imputations, seeds)
+    return draws, single, load(work / f"rep{r}" / "members" / str(seeds[0]))
 
 
 def replication(r: int, args, work: Path) -> tuple[dict[str, tuple], list[float]]:

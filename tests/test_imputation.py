@@ -179,3 +179,16 @@ def test_the_inference_study_runs_bootstrap_members_under_mar_and_prints_its_tab
     for method in ("complete case", "MICE, pooled", "VAE, pooled", "VAE, single imputation"):
         assert f"| {method} | " in out
     assert "The VAE's conditional means against the truth's" in out
+
+
+def test_the_transductive_study_scores_the_vae_beside_mice_at_the_same_m(monkeypatch, capsys):
+    import runpy
+    import sys
+
+    argv = ["impute_baselines.py", "--datasets", "wine", "--rates", "0.5", "--seeds", "0", "--draws", "4"]
+    argv += ["--protocol", "miwae", "--vae", "likelihood=correlated_gaussian", "trainer.epochs=2"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path("studies/impute_baselines.py", run_name="__main__")
+    out = capsys.readouterr().out
+    assert "| VAE RMSE | VAE MSE | MICE coverage | MICE CRPS | VAE coverage | VAE CRPS |" in out
+    assert "| wine (178, 13) | 50% |" in out

@@ -9,11 +9,11 @@ README.md "Layout" lists every folder and file.
 
 __version__ = "0.1.0"
 
-__all__ = ["Run", "load", "pool", "train"]
+__all__ = ["Run", "impute_file", "load", "pool", "train"]
 
 
 def __getattr__(name: str):
-    """`vae_runner.load`, `vae_runner.train`, `vae_runner.Run` (api.py) and `vae_runner.pool` (imputation/pooling.py:
+    """`vae_runner.load`, `train`, `impute_file`, `Run` (api.py) and `vae_runner.pool` (imputation/pooling.py:
     Rubin's rules), imported on first use: `vae-run --help` and `vae-report` do not pay for torch."""
     if name == "pool":
         from vae_runner.imputation.pooling import pool
