@@ -39,12 +39,21 @@ from vae_runner.imputation.baselines import baseline_imputations
 from vae_runner.imputation.pooling import pool
 from vae_runner.imputation.table import write_csv
 
-BETA = np.array([1.0, 0.5, -0.3])  # intercept, x1, x2
+BETA = np.array([1.0, 0.5, -0.3])  # --design regression: intercept, x1, x2
+FIMD_BETA = np.array([0.0, 1.0])  # --design fimd_x / fimd_y: van Buuren's y = x + N(0, 1), one predictor
 
 
-def population(rows: int, columns: int, rho: float, rng) -> np.ndarray:
-    cov = np.full((columns, columns), rho) + (1 - rho) * np.eye(columns)
-    x = rng.multivariate_normal(np.zeros(columns), cov, rows)
+def coefficients(args) -> np.ndarray:
+    return BETA if args.design == "regression" else FIMD_BETA
+
+
+def population(rows: int, args, rng) -> np.ndarray:
+    """(rows, 1 + covariates): y, then the covariates. FIMD (2nd ed., section 3.2.4): x ~ N(0, 1), y = x + N(0, 1)."""
+    if args.design != "regression":
+        x = rng.normal(0, 1, rows)
+        return np.column_stack([x + rng.normal(0, 1, rows), x])
+    cov = np.full((args.columns, args.columns), args.rho) + (1 - args.rho) * np.eye(args.columns)
+    x = rng.multivariate_normal(np.zeros(args.columns), cov, rows)
     y = BETA[0] + x[:, :2] @ BETA[1:] + rng.normal(0, 1, rows)
     return np.column_stack([y, x])
 
@@ -52,7 +61,7 @@ def population(rows: int, columns: int, rho: float, rng) -> np.ndarray:
 def conditional_slopes(run, args, columns=(0, 1)) -> list[float]:
     """For each of `columns` (0: y, 1: x1): the slope of the model's E[column | the rest] on the truth's, over
     2,000 fresh complete rows, in the table's units."""
-    full = population(2000, args.columns, args.rho, np.random.default_rng(10**6))
+    full = population(2000, args, np.random.default_rng(10**6))
     cov = np.full((args.columns, args.columns), args.rho) + (1 - args.rho) * np.eye(args.columns)
     b = np.r_[BETA[1:], np.zeros(args.columns - 2)]
     joint = np.block([[b @ cov @ b + 1, (cov @ b)[None]], [(cov @ b)[:, None], cov]])  # of (y, x1, ...)
@@ -69,12 +78,12 @@ def conditional_slopes(run, args, columns=(0, 1)) -> list[float]:
     return slopes
 
 
-def ols(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """beta1, beta2 of y ~ 1 + x1 + x2 and their squared standard errors."""
-    design = np.column_stack([np.ones(len(table)), table[:, 1:3]])
+def ols(table: np.ndarray, slopes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `slopes` coefficients of y ~ 1 + x1 + ... (columns 1..slopes) and their squared standard errors."""
+    design = np.column_stack([np.ones(len(table)), table[:, 1 : 1 + slopes]])
     coef, *_ = np.linalg.lstsq(design, table[:, 0], rcond=None)
     resid = table[:, 0] - design @ coef
-    sigma2 = resid @ resid / (len(table) - 3)
+    sigma2 = resid @ resid / (len(table) - 1 - slopes)
     return coef[1:], np.diag(sigma2 * np.linalg.inv(design.T @ design))[1:]
 
 
@@ -85,7 +94,12 @@ def interval(estimate, variance, df) -> tuple[np.ndarray, np.ndarray]:
 
 def holes_of(table: np.ndarray, args, r: int) -> np.ndarray:
     """The replication's mask (True = missing): MCAR, or Muzellec et al.'s logistic MAR on `--inputs` of the
-    variables (kept complete; data/missingness.py), every row keeping one entry."""
+    variables (kept complete; data/missingness.py), every row keeping one entry; FIMD: x (fimd_x) or y (fimd_y)
+    missing completely at random, the other column complete."""
+    if args.design != "regression":
+        mask = np.zeros(table.shape, dtype=bool)
+        mask[:, 1 if args.design == "fimd_x" else 0] = np.random.default_rng(1000 + r).random(len(table)) < args.rate
+        return mask
     if args.mechanism == "mcar":
         mask = mcar_mask(table.shape, args.rate, 1000 + r)
     else:
@@ -105,42 +119,48 @@ def vae_imputations(csv: Path, r: int, args, work: Path) -> tuple[np.ndarray, np
 
 def replication(r: int, args, work: Path) -> tuple[dict[str, tuple], list[float]]:
     rng = np.random.default_rng(r)
-    table = population(args.rows, args.columns, args.rho, rng)
+    table = population(args.rows, args, rng)
     mask = holes_of(table, args, r)
     holes = np.where(mask, np.nan, table)
+    k = len(coefficients(args)) - 1  # slopes
+    df = args.rows - 1 - k
     out: dict[str, tuple] = {}
-    complete = holes[~np.isnan(holes[:, :3]).any(1)]
-    est, var = ols(complete)
-    out["complete case"] = (est, *interval(est, var, len(complete) - 3))
+    complete = holes[~np.isnan(holes[:, : 1 + k]).any(1)]
+    est, var = ols(complete, k)
+    out["complete case"] = (est, *interval(est, var, len(complete) - 1 - k))
     mice = baseline_imputations(table, mask, r, draws=args.imputations, names=("mice",))["mice"]
-    pooled = pool(*zip(*(ols(t) for t in mice)), df_complete=args.rows - 3)
+    pooled = pool(*zip(*(ols(t, k) for t in mice)), df_complete=df)
     out["MICE, pooled"] = (pooled.estimate, *pooled.interval(0.95))
+    if args.no_vae:
+        return out, [float("nan")] * 2
     csv = work / f"rep{r}.csv"
     write_csv(csv, ["y", *(f"x{j}" for j in range(1, table.shape[1]))], torch.from_numpy(holes))  # NaN: "nan"
     draws, single, run = vae_imputations(csv, r, args, work)
-    pooled = pool(*zip(*(ols(t) for t in draws)), df_complete=args.rows - 3)
+    pooled = pool(*zip(*(ols(t, k) for t in draws)), df_complete=df)
     out["VAE, pooled"] = (pooled.estimate, *pooled.interval(0.95))
-    est, var = ols(single)
-    out["VAE, single imputation"] = (est, *interval(est, var, args.rows - 3))
-    return out, conditional_slopes(run, args)
+    est, var = ols(single, k)
+    out["VAE, single imputation"] = (est, *interval(est, var, df))
+    slopes = conditional_slopes(run, args) if args.design == "regression" else [float("nan")] * 2
+    return out, slopes
 
 
-def summary(name: str, runs: list) -> str:
+def summary(name: str, runs: list, beta: np.ndarray) -> str:
     """One table row: per coefficient bias, relative bias, coverage and width, each with its Monte Carlo standard
     error (sd / sqrt(R); for the coverage sqrt(c (1 - c) / R))."""
     est, low, high = (np.array(v) for v in zip(*runs))  # (R, 2) each
     reps = len(est)
-    se = lambda v: v.std(0, ddof=1) / np.sqrt(reps) if reps > 1 else np.zeros(2)  # noqa: E731
-    bias, bias_se = est.mean(0) - BETA[1:], se(est)
-    inside = ((low < BETA[1:]) & (BETA[1:] < high)).astype(float)
+    slopes = len(beta) - 1
+    se = lambda v: v.std(0, ddof=1) / np.sqrt(reps) if reps > 1 else np.zeros(slopes)  # noqa: E731
+    bias, bias_se = est.mean(0) - beta[1:], se(est)
+    inside = ((low < beta[1:]) & (beta[1:] < high)).astype(float)
     cover, cover_se = inside.mean(0), np.sqrt(inside.mean(0) * (1 - inside.mean(0)) / reps)
     width, width_se = (high - low).mean(0), se(high - low)
     cells = []
-    for j in range(2):
-        relative = 100 * bias[j] / BETA[1 + j]
+    for j in range(slopes):
+        relative = 100 * bias[j] / beta[1 + j]
         cells += [
             f"{bias[j]:+.3f} ± {bias_se[j]:.3f}",
-            f"{relative:+.1f} % ± {100 * bias_se[j] / abs(BETA[1 + j]):.1f}",
+            f"{relative:+.1f} % ± {100 * bias_se[j] / abs(beta[1 + j]):.1f}",
             f"{cover[j]:.3f} ± {cover_se[j]:.3f}",
             f"{width[j]:.3f} ± {width_se[j]:.3f}",
         ]
@@ -159,6 +179,14 @@ def main() -> None:
     parser.add_argument("--mechanism", choices=("mcar", "mar"), default="mcar")
     parser.add_argument("--inputs", type=float, default=0.3, help="MAR: the share of variables kept complete")
     parser.add_argument("--members", type=int, default=1, help="bootstrap members (1: one model, improper)")
+    parser.add_argument(
+        "--design",
+        choices=("regression", "fimd_x", "fimd_y"),
+        default="regression",
+        help="fimd_x / fimd_y: van Buuren's FIMD Tables 3.2 / 3.1 (y = x + N(0, 1), --rate of x or y MCAR; use "
+        "--rows 50 --rate 0.5 --imputations 5)",
+    )
+    parser.add_argument("--no-vae", action="store_true", help="complete case and MICE only")
     parser.add_argument("vae", nargs="*", help="further vae-run overrides for the VAE, e.g. objective.input_dropout=0")
     args = parser.parse_args()
     logging.disable(logging.INFO)
@@ -173,15 +201,19 @@ def main() -> None:
                 results.setdefault(name, []).append(value)
             print(f"replication {r} done, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     print(
-        f"{args.reps} replications, {args.rows} rows, {args.columns} covariates (rho {args.rho}), "
+        f"{args.reps} replications, design {args.design}, {args.rows} rows, "
+        f"{args.columns} covariates (rho {args.rho}), "
         f"{args.rate:.0%} {args.mechanism.upper()}, M = {args.imputations} from {args.members} model(s), "
         f"VAE overrides {args.vae}; "
         f"{time.perf_counter() - start:.0f} s\n"
     )
-    head = [f"{what} beta{j}" for j in (1, 2) for what in ("bias", "relative bias", "coverage", "width")]
+    beta = coefficients(args)
+    head = [f"{what} beta{j}" for j in range(1, len(beta)) for what in ("bias", "relative bias", "coverage", "width")]
     print("| method | " + " | ".join(head) + " |\n|---|" + "---|" * len(head))
     for name, runs in results.items():
-        print(summary(name, runs))
+        print(summary(name, runs, beta))
+    if args.no_vae or args.design != "regression":
+        return
     slope, spread = np.mean(slopes, 0), np.std(slopes, 0, ddof=1) if len(slopes) > 1 else np.zeros(2)
     print(
         f"\nThe VAE's conditional means against the truth's (slope; 1 = faithful): E[y | x] {slope[0]:.2f} ± "

@@ -166,3 +166,13 @@ def test_bootstrap_members_train_on_different_resamples_that_reproduce_from_the_
     rows = {tuple(r) for r in plain.tolist()}
     assert all(tuple(r) in rows for r in first.tolist())  # drawn from the training rows ...
     assert len({tuple(r) for r in first.tolist()}) < 0.75 * len(plain)  # ... with replacement (about 63 % distinct)
+
+
+def test_a_small_table_keeps_a_validation_and_a_test_row(tmp_path):
+    """Found by studies/mi_inference.py --design fimd_x: 50 rows with test_fraction=0.01 gave an empty test split."""
+    from vae_runner.data.tabular import load_tabular
+
+    file = tmp_path / "small.csv"
+    file.write_text("a,b\n" + "\n".join(f"{i},{i % 7}" for i in range(50)) + "\n")
+    data = load_tabular(str(file), val_fraction=0.01, test_fraction=0.01, split_seed=0, label_column=False)
+    assert (len(data.train), len(data.val), len(data.test)) == (48, 1, 1)

@@ -48,7 +48,8 @@ def load_tabular(
     else:
         x, y, columns, binary, classes, groups = bundled(table, label_column)
     n = len(x)
-    tr, va, te = carve(n, round(n * val_fraction), round(n * test_fraction), split_seed)
+    # at least one validation and one test row: a small table with a small fraction would get an empty split
+    tr, va, te = carve(n, max(1, round(n * val_fraction)), max(1, round(n * test_fraction)), split_seed)
     whole = Split(x, y)
     return DataSplits(
         whole.take(tr),
