@@ -44,7 +44,7 @@ def encode_split(model, split: Split, batch_size: int = 1000, limit: int | None 
 
 def active_units(mu: Tensor, threshold: float = 0.01) -> tuple[Tensor, list[int]]:
     """Per-dimension activity Cov_x(E_q[z_d]) (D,) and the active dimensions, most active first."""
-    activity = mu.var(0)  # (D,) unbiased variance over examples
+    activity = mu.var(0, correction=1 if len(mu) > 1 else 0)  # (D,) unbiased variance over examples (0 for one)
     order = torch.argsort(activity, descending=True)
     return activity, [int(d) for d in order if activity[d] > threshold]
 
