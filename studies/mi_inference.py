@@ -200,22 +200,29 @@ def main() -> None:
             for name, value in out.items():
                 results.setdefault(name, []).append(value)
             print(f"replication {r} done, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    print(
-        f"{args.reps} replications, design {args.design}, {args.rows} rows, "
+            if len(slopes) % 10 == 0:  # the table so far, so that a long study stopped early still reports
+                report(results, slopes, args, time.perf_counter() - start, sys.stderr)
+    report(results, slopes, args, time.perf_counter() - start, sys.stdout)
+
+
+def report(results: dict[str, list], slopes: list, args, seconds: float, file) -> None:
+    """The study's table (and the VAE's conditional slopes) over the replications so far, into `file`."""
+    say = lambda *lines: print(*lines, file=file, flush=True)  # noqa: E731
+    say(
+        f"{len(slopes)} replications, design {args.design}, {args.rows} rows, "
         f"{args.columns} covariates (rho {args.rho}), "
         f"{args.rate:.0%} {args.mechanism.upper()}, M = {args.imputations} from {args.members} model(s), "
-        f"VAE overrides {args.vae}; "
-        f"{time.perf_counter() - start:.0f} s\n"
+        f"VAE overrides {args.vae}; {seconds:.0f} s\n"
     )
     beta = coefficients(args)
     head = [f"{what} beta{j}" for j in range(1, len(beta)) for what in ("bias", "relative bias", "coverage", "width")]
-    print("| method | " + " | ".join(head) + " |\n|---|" + "---|" * len(head))
+    say("| method | " + " | ".join(head) + " |\n|---|" + "---|" * len(head))
     for name, runs in results.items():
-        print(summary(name, runs, beta))
+        say(summary(name, runs, beta))
     if args.no_vae or args.design != "regression":
         return
     slope, spread = np.mean(slopes, 0), np.std(slopes, 0, ddof=1) if len(slopes) > 1 else np.zeros(2)
-    print(
+    say(
         f"\nThe VAE's conditional means against the truth's (slope; 1 = faithful): E[y | x] {slope[0]:.2f} ± "
         f"{spread[0]:.2f}, E[x1 | y, x2, ...] {slope[1]:.2f} ± {spread[1]:.2f} (mean ± std over replications)"
     )
