@@ -47,13 +47,17 @@ def coefficients(args) -> np.ndarray:
     return BETA if args.design == "regression" else FIMD_BETA
 
 
+def covariates(args) -> np.ndarray:
+    """The regression design's covariance of the covariates: 1 on the diagonal, `--rho` elsewhere."""
+    return np.full((args.columns, args.columns), args.rho) + (1 - args.rho) * np.eye(args.columns)
+
+
 def population(rows: int, args, rng) -> np.ndarray:
     """(rows, 1 + covariates): y, then the covariates. FIMD (2nd ed., section 3.2.4): x ~ N(0, 1), y = x + N(0, 1)."""
     if args.design != "regression":
         x = rng.normal(0, 1, rows)
         return np.column_stack([x + rng.normal(0, 1, rows), x])
-    cov = np.full((args.columns, args.columns), args.rho) + (1 - args.rho) * np.eye(args.columns)
-    x = rng.multivariate_normal(np.zeros(args.columns), cov, rows)
+    x = rng.multivariate_normal(np.zeros(args.columns), covariates(args), rows)
     y = BETA[0] + x[:, :2] @ BETA[1:] + rng.normal(0, 1, rows)
     return np.column_stack([y, x])
 
@@ -62,7 +66,7 @@ def conditional_slopes(run, args, columns=(0, 1)) -> list[float]:
     """For each of `columns` (0: y, 1: x1): the slope of the model's E[column | the rest] on the truth's, over
     2,000 fresh complete rows, in the table's units."""
     full = population(2000, args, np.random.default_rng(10**6))
-    cov = np.full((args.columns, args.columns), args.rho) + (1 - args.rho) * np.eye(args.columns)
+    cov = covariates(args)
     b = np.r_[BETA[1:], np.zeros(args.columns - 2)]
     joint = np.block([[b @ cov @ b + 1, (cov @ b)[None]], [(cov @ b)[:, None], cov]])  # of (y, x1, ...)
     mu = np.r_[BETA[0], np.zeros(args.columns)]

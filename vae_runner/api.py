@@ -26,7 +26,7 @@ from torch import Tensor
 
 from vae_runner import build
 from vae_runner.config.compose import compose_config
-from vae_runner.config.keys import is_execution_key
+from vae_runner.config.keys import is_execution_key, override_key
 from vae_runner.data import DataSplits, Split
 from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.imputation.importance import importance_imputations
@@ -173,7 +173,7 @@ def impute_file(
             run_dir=work / "members" / str(seed),
         )
     ckpt = work / "members" if ensemble else work / "members" / str(seeds[0])
-    keep = [o for o in overrides if is_execution_key(o.split("=", 1)[0].lstrip("+~"))]  # how, not what, to impute
+    keep = [o for o in overrides if is_execution_key(override_key(o))]  # how, not what, to impute
     impute = ["mode=impute", f"ckpt={ckpt}", *keep, f"evaluation.imputation.draws={draws}"]
     with _logging_to(work / "vae-run.log"):
         runner.run(compose_config(impute), work / "imputed", impute)

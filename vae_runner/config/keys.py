@@ -56,7 +56,12 @@ def is_setting(key: str) -> bool:
     return not covers(NOT_A_SETTING, key)
 
 
+def override_key(override: str) -> str:
+    """The config key one override sets (`+key=`, `~key` as `key`)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def override_keys(overrides) -> list[str]:
     """The config keys a command line's overrides set (`+key=`, `~key` as `key`), Hydra's own left out."""
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    keys = [override_key(o) for o in overrides]
     return [k for k in keys if k != "hydra" and not k.startswith("hydra.") and not k.startswith("hydra/")]

@@ -50,16 +50,6 @@ class Split:
         return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
-def bootstrap_resample(data: DataSplits, seed: int) -> DataSplits:
-    """The training split replaced by n rows drawn from it with replacement (trainer.bootstrap), from a stream of
-    `seed`'s own (numpy's SeedSequence of (seed, 'bootstrap')): members seed=0..M-1 get different resamples, each
-    reproducible; validation and test rows stay as they are."""
-    n = len(data.train)
-    rng = np.random.default_rng([seed, int.from_bytes(b"boot", "big")])
-    rows = torch.from_numpy(rng.integers(0, n, n)).to(data.train.x.device)
-    return replace(data, train=data.train.take(rows))
-
-
 @dataclass
 class DataSplits:
     train: Split
@@ -97,6 +87,16 @@ class DataSplits:
     @property
     def is_image(self) -> bool:
         return len(self.shape) == 3
+
+
+def bootstrap_resample(data: DataSplits, seed: int) -> DataSplits:
+    """The training split replaced by n rows drawn from it with replacement (trainer.bootstrap), from a stream of
+    `seed`'s own (numpy's SeedSequence of (seed, 'bootstrap')): members seed=0..M-1 get different resamples, each
+    reproducible; validation and test rows stay as they are."""
+    n = len(data.train)
+    rng = np.random.default_rng([seed, int.from_bytes(b"boot", "big")])
+    rows = torch.from_numpy(rng.integers(0, n, n)).to(data.train.x.device)
+    return replace(data, train=data.train.take(rows))
 
 
 def carve(n: int, n_val: int, n_test: int, seed: int | None) -> tuple[Tensor, Tensor, Tensor]:
