@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from sklearn import datasets
 
-from vae_runner.api import impute_file
+from vae_runner.api import impute_file, member_seeds
 from vae_runner.data.missingness import keep_one_per_row, mcar_mask
 from vae_runner.evaluation.imputation import crps, interval_coverage, rmse
 from vae_runner.imputation.baselines import baseline_imputations
@@ -49,7 +49,7 @@ def scores(table: np.ndarray, rate: float, seed: int, args, work: Path) -> dict[
         work.mkdir(parents=True, exist_ok=True)
         csv = work / f"holes{seed}.csv"
         write_csv(csv, [f"c{j}" for j in range(table.shape[1])], torch.from_numpy(np.where(mask, np.nan, table)))
-        seeds = [seed] if args.members == 1 else [10_000 * (b + 1) + seed for b in range(args.members)]
+        seeds = member_seeds(seed, args.members)
         overrides = ["trainer.num_threads=1", "logger.progress_bar=false", *args.overrides]
         single, multiple["VAE"] = impute_file(csv, overrides, work / f"vae{seed}", args.draws, seeds)
         row["VAE RMSE"] = rmse(table, single, mask)

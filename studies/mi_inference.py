@@ -7,9 +7,10 @@ Each replication draws a population table with known regression coefficients (x 
 (`--mechanism mcar`; or `mar`: Muzellec et al.'s logistic MAR, `--inputs` of the variables kept complete and the
 others' missingness a logistic function of them; every row keeps one entry), and estimates beta1 and beta2 of
 y ~ x1 + x2: complete-case analysis, MICE (scikit-learn's IterativeImputer with posterior draws, M imputations)
-pooled, the VAE's M multiple imputations pooled (from one model, or from `--members` bootstrap members:
-`trainer.bootstrap=true`, each its own resample and seed, giving M / members draws each: proper imputation), and the
-VAE's single imputation analysed as if complete. The VAE fits 99 % of the rows (dataset.test_fraction=0.01; 10 %
+pooled, MICE with R mice's `norm` (imputation/mice_norm.py: coefficients and noise drawn per imputation) pooled,
+the VAE's M multiple imputations pooled (from one model, or from `--members` bootstrap members:
+`trainer.bootstrap=true`, each its own resample and seed, giving M / members draws each: proper imputation), and
+the VAE's single imputation analysed as if complete. The VAE fits 99 % of the rows (dataset.test_fraction=0.01; 10 %
 of them are its validation rows for early stopping) and imputes every row through `vae-run mode=impute`. It prints
 per method the bias, relative bias (negative: toward 0), coverage of the nominal 95 % interval and mean interval
 width over the replications, each with its Monte Carlo standard error, and how faithful the VAE's conditional
@@ -23,6 +24,7 @@ true conditional mean (1: faithful; below 1: the dependence on the other columns
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
@@ -33,7 +35,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from vae_runner.api import impute_file, load
+from vae_runner.api import impute_file, load, member_seeds
 from vae_runner.data.missingness import fit_logistic, keep_one_per_row, mcar_mask
 from vae_runner.imputation.baselines import baseline_imputations
 from vae_runner.imputation.pooling import pool
@@ -115,7 +117,7 @@ def holes_of(table: np.ndarray, args, r: int) -> np.ndarray:
 def vae_imputations(csv: Path, r: int, args, work: Path) -> tuple[np.ndarray, np.ndarray, object]:
     """M imputations (M, N, F) and the single imputation (N, F) of `csv` (vae_runner.impute_file: one model, or
     `--members` bootstrap members each giving M / members), and the first member's run."""
-    seeds = [r] if args.members == 1 else [10_000 * (b + 1) + r for b in range(args.members)]
+    seeds = member_seeds(r, args.members)
     common = ["trainer.num_threads=1", "logger.progress_bar=false", "evaluation.iw_samples=50"]
     single, draws = impute_file(csv, [*common, *args.vae], work / f"rep{r}", args.imputations, seeds)
     return draws, single, load(work / f"rep{r}" / "members" / str(seeds[0]))
@@ -132,9 +134,10 @@ def replication(r: int, args, work: Path) -> tuple[dict[str, tuple], list[float]
     complete = holes[~np.isnan(holes[:, : 1 + k]).any(1)]
     est, var = ols(complete, k)
     out["complete case"] = (est, *interval(est, var, len(complete) - 1 - k))
-    mice = baseline_imputations(table, mask, r, draws=args.imputations, names=("mice",))["mice"]
-    pooled = pool(*zip(*(ols(t, k) for t in mice)), df_complete=df)
-    out["MICE, pooled"] = (pooled.estimate, *pooled.interval(0.95))
+    theirs = baseline_imputations(table, mask, r, draws=args.imputations, names=("mice", "mice_norm"))
+    for name, label in (("mice", "MICE, pooled"), ("mice_norm", "MICE (norm), pooled")):
+        pooled = pool(*zip(*(ols(t, k) for t in theirs[name])), df_complete=df)
+        out[label] = (pooled.estimate, *pooled.interval(0.95))
     if args.no_vae:
         return out, [float("nan")] * 2
     csv = work / f"rep{r}.csv"
@@ -191,22 +194,68 @@ def main() -> None:
         "--rows 50 --rate 0.5 --imputations 5)",
     )
     parser.add_argument("--no-vae", action="store_true", help="complete case and MICE only")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="a JSON-lines file of per-replication results: each replication appended as it ends, those already "
+        "in it (same settings) read instead of rerun, so a stopped study resumes and processes given different "
+        "--first share one file; the table covers every replication of --first .. --first + --reps - 1 in it",
+    )
     parser.add_argument("vae", nargs="*", help="further vae-run overrides for the VAE, e.g. objective.input_dropout=0")
     args = parser.parse_args()
     logging.disable(logging.INFO)
-    results: dict[str, list] = {}
-    slopes = []
+    done = saved(args)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.first, args.first + args.reps):
-            out, slope = replication(r, args, Path(tmp))
-            slopes.append(slope)
-            for name, value in out.items():
-                results.setdefault(name, []).append(value)
-            print(f"replication {r} done, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-            if len(slopes) % 10 == 0:  # the table so far, so that a long study stopped early still reports
-                report(results, slopes, args, time.perf_counter() - start, sys.stderr)
-    report(results, slopes, args, time.perf_counter() - start, sys.stdout)
+            if r not in done:
+                done[r] = dict(zip(("methods", "slopes"), replication(r, args, Path(tmp))))
+                keep(args, r, done[r])
+                print(f"replication {r} done, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+            if (r + 1 - args.first) % 10 == 0:  # the table so far, so that a long study stopped early still reports
+                report(*collect(done, args.first, r + 1), args, time.perf_counter() - start, sys.stderr)
+    report(*collect(done, args.first, args.first + args.reps), args, time.perf_counter() - start, sys.stdout)
+
+
+def settings(args) -> dict:
+    """What a replication's result depends on: every option but the ones choosing which replications to run."""
+    return {k: v for k, v in vars(args).items() if k not in ("reps", "first", "results")}
+
+
+def saved(args) -> dict[int, dict]:
+    """The replications in --results run with these settings (a line with other settings is an error, so that
+    two studies never mix in one file)."""
+    if args.results is None or not args.results.exists():
+        return {}
+    done, want = {}, settings(args)
+    for number, line in enumerate(args.results.read_text().splitlines(), 1):
+        record = json.loads(line)
+        if record["settings"] != json.loads(json.dumps(want, default=str)):
+            sys.exit(
+                f"{args.results}, line {number}: a replication run with other settings ({record['settings']}) -- "
+                f"these are {want}. Give another --results file, or the same settings."
+            )
+        done[record["replication"]] = record
+    return done
+
+
+def keep(args, r: int, result: dict) -> None:
+    if args.results is None:
+        return
+    record = {"replication": r, "settings": settings(args), **result}
+    with args.results.open("a") as f:
+        f.write(json.dumps(record, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n")
+
+
+def collect(done: dict[int, dict], first: int, stop: int) -> tuple[dict[str, list], list]:
+    """Per method its (estimate, low, high) over the replications first .. stop - 1 that are done, and the slopes."""
+    results: dict[str, list] = {}
+    slopes = []
+    for r in sorted(k for k in done if first <= k < stop):
+        for name, value in done[r]["methods"].items():
+            results.setdefault(name, []).append(tuple(np.asarray(v, dtype=float) for v in value))
+        slopes.append(list(done[r]["slopes"]))
+    return results, slopes
 
 
 def report(results: dict[str, list], slopes: list, args, seconds: float, file) -> None:

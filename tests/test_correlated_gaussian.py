@@ -15,7 +15,7 @@ D = 5
 
 def likelihood(rank=3, seed=0) -> CorrelatedGaussian:
     torch.manual_seed(seed)
-    lik = CorrelatedGaussian((D,), init_sigma=0.7, min_sigma=0.001, rank=rank)
+    lik = CorrelatedGaussian((D,), init_sigma=0.7, min_sigma=0.001, rank=rank, start="small")
     with torch.no_grad():
         lik.factor.normal_()
         lik.raw_sigma.normal_()
@@ -107,7 +107,7 @@ def test_binary_columns_stay_bernoulli_and_outside_the_gaussian():
 
 
 def test_gradients_reach_the_factor_and_sigma():
-    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=2)
+    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=2, start="small")
     loc, x = rows_with_holes()
     lik(loc).log_prob(x).sum().backward()
     assert lik.factor.grad.abs().sum() > 0 and lik.raw_sigma.grad.abs().sum() > 0
@@ -116,7 +116,7 @@ def test_gradients_reach_the_factor_and_sigma():
 
 def test_images_are_refused_with_the_fix():
     with pytest.raises(UserError, match="likelihood=gaussian"):
-        CorrelatedGaussian((1, 28, 28), init_sigma=0.5, min_sigma=0.001, rank=4)
+        CorrelatedGaussian((1, 28, 28), init_sigma=0.5, min_sigma=0.001, rank=4, start="small")
 
 
 def test_a_run_with_class_columns_trains_and_imputes_better_than_the_means(tmp_path, no_threads):
@@ -138,3 +138,103 @@ def test_a_run_with_class_columns_trains_and_imputes_better_than_the_means(tmp_p
     metrics = run.train(cfg, tmp_path)
     assert metrics["test/impute_rmse"] < metrics["test/impute_rmse_mean"]
     assert 0.5 < metrics["test/impute_coverage"] <= 1.0
+
+
+def test_pairwise_covariance_is_each_pairs_covariance_over_the_rows_observing_both():
+    from vae_runner.model.correlated_gaussian import pairwise_covariance
+
+    _, x = rows_with_holes(n=60, seed=3)
+    x = x.double()
+    want = torch.empty(D, D, dtype=torch.float64)
+    for j in range(D):
+        for k in range(D):
+            both = ~x[:, j].isnan() & ~x[:, k].isnan()
+            want[j, k] = torch.cov(x[both][:, [j, k]].T)[0, 1]  # numpy's / pandas' pairwise-complete estimate
+    torch.testing.assert_close(pairwise_covariance(x), want)
+
+
+@pytest.mark.parametrize("rank", [None, 2])
+def test_start_data_puts_sigma_at_the_training_rows_maximum_likelihood_covariance(rank):
+    from vae_runner.model.correlated_gaussian import gaussian_mle
+
+    g = torch.Generator().manual_seed(4)
+    mix = torch.randn(D, D, generator=g)
+    x = torch.randn(500, D, generator=g) @ mix.T
+    x[torch.rand(500, D, generator=g) < 0.3] = float("nan")
+    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=rank, start="data")
+    lik.start_from(x)
+    got, want = lik.covariance.detach().double(), gaussian_mle(x.double())[1]
+    if rank is None:  # the whole covariance (its eigenvalues are well above the floor here)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        assert torch.allclose(lik.sigma, lik.sigma[0]) and lik.sigma[0] <= 0.5
+    else:  # factor analysis' start: the top two directions in V, every column's variance kept
+        torch.testing.assert_close(got.diagonal(), want.diagonal(), rtol=1e-4, atol=1e-4)
+        top = torch.linalg.eigh(want).eigenvectors[:, -2:]
+        torch.testing.assert_close(top @ top.T @ lik.factor.detach().double(), lik.factor.detach().double())
+    small = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=rank, start="small")
+    before = small.covariance.detach().clone()
+    small.start_from(x)
+    torch.testing.assert_close(small.covariance.detach(), before)  # start=small: the data play no part
+
+
+def test_start_data_leaves_binary_columns_alone_and_survives_collinear_columns():
+    x = torch.randn(200, D)
+    x[:, 1] = x[:, 0]  # collinear: the covariance is singular
+    x[:, 4] = (x[:, 4] > 0).float()
+    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=None, start="data")
+    lik.model_binary_columns(torch.tensor([False, False, False, False, True]))
+    lik.start_from(x)
+    assert torch.all(lik.factor[4] == 0) and torch.isclose(lik.sigma[4], torch.tensor(0.5))
+    real = lik.covariance.detach()[:4, :4]
+    assert torch.linalg.eigvalsh(real).min() > 0.004  # floored: its Cholesky factor exists in float32
+    torch.linalg.cholesky(real)
+
+
+def test_gaussian_mle_is_andersons_closed_form_for_a_monotone_pattern():
+    # x complete, y missing in some rows: the MLE factors (Anderson 1957; Little & Rubin 2002, section 7.2): x's
+    # moments from every row, y's regression on x from the complete pairs, both by maximum likelihood (divide by n).
+    from vae_runner.model.correlated_gaussian import gaussian_mle
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(300, generator=g, dtype=torch.float64)
+    y = 1 + 0.6 * x + 0.8 * torch.randn(300, generator=g, dtype=torch.float64)
+    y[torch.rand(300, generator=g) < 0.4 * (1 + x.clamp(-1, 1)) / 2] = float("nan")  # MAR: on x
+    mean, cov = gaussian_mle(torch.stack([x, y], 1), iterations=2000, tol=1e-12)
+    pair = ~y.isnan()
+    mx, sxx = x.mean(), x.var(correction=0)
+    xc, yc = x[pair], y[pair]
+    b1 = ((xc - xc.mean()) * (yc - yc.mean())).sum() / ((xc - xc.mean()) ** 2).sum()
+    b0 = yc.mean() - b1 * xc.mean()
+    s_res = ((yc - b0 - b1 * xc) ** 2).mean()
+    want_mean = torch.stack([mx, b0 + b1 * mx])
+    want_cov = torch.tensor([[sxx, b1 * sxx], [b1 * sxx, s_res + b1**2 * sxx]], dtype=torch.float64)
+    torch.testing.assert_close(mean, want_mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(cov, want_cov, rtol=1e-6, atol=1e-6)
+
+
+def test_gaussian_mle_beats_nearby_estimates_on_the_observed_data_likelihood():
+    from vae_runner.model.correlated_gaussian import gaussian_mle, pairwise_covariance
+
+    _, x = rows_with_holes(n=200, seed=6)
+    x = (x.double() @ torch.randn(D, D, generator=torch.Generator().manual_seed(7), dtype=torch.float64)).nan_to_num(
+        float("nan")
+    )
+    mean, cov = gaussian_mle(x)
+
+    def loglik(mu, sigma):
+        total = 0.0
+        for row in x:
+            seen = ~row.isnan()
+            if seen.any():
+                total += td.MultivariateNormal(mu[seen], sigma[seen][:, seen]).log_prob(row[seen])
+        return float(total)
+
+    best = loglik(mean, cov)
+    seen = ~x.isnan()
+    observed_means = x.nan_to_num().sum(0) / seen.sum(0)
+    assert best > loglik(observed_means, pairwise_covariance(x) + 0.05 * torch.eye(D, dtype=torch.float64))
+    g = torch.Generator().manual_seed(8)
+    for _ in range(5):  # a small step in any direction lowers it: a maximum
+        bump = 0.02 * torch.randn(D, D, generator=g, dtype=torch.float64)
+        assert best > loglik(mean + 0.02 * torch.randn(D, generator=g, dtype=torch.float64), cov + bump @ bump.T)
+        assert best > loglik(mean, cov * 1.03) and best > loglik(mean, cov * 0.97)

@@ -1,6 +1,7 @@
 """Missingness masks (MCAR and MNAR, seeded) and the imputation scores (RMSE, interval coverage, CRPS, dependence
 kept) against known answers, and the scikit-learn baselines on a table with a known dependence."""
 
+import json
 import math
 
 import numpy as np
@@ -192,3 +193,27 @@ def test_the_transductive_study_scores_the_vae_beside_mice_at_the_same_m(monkeyp
     out = capsys.readouterr().out
     assert "| VAE RMSE | VAE MSE | MICE coverage | MICE CRPS | VAE coverage | VAE CRPS |" in out
     assert "| wine (178, 13) | 50% |" in out
+
+
+def test_the_inference_study_resumes_from_its_results_file_and_refuses_other_settings(monkeypatch, capsys, tmp_path):
+    import runpy
+    import sys
+
+    results = tmp_path / "reps.jsonl"
+    study = ["mi_inference.py", "--no-vae", "--rows", "80", "--imputations", "3", "--results", str(results)]
+
+    def run(*extra):
+        monkeypatch.setattr(sys, "argv", [*study, *extra])
+        runpy.run_path("studies/mi_inference.py", run_name="__main__")
+        return capsys.readouterr()
+
+    run("--reps", "1", "--first", "1")  # another process's share
+    whole = run("--reps", "2")  # replication 0 run, 1 read back
+    assert [json.loads(line)["replication"] for line in results.read_text().splitlines()] == [1, 0]
+    assert "replication 1 done" not in whole.err and "replication 0 done" in whole.err
+    assert whole.out.startswith("2 replications")
+    again = run("--reps", "2")
+    assert "done" not in again.err and again.out.split(";")[0] == whole.out.split(";")[0]
+    assert again.out.split("\n", 1)[1] == whole.out.split("\n", 1)[1]  # the same table, from the file alone
+    with pytest.raises(SystemExit, match="other settings"):
+        run("--reps", "2", "--rate", "0.2")

@@ -176,9 +176,12 @@ def train_impute_tabular(run_dir, *overrides: str) -> dict:
 
 
 def test_impute_tabular_trains_and_reports_ours_beside_the_baselines(tmp_path):
-    metrics = train_impute_tabular(tmp_path / "run", "dataset.table=wine")
+    metrics = train_impute_tabular(
+        tmp_path / "run", "dataset.table=wine", "evaluation.imputation.baselines=[mean,knn,mice,mice_norm]"
+    )
     ours = ["rmse", "coverage", "crps", "cond_ll", "dependence"]
-    for key in [*ours, "rmse_mean", "rmse_knn", "rmse_mice", "coverage_mice", "dependence_mice"]:
+    theirs = [f"{score}_{name}" for score in ("coverage", "crps", "dependence") for name in ("mice", "mice_norm")]
+    for key in [*ours, "rmse_mean", "rmse_knn", "rmse_mice", "rmse_mice_norm", *theirs]:
         assert np.isfinite(metrics[f"test/impute_{key}"]), key
     assert 0 <= metrics["test/impute_coverage"] <= 1 and metrics["test/impute_entries"] > 0
     assert (tmp_path / "run" / "imputations.png").is_file()

@@ -182,6 +182,12 @@ def impute_file(
     return single, long.reshape(draws, *single.shape)
 
 
+def member_seeds(seed: int, members: int) -> list[int]:
+    """The training seeds for `impute_file` in replication `seed` of a study: [seed] for one model, else `members`
+    seeds 10,000 (b + 1) + seed, distinct across members and (below 10,000 replications) across replications."""
+    return [seed] if members == 1 else [10_000 * (b + 1) + seed for b in range(members)]
+
+
 @contextlib.contextmanager
 def _logging_to(path: Path):
     """vae_runner's log records into `path` (and, where nothing is configured, the console) while training."""

@@ -106,8 +106,8 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("evaluation.imputation.baseline_draws", _pos_int, "an integer >= 1"),
     (
         "evaluation.imputation.baselines",
-        lambda v: set(v) <= {"mean", "knn", "mice", "missforest"} and len(set(v)) == len(v),
-        "a list of mean, knn, mice, missforest, each at most once (e.g. [mean,knn]; [] for none)",
+        lambda v: set(v) <= {"mean", "knn", "mice", "mice_norm", "missforest"} and len(set(v)) == len(v),
+        "a list of mean, knn, mice, mice_norm, missforest, each at most once (e.g. [mean,knn]; [] for none)",
     ),
     ("evaluation.imputation.rows", _opt_pos_int, "null (every test row) or an integer >= 1"),
     (

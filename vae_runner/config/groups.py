@@ -104,6 +104,7 @@ class GaussianLikelihoodConfig(LikelihoodConfig):
 @dataclass
 class CorrelatedGaussianLikelihoodConfig(GaussianLikelihoodConfig):
     rank: Optional[int] = MISSING  # V's columns in diag(sigma^2) + V V^T (null: all, a full covariance)
+    start: str = MISSING  # data | small: where Sigma starts (model/correlated_gaussian.py)
 
 
 @dataclass

@@ -67,7 +67,7 @@ class ImputationConfig:
     draws: int = MISSING  # M multiple imputations per row, resampled from the K by their weights
     level: float = MISSING  # the central interval whose coverage is reported
     baseline_draws: int = MISSING  # MICE's multiple imputations (its posterior draws)
-    baselines: list[str] = MISSING  # which of mean, knn, mice impute the same masks
+    baselines: list[str] = MISSING  # which of mean, knn, mice, mice_norm, missforest impute the same masks
     rows: Optional[int] = MISSING  # the first N test rows (None: all)
 
 

@@ -19,6 +19,8 @@ from vae_runner.evaluation.pictures import _figure_tensor, _pyplot, image_grid, 
 from vae_runner.imputation.baselines import baseline_imputations
 from vae_runner.imputation.importance import importance_imputations
 
+MULTIPLE = ("mice", "mice_norm")  # the baselines that give M imputations (evaluation.imputation.baseline_draws)
+
 
 def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> None:
     """Our and the baselines' imputation scores into `metrics` (test/impute_*) and the truth-vs-imputation picture:
@@ -60,13 +62,14 @@ def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> Non
         metrics["test/impute_crps"] = crps(draws, truth, real)
         for name, imputed in theirs.items():
             metrics[f"test/impute_rmse_{name}"] = rmse(truth, imputed.mean(0), real)
-        if ev.baseline_draws > 1 and "mice" in theirs:
-            metrics["test/impute_coverage_mice"] = interval_coverage(theirs["mice"], truth, real, ev.level)
-            metrics["test/impute_crps_mice"] = crps(theirs["mice"], truth, real)
+        multiple = {name: theirs[name] for name in MULTIPLE if name in theirs and ev.baseline_draws > 1}
+        for name, imputed in multiple.items():
+            metrics[f"test/impute_coverage_{name}"] = interval_coverage(imputed, truth, real, ev.level)
+            metrics[f"test/impute_crps_{name}"] = crps(imputed, truth, real)
         if not data.is_image:  # a table: do the imputations keep the columns' correlations? (pixels: too many pairs)
             metrics["test/impute_dependence"] = dependence_kept(draws, truth, real)
-            if ev.baseline_draws > 1 and "mice" in theirs:
-                metrics["test/impute_dependence_mice"] = dependence_kept(theirs["mice"], truth, real)
+            for name, imputed in multiple.items():
+                metrics[f"test/impute_dependence_{name}"] = dependence_kept(imputed, truth, real)
             methods = {"VAE": (ours, draws)}
             methods.update({"MICE": (theirs["mice"].mean(0), theirs["mice"])} if "mice" in theirs else {})
             picture = imputation_picture(truth, real, methods, ev.level)

@@ -1,7 +1,8 @@
 """The standard imputers the model's imputations are compared with: `baseline_imputations` runs scikit-learn's
 SimpleImputer (column mean), KNNImputer and IterativeImputer (MICE; with `draws` > 1, sampling from its posterior
 with one seed per draw) and missForest (Stekhoven & Buehlmann 2012: chained random forests, 100 trees, 10 rounds;
-as its usual Python stand-in, IterativeImputer with a RandomForestRegressor; a single imputation) on a masked table.
+as its usual Python stand-in, IterativeImputer with a RandomForestRegressor; a single imputation) on a masked table,
+and R mice's `norm` (`mice_norm`: chained Bayesian linear regressions, parameters drawn per imputation; mice_norm.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import numpy as np
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401 - makes IterativeImputer importable
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+
+from vae_runner.imputation.mice_norm import mice_norm
 
 
 def baseline_imputations(
@@ -20,7 +23,7 @@ def baseline_imputations(
     fit: np.ndarray | None = None,
     names=("mean", "knn", "mice"),
 ) -> dict[str, np.ndarray]:
-    """name -> imputations (M, N, F) of `table` with the `mask` entries hidden (M = 1 but for MICE with draws > 1),
+    """name -> imputations (M, N, F) of `table` with the `mask` entries hidden (M = 1 but for MICE and mice_norm),
     for the imputers in `names`. `fit`: a table with NaN for missing entries (the training rows) to fit the imputers
     on, which then impute `table`'s rows (kNN's neighbours come from `fit`); None: fit on the hidden `table` itself
     (transductive)."""
@@ -39,6 +42,8 @@ def baseline_imputations(
         out["missforest"] = impute(
             IterativeImputer(estimator=forest, max_iter=10, random_state=seed, keep_empty_features=True)
         )[None]
+    if "mice_norm" in names:
+        out["mice_norm"] = mice_norm(hidden, seed, draws, fit)
     if "mice" not in names:
         return out
     posterior = draws > 1

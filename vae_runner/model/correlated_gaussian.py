@@ -15,6 +15,17 @@ observed binary and categorical entries' log-probabilities. The imputations cond
 within p(x|z) as well: `conditional_mean(x)` is E[x_mis | x_obs, z] = mu_m + Sigma_mo Sigma_oo^-1 (x_o - mu_o), and
 `conditional_sample(x)` draws x_mis ~ p(x_mis | x_obs, z) by conditioning a joint draw on x_obs (Matheron's rule:
 x~ ~ N(mu, Sigma), then x~_m + Sigma_mo Sigma_oo^-1 (x_o - x~_o)).
+
+Where Sigma starts (`start`): `data` (the default) at the maximum-likelihood covariance of the training rows' real
+columns under a multivariate normal with their entries missing at random (`gaussian_mle`: EM, Little & Rubin 2002,
+section 11.2, started from the pairwise-complete covariance), eigenvalues floored at EIGEN_FLOOR, split as sigma^2 =
+s^2 on every column and V V^T the rest (the top `rank` eigen-directions; a lower rank leaves the remainder's diagonal
+to sigma^2), s^2 = min(init_sigma^2, half the smallest eigenvalue). `small`: sigma = init_sigma and V = 0.01 times
+the identity, so that the dependence between columns is grown from nothing by the optimiser. Why `data`: early
+stopping on a small validation split stops a model that has grown only part of each weak dependence (on the
+inference study's tables, E[y | x]'s slope 0.84 of the truth's and regression coefficients on its imputations
+attenuated 5-10 %); started at the linear-Gaussian answer, the fit begins where MICE's regressions end, and z adds
+what is not linear.
 """
 
 from __future__ import annotations
@@ -29,6 +40,9 @@ from vae_runner.errors import UserError
 from vae_runner.model.likelihoods import Gaussian, WithBinaryColumns
 
 GATHER_FLOATS = 1 << 24  # rows of Cholesky factors gathered at once (64 MB of float32)
+EM_ITERATIONS = 200  # start=data: EM's most rounds (it stops earlier once the covariance settles)
+EIGEN_FLOOR = 0.01  # start=data: the covariance's eigenvalues at least this (of standardised columns), so that
+# nearly collinear columns start with a Cholesky factor float32 computes well
 
 
 class CorrelatedNormal(td.Distribution):
@@ -114,12 +128,70 @@ class CorrelatedNormal(td.Distribution):
         return torch.where(self.real, joint, self.per_entry.sample(torch.Size(sample_shape)))
 
 
+def pairwise_covariance(x: Tensor) -> Tensor:
+    """The (F, F) covariance of the columns of `x` (N, F; NaN: missing), each entry from the rows where both columns
+    are observed (0 where fewer than two are; a column's variance 1 where it has fewer than two values)."""
+    seen = ~x.isnan()
+    both = seen.T.double() @ seen.double()  # rows observing each pair
+    filled = x.nan_to_num()
+    mean = (filled.T @ seen.double()) / both.clamp_min(1)  # [j, k]: column j's mean over the rows observing k too
+    products = filled.T @ filled
+    cov = (products - mean * mean.T * both) / (both - 1).clamp_min(1)
+    cov = torch.where(both >= 2, cov, torch.zeros_like(cov))
+    return cov + torch.diag(torch.where(cov.diagonal() > 0, 0.0, 1.0).double())
+
+
+def gaussian_mle(x: Tensor, iterations: int = EM_ITERATIONS, tol: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """The mean (F,) and covariance (F, F) maximising the observed entries' multivariate normal likelihood, by EM
+    (x: N, F, NaN missing; float64 advised), started from the observed means and the pairwise-complete covariance
+    (eigenvalues floored at EIGEN_FLOOR): each E-step fills a row's missing entries with their conditional mean
+    given its observed ones and adds their conditional covariance; stops when no entry of the covariance moves by
+    `tol`."""
+    seen = ~x.isnan()
+    mean = x.nan_to_num().sum(0) / seen.sum(0).clamp_min(1)
+    values, vectors = torch.linalg.eigh(pairwise_covariance(x))
+    cov = (vectors * values.clamp_min(EIGEN_FLOOR)) @ vectors.T
+    if seen.all():
+        return x.mean(0), torch.cov(x.T, correction=0).reshape(cov.shape)
+    eye = torch.eye(x.shape[1], dtype=x.dtype)
+    for _ in range(iterations):
+        filled, extra = conditional_moments(x, seen, mean, cov, eye)
+        new_mean = filled.mean(0)
+        centred = filled - new_mean
+        new_cov = (centred.T @ centred + extra) / len(x)
+        moved = (new_cov - cov).abs().max()
+        mean, cov = new_mean, new_cov
+        if moved < tol:
+            break
+    return mean, cov
+
+
+def conditional_moments(x: Tensor, seen: Tensor, mean: Tensor, cov: Tensor, eye: Tensor) -> tuple[Tensor, Tensor]:
+    """EM's E-step: `x` with each row's missing entries at E[x_m | x_o] = mu_m + S_mo S_oo^-1 (x_o - mu_o), and the
+    sum over rows of Cov[x_m | x_o] = S_mm - S_mo S_oo^-1 S_om (zero outside the missing block), in chunks of rows;
+    S_oo^-1 padded with zeros is P = M (M S M + I - M)^-1 M for the observed-entry mask M."""
+    filled, extra = torch.empty_like(x), torch.zeros_like(cov)
+    rows = max(1, GATHER_FLOATS // 8 // x.shape[1] ** 2)  # a few (rows, F, F) float64 temporaries at once
+    for start in range(0, len(x), rows):
+        m = seen[start : start + rows].to(x.dtype)  # (n, F)
+        outer = m[:, :, None] * m[:, None, :]
+        padded = torch.linalg.inv(cov * outer + torch.diag_embed(1 - m))
+        precision = padded * outer  # (n, F, F): S_oo^-1 in the observed block, 0 elsewhere
+        resid = (x[start : start + rows] - mean).nan_to_num()
+        filled[start : start + rows] = mean + ((cov @ precision) @ resid[:, :, None]).squeeze(-1)
+        filled[start : start + rows] = torch.where(m.bool(), x[start : start + rows], filled[start : start + rows])
+        conditional = cov - cov @ precision @ cov  # (n, F, F): Cov[x | x_o], zero where observed
+        missing = 1 - m
+        extra += (conditional * (missing[:, :, None] * missing[:, None, :])).sum(0)
+    return filled, extra
+
+
 class CorrelatedGaussian(Gaussian):
     """p(x|z) = N(decoder output, diag(sigma^2) + V V^T) over a table's real-valued columns (the module docstring);
-    sigma = min_sigma + softplus(raw) per column as in Gaussian, V (D, rank) starting at 0.01 times the identity's
-    first `rank` columns (rank null: D, a full covariance)."""
+    sigma = min_sigma + softplus(raw) per column as in Gaussian, V (D, rank) (rank null: D, a full covariance);
+    `start` where Sigma starts (the module docstring)."""
 
-    def __init__(self, data_shape, init_sigma: float, min_sigma: float, rank: int | None):
+    def __init__(self, data_shape, init_sigma: float, min_sigma: float, rank: int | None, start: str):
         if len(data_shape) != 1:
             raise UserError(
                 f"likelihood=correlated_gaussian models the columns of a table (dataset=tabular: rows of D "
@@ -128,6 +200,30 @@ class CorrelatedGaussian(Gaussian):
         super().__init__(data_shape, init_sigma, min_sigma)
         width = data_shape[0] if rank is None else min(int(rank), data_shape[0])
         self.factor = nn.Parameter(0.01 * torch.eye(data_shape[0], width))
+        if start not in ("data", "small"):
+            raise UserError(f"likelihood.start is data or small, not {start!r}")
+        self.start, self.init_sigma = start, float(init_sigma)
+
+    @torch.no_grad()
+    def start_from(self, x: Tensor) -> None:
+        """start=data: Sigma at the real columns' maximum-likelihood covariance in the training rows `x` (the
+        module docstring)."""
+        real = self.real_columns().cpu()
+        if self.start != "data" or x.ndim != 2 or not real.any():
+            return
+        _, cov = gaussian_mle(x[:, real].double().cpu())
+        values, vectors = torch.linalg.eigh(cov)
+        values = values.clamp_min(EIGEN_FLOOR)
+        s2 = min(self.init_sigma**2, float(values[0]) / 2)
+        top = values.argsort(descending=True)[: self.factor.shape[1]]
+        factor = torch.zeros(self.factor.shape, dtype=torch.float64)
+        factor[real, : len(top)] = vectors[:, top] * (values[top] - s2).sqrt()
+        variance = (vectors * values) @ vectors.T
+        left = (variance.diagonal() - factor[real].pow(2).sum(1)).clamp_min(s2)  # rank < D: the rest on sigma^2
+        sigma = torch.full(self.data_shape, self.init_sigma, dtype=torch.float64)
+        sigma[real] = left.sqrt()
+        self.factor.copy_(factor)
+        self.raw_sigma.copy_(torch.log(torch.expm1((sigma - self.min_sigma).clamp_min(1e-6))))
 
     @property
     def covariance(self) -> Tensor:

@@ -94,6 +94,9 @@ class Likelihood(nn.Module):
     def forward(self, params: Tensor) -> td.Distribution:
         raise NotImplementedError
 
+    def start_from(self, x: Tensor) -> None:
+        """A data-dependent starting point from the training rows `x` (NaN: missing), before training; none here."""
+
     def model_binary_columns(self, binary: Tensor, groups=()) -> None:
         """A real-valued likelihood of a table: Bernoulli with logits = the decoder's output in the `binary` columns,
         a categorical over each one-hot group of `groups`."""

@@ -49,11 +49,13 @@ class VAE(nn.Module):
         self.network_precision = "fp32"
 
     def adapt_to(self, data) -> VAE:
-        """What the data (DataSplits) need: missing entries accepted, a table's binary columns Bernoulli."""
+        """What the data (DataSplits) need: missing entries accepted, a table's binary columns Bernoulli, and the
+        likelihood's data-dependent start (a checkpoint's weights replace it)."""
         if data.has_missing:
             self.accept_missing()
         if data.binary_columns is not None and any(data.binary_columns):
             self.likelihood.model_binary_columns(torch.tensor(data.binary_columns), data.categorical_columns)
+        self.likelihood.start_from(data.train.x)
         return self
 
     def accept_missing(self) -> VAE:
