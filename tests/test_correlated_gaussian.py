@@ -15,7 +15,7 @@ D = 5
 
 def likelihood(rank=3, seed=0) -> CorrelatedGaussian:
     torch.manual_seed(seed)
-    lik = CorrelatedGaussian((D,), init_sigma=0.7, min_sigma=0.001, rank=rank, start="small")
+    lik = CorrelatedGaussian((D,), init_sigma=0.7, min_sigma=0.001, rank=rank, start_correlation=None)
     with torch.no_grad():
         lik.factor.normal_()
         lik.raw_sigma.normal_()
@@ -107,7 +107,7 @@ def test_binary_columns_stay_bernoulli_and_outside_the_gaussian():
 
 
 def test_gradients_reach_the_factor_and_sigma():
-    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=2, start="small")
+    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=2, start_correlation=None)
     loc, x = rows_with_holes()
     lik(loc).log_prob(x).sum().backward()
     assert lik.factor.grad.abs().sum() > 0 and lik.raw_sigma.grad.abs().sum() > 0
@@ -116,7 +116,7 @@ def test_gradients_reach_the_factor_and_sigma():
 
 def test_images_are_refused_with_the_fix():
     with pytest.raises(UserError, match="likelihood=gaussian"):
-        CorrelatedGaussian((1, 28, 28), init_sigma=0.5, min_sigma=0.001, rank=4, start="small")
+        CorrelatedGaussian((1, 28, 28), init_sigma=0.5, min_sigma=0.001, rank=4, start_correlation=None)
 
 
 def test_a_run_with_class_columns_trains_and_imputes_better_than_the_means(tmp_path, no_threads):
@@ -161,7 +161,7 @@ def test_start_data_puts_sigma_at_the_training_rows_maximum_likelihood_covarianc
     mix = torch.randn(D, D, generator=g)
     x = torch.randn(500, D, generator=g) @ mix.T
     x[torch.rand(500, D, generator=g) < 0.3] = float("nan")
-    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=rank, start="data")
+    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=rank, start_correlation=1.0)
     lik.start_from(x)
     got, want = lik.covariance.detach().double(), gaussian_mle(x.double())[1]
     if rank is None:  # the whole covariance (its eigenvalues are well above the floor here)
@@ -171,17 +171,23 @@ def test_start_data_puts_sigma_at_the_training_rows_maximum_likelihood_covarianc
         torch.testing.assert_close(got.diagonal(), want.diagonal(), rtol=1e-4, atol=1e-4)
         top = torch.linalg.eigh(want).eigenvectors[:, -2:]
         torch.testing.assert_close(top @ top.T @ lik.factor.detach().double(), lik.factor.detach().double())
-    small = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=rank, start="small")
+    small = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=rank, start_correlation=None)
     before = small.covariance.detach().clone()
     small.start_from(x)
-    torch.testing.assert_close(small.covariance.detach(), before)  # start=small: the data play no part
+    torch.testing.assert_close(small.covariance.detach(), before)  # start_correlation=null: the data play no part
+    half = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=None, start_correlation=0.5)
+    half.start_from(x)
+    variances = torch.diag(want.diagonal())
+    torch.testing.assert_close(
+        half.covariance.detach().double(), variances + 0.5 * (want - variances), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_start_data_leaves_binary_columns_alone_and_survives_collinear_columns():
     x = torch.randn(200, D)
     x[:, 1] = x[:, 0]  # collinear: the covariance is singular
     x[:, 4] = (x[:, 4] > 0).float()
-    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=None, start="data")
+    lik = CorrelatedGaussian((D,), init_sigma=0.5, min_sigma=0.001, rank=None, start_correlation=1.0)
     lik.model_binary_columns(torch.tensor([False, False, False, False, True]))
     lik.start_from(x)
     assert torch.all(lik.factor[4] == 0) and torch.isclose(lik.sigma[4], torch.tensor(0.5))

@@ -175,6 +175,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("likelihood.prob_clamp", lambda v: v is None or 0 < v < 0.5, "null or a number in (0, 0.5)"),
     ("likelihood.init_sigma", _finite_pos, "a finite number > 0"),
     ("likelihood.min_sigma", _finite_pos, "a finite number > 0"),
+    ("likelihood.start_correlation", lambda v: v is None or 0 <= v <= 1, "null or a fraction in [0, 1]"),
 ]
 
 

@@ -104,7 +104,9 @@ class GaussianLikelihoodConfig(LikelihoodConfig):
 @dataclass
 class CorrelatedGaussianLikelihoodConfig(GaussianLikelihoodConfig):
     rank: Optional[int] = MISSING  # V's columns in diag(sigma^2) + V V^T (null: all, a full covariance)
-    start: str = MISSING  # data | small: where Sigma starts (model/correlated_gaussian.py)
+    start_correlation: Optional[float] = (
+        MISSING  # Sigma starts with this fraction of the data's covariances (null: V = 0.01 I)
+    )
 
 
 @dataclass
