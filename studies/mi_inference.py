@@ -6,9 +6,10 @@ Each replication draws a population table with known regression coefficients (x 
 `--rho` between the `--columns` covariates; y = 1 + 0.5 x1 - 0.3 x2 + N(0, 1)), hides `--rate` of every column
 (`--mechanism mcar`; or `mar`: Muzellec et al.'s logistic MAR, `--inputs` of the variables kept complete and the
 others' missingness a logistic function of them; every row keeps one entry), and estimates beta1 and beta2 of
-y ~ x1 + x2: complete-case analysis, MICE (scikit-learn's IterativeImputer with posterior draws, M imputations)
-pooled, MICE with R mice's `norm` (imputation/mice_norm.py: coefficients and noise drawn per imputation) pooled,
-the VAE's M multiple imputations pooled (from one model, or from `--members` bootstrap members:
+y ~ x1 + x2: complete-case analysis, (`--missforest`) missForest's single imputation analysed as if complete,
+MICE (scikit-learn's IterativeImputer with posterior draws, M imputations) pooled, MICE with R mice's `norm`
+(imputation/mice_norm.py: coefficients and noise drawn per imputation) pooled, the VAE's M multiple imputations
+pooled (from one model, or from `--members` bootstrap members:
 `trainer.bootstrap=true`, each its own resample and seed, giving M / members draws each: proper imputation), and
 the VAE's single imputation analysed as if complete. The VAE fits 99 % of the rows (dataset.test_fraction=0.01; 10 %
 of them are its validation rows for early stopping) and imputes every row through `vae-run mode=impute`. It prints
@@ -138,6 +139,10 @@ def replication(r: int, args, work: Path) -> tuple[dict[str, tuple], list[float]
     for name, label in (("mice", "MICE, pooled"), ("mice_norm", "MICE (norm), pooled")):
         pooled = pool(*zip(*(ols(t, k) for t in theirs[name])), df_complete=df)
         out[label] = (pooled.estimate, *pooled.interval(0.95))
+    if args.missforest:  # one imputation, analysed as if complete (no between-imputation variance)
+        forest = baseline_imputations(table, mask, r, names=("missforest",))["missforest"][0]
+        est, var = ols(forest, k)
+        out["missForest, single imputation"] = (est, *interval(est, var, df))
     if args.no_vae:
         return out, [float("nan")] * 2
     csv = work / f"rep{r}.csv"
@@ -195,6 +200,9 @@ def main() -> None:
     )
     parser.add_argument("--no-vae", action="store_true", help="complete case and MICE only")
     parser.add_argument(
+        "--missforest", action="store_true", help="also missForest's single imputation (~10-30 s per replication)"
+    )
+    parser.add_argument(
         "--results",
         type=Path,
         help="a JSON-lines file of per-replication results: each replication appended as it ends, those already "
@@ -204,7 +212,7 @@ def main() -> None:
     parser.add_argument("vae", nargs="*", help="further vae-run overrides for the VAE, e.g. objective.input_dropout=0")
     args = parser.parse_args()
     logging.disable(logging.INFO)
-    done = saved(args)
+    done = saved(args, settings(parser.parse_args([])))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.first, args.first + args.reps):
@@ -222,15 +230,16 @@ def settings(args) -> dict:
     return {k: v for k, v in vars(args).items() if k not in ("reps", "first", "results")}
 
 
-def saved(args) -> dict[int, dict]:
+def saved(args, defaults: dict) -> dict[int, dict]:
     """The replications in --results run with these settings (a line with other settings is an error, so that
-    two studies never mix in one file)."""
+    two studies never mix in one file; an option a line does not name, added since, counts at its default)."""
     if args.results is None or not args.results.exists():
         return {}
-    done, want = {}, settings(args)
+    done, want = {}, json.loads(json.dumps(settings(args), default=str))
+    defaults = json.loads(json.dumps(defaults, default=str))
     for number, line in enumerate(args.results.read_text().splitlines(), 1):
         record = json.loads(line)
-        if record["settings"] != json.loads(json.dumps(want, default=str)):
+        if {**defaults, **record["settings"]} != want:
             sys.exit(
                 f"{args.results}, line {number}: a replication run with other settings ({record['settings']}) -- "
                 f"these are {want}. Give another --results file, or the same settings."
