@@ -116,6 +116,11 @@ class ModalityLikelihood(nn.Module):
         self.observed_only = True  # model/vae.py: nothing more to set for missing data
         self.binary_columns = None
 
+    def start_from(self, x: Tensor) -> None:
+        """Each modality's likelihood its data-dependent start from its own block of the packed training rows."""
+        for n, cols, shape in self.blocks:
+            self.likelihoods[n].start_from(x[:, cols].reshape(len(x), *shape))
+
     def forward(self, params: Tensor) -> td.Distribution:
         parts = []
         for n, cols, shape in self.blocks:
