@@ -244,3 +244,31 @@ def test_gaussian_mle_beats_nearby_estimates_on_the_observed_data_likelihood():
         bump = 0.02 * torch.randn(D, D, generator=g, dtype=torch.float64)
         assert best > loglik(mean + 0.02 * torch.randn(D, generator=g, dtype=torch.float64), cov + bump @ bump.T)
         assert best > loglik(mean, cov * 1.03) and best > loglik(mean, cov * 0.97)
+
+
+def test_the_start_is_the_configs_and_a_loaded_run_keeps_its_checkpoints_covariance(tmp_path, monkeypatch):
+    # The real config: the preset starts at the ML covariance, start_correlation=null at 0.01 I; a checkpoint's
+    # weights replace the start, so loading a run does not redo the EM.
+    from vae_runner import api
+    from vae_runner.build import build_model, load_data
+    from vae_runner.config.compose import compose_config
+    from vae_runner.model import correlated_gaussian
+
+    common = ["experiment=impute_tabular", "dataset.table=wine", "trainer.epochs=2", "trainer.num_threads=1"]
+    shrink = ["evaluation.iw_samples=8", "evaluation.imputation.samples=16", "evaluation.imputation.baselines=[]"]
+    models = {}
+    for start in ("1.0", "null"):
+        cfg = compose_config([*common, f"likelihood.start_correlation={start}"])
+        data = load_data(cfg, torch.device("cpu"))
+        models[start] = build_model(cfg, data, torch.device("cpu")).likelihood
+    want = correlated_gaussian.gaussian_mle(data.train.x.double())[1]
+    torch.testing.assert_close(models["1.0"].covariance.detach().double(), want, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(models["null"].factor.detach(), 0.01 * torch.eye(want.shape[0]))
+    run = api.train([*common, *shrink, "logger.progress_bar=false"], run_dir=tmp_path / "run")
+    trained = run.model.likelihood.covariance.detach().clone()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the EM start ran for a model whose weights a checkpoint replaces")
+
+    monkeypatch.setattr(correlated_gaussian, "gaussian_mle", refuse)
+    torch.testing.assert_close(api.load(tmp_path / "run").model.likelihood.covariance.detach(), trained)

@@ -126,7 +126,9 @@ def load_data(cfg: DictConfig, device: torch.device) -> DataSplits:
     return bootstrap_resample(data, cfg.seed) if cfg.trainer.bootstrap else data
 
 
-def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
+def build_model(cfg: DictConfig, data: DataSplits, device: torch.device, fresh: bool = True) -> VAE:
+    """The run's VAE for `data`; `fresh=False` for one whose weights a checkpoint replaces next (the likelihood's
+    data-dependent start skipped: model/vae.py adapt_to)."""
     arch = cfg.architecture
     d = cfg.latent_dim
     shape = data.modalities[0][1] if data.modalities else data.shape
@@ -144,7 +146,7 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device) -> VAE:
     extras = {k: v for k, v in (("encoder", encoder), ("data", data)) if k in wanted}
     # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
     model = VAE(encoder, decoder, construct(cfg.prior, _partial_=True)(latent_dim=d, **extras), likelihood)
-    model.adapt_to(data)  # missing entries (NaN) and a table's binary columns
+    model.adapt_to(data, start=fresh)  # missing entries (NaN), a table's binary columns, the likelihood's start
     if cfg.objective.get("factor_vae_weight", 0) > 0:  # FactorVAE's discriminator rides on the model (checkpoints)
         model.critic = FactorCritic(d, list(cfg.objective.critic_hidden))
     model = model.to(device)
@@ -166,7 +168,7 @@ def from_checkpoint(
     validate(cfg)
     device = setup(cfg)
     data = load_data(cfg, device)
-    model = build_model(cfg, data, device)
+    model = build_model(cfg, data, device, fresh=False)
     trained_on = state["config"]["dataset"]["name"]
     try:
         load_weights(model, state, path)
@@ -216,12 +218,12 @@ def make_logger(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) -
     return logger
 
 
-def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None) -> Trainer:
+def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None, fresh: bool = True) -> Trainer:
     """Device, data, model, objective, optimizer and logger for `cfg`, ready to `fit()` (also what
-    benchmarks/bench.py times)."""
+    benchmarks/bench.py times); `fresh=False`: a resumed run's, whose checkpoint replaces the model's weights."""
     device = setup(cfg)
     data = load_data(cfg, device)
-    model = build_model(cfg, data, device)
+    model = build_model(cfg, data, device, fresh)
     if cfg.trainer.compile:
         compile_networks(model)
     optimizer = construct(cfg.optimizer)(

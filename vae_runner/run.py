@@ -86,7 +86,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         stale.unlink()
     # TensorBoard hides the earlier events at steps >= purge_step: those logged after the checkpoint, not the
     # validation and pictures logged at its own step before it was written
-    trainer = build.make_trainer(cfg, run_dir, purge_step=state["global_step"] + 1 if state else None)
+    trainer = build.make_trainer(
+        cfg, run_dir, purge_step=state["global_step"] + 1 if state else None, fresh=state is None
+    )
     model = trainer.model
     optimizer = trainer.optimizer
     logger = trainer.logger

@@ -51,6 +51,30 @@ EIGEN_FLOOR = 0.01  # the start: the covariance's eigenvalues at least this (of 
 # nearly collinear columns start with a Cholesky factor float32 computes well
 
 
+def pattern_factors(cov: Tensor, covered: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """covered (N, D) bool: the entries each row's Gaussian covers -> the distinct patterns (U, D), the Cholesky
+    factors of cov restricted to each, padded with the identity elsewhere (U, D, D), and each row's pattern (N,)."""
+    patterns, inverse = torch.unique(covered, dim=0, return_inverse=True)
+    both = patterns[:, :, None] & patterns[:, None, :]
+    padded = torch.where(both, cov, torch.zeros_like(cov)) + torch.diag_embed((~patterns).to(cov.dtype))
+    return patterns, torch.linalg.cholesky(padded), inverse
+
+
+def per_row(chol: Tensor, inverse: Tensor, resid: Tensor, solve) -> Tensor:
+    """solve(factor of each row (n, D, D), its residual (n, D, 1)) over the rows, in chunks of bounded memory."""
+    rows = max(1, GATHER_FLOATS // chol[0].numel())
+    return (
+        torch.cat(
+            [
+                solve(chol[inverse[i : i + rows]], resid[i : i + rows, :, None])[..., 0]
+                for i in range(0, len(resid), rows)
+            ]
+        )
+        if len(resid)
+        else resid
+    )
+
+
 class CorrelatedNormal(td.Distribution):
     """N(loc, cov) over the `real` columns (a bool mask over the last dimension; cov (D, D), its other rows and
     columns unused) beside `per_entry` (a per-entry distribution over all D columns, used where `real` is False);
@@ -62,42 +86,18 @@ class CorrelatedNormal(td.Distribution):
         self.per_entry, self.loc, self.cov, self.real = per_entry, loc, cov, real
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=False)
 
-    def _factors(self, gaussian: Tensor) -> tuple[Tensor, Tensor]:
-        """gaussian (N, D) bool: the entries each row's Gaussian covers -> the Cholesky factors of
-        cov restricted to them, padded with the identity elsewhere, one per distinct pattern (U, D, D), and each
-        row's pattern (N,)."""
-        patterns, inverse = torch.unique(gaussian, dim=0, return_inverse=True)
-        both = patterns[:, :, None] & patterns[:, None, :]
-        padded = torch.where(both, self.cov, torch.zeros_like(self.cov)) + torch.diag_embed((~patterns).float())
-        return torch.linalg.cholesky(padded), inverse
-
     def _rows(self, x: Tensor, base: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """x and base broadcast and flattened to (N, D), the covered entries (observed and real), their factors."""
         x, base = torch.broadcast_tensors(x, base)
         x, base = x.reshape(-1, x.shape[-1]), base.reshape(-1, x.shape[-1])
         gaussian = ~torch.isnan(x) & self.real
-        chol, inverse = self._factors(gaussian)
+        _, chol, inverse = pattern_factors(self.cov, gaussian)
         return torch.where(gaussian, x - base, torch.zeros_like(x)), gaussian, chol, inverse
-
-    @staticmethod
-    def _per_row(chol: Tensor, inverse: Tensor, resid: Tensor, solve) -> Tensor:
-        """solve(factor of each row (n, D, D), its residual (n, D, 1)) over the rows, in chunks of bounded memory."""
-        rows = max(1, GATHER_FLOATS // chol[0].numel())
-        return (
-            torch.cat(
-                [
-                    solve(chol[inverse[i : i + rows]], resid[i : i + rows, :, None])[..., 0]
-                    for i in range(0, len(resid), rows)
-                ]
-            )
-            if len(resid)
-            else resid
-        )
 
     def log_prob(self, x: Tensor) -> Tensor:
         shape = torch.broadcast_shapes(x.shape, self.loc.shape)[:-1]
         resid, gaussian, chol, inverse = self._rows(x, self.loc)
-        white = self._per_row(chol, inverse, resid, lambda c, r: torch.linalg.solve_triangular(c, r, upper=False))
+        white = per_row(chol, inverse, resid, lambda c, r: torch.linalg.solve_triangular(c, r, upper=False))
         log_det = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)[inverse]
         log_p = -0.5 * white.pow(2).sum(-1) - log_det - 0.5 * math.log(2 * math.pi) * gaussian.sum(-1)
         seen = ~torch.isnan(x)
@@ -110,7 +110,7 @@ class CorrelatedNormal(td.Distribution):
         """base_m + cov_mo cov_oo^-1 (x_o - base_o) in x's missing entries (base conditioned on its observed ones), x's
         observed entries as they are."""
         resid, _, chol, inverse = self._rows(x, base)
-        solved = self._per_row(chol, inverse, resid, lambda c, r: torch.cholesky_solve(r, c))
+        solved = per_row(chol, inverse, resid, lambda c, r: torch.cholesky_solve(r, c))
         shape = torch.broadcast_shapes(x.shape, base.shape)
         filled = base.expand(shape) + (solved @ self.cov).view(shape)
         return torch.where(torch.isnan(x), filled, x)  # the observed entries exactly as given
@@ -154,14 +154,13 @@ def gaussian_mle(x: Tensor, iterations: int = EM_ITERATIONS, tol: float = 1e-6) 
     given its observed ones and adds their conditional covariance; stops when no entry of the covariance moves by
     `tol`."""
     seen = ~x.isnan()
+    if seen.all():
+        return x.mean(0), torch.cov(x.T, correction=0).reshape(x.shape[1], x.shape[1])
     mean = x.nan_to_num().sum(0) / seen.sum(0).clamp_min(1)
     values, vectors = torch.linalg.eigh(pairwise_covariance(x))
     cov = (vectors * values.clamp_min(EIGEN_FLOOR)) @ vectors.T
-    if seen.all():
-        return x.mean(0), torch.cov(x.T, correction=0).reshape(cov.shape)
-    eye = torch.eye(x.shape[1], dtype=x.dtype)
     for _ in range(iterations):
-        filled, extra = conditional_moments(x, seen, mean, cov, eye)
+        filled, extra = conditional_moments(x, seen, mean, cov)
         new_mean = filled.mean(0)
         centred = filled - new_mean
         new_cov = (centred.T @ centred + extra) / len(x)
@@ -172,23 +171,18 @@ def gaussian_mle(x: Tensor, iterations: int = EM_ITERATIONS, tol: float = 1e-6) 
     return mean, cov
 
 
-def conditional_moments(x: Tensor, seen: Tensor, mean: Tensor, cov: Tensor, eye: Tensor) -> tuple[Tensor, Tensor]:
+def conditional_moments(x: Tensor, seen: Tensor, mean: Tensor, cov: Tensor) -> tuple[Tensor, Tensor]:
     """EM's E-step: `x` with each row's missing entries at E[x_m | x_o] = mu_m + S_mo S_oo^-1 (x_o - mu_o), and the
-    sum over rows of Cov[x_m | x_o] = S_mm - S_mo S_oo^-1 S_om (zero outside the missing block), in chunks of rows;
-    S_oo^-1 padded with zeros is P = M (M S M + I - M)^-1 M for the observed-entry mask M."""
-    filled, extra = torch.empty_like(x), torch.zeros_like(cov)
-    rows = max(1, GATHER_FLOATS // 8 // x.shape[1] ** 2)  # a few (rows, F, F) float64 temporaries at once
-    for start in range(0, len(x), rows):
-        m = seen[start : start + rows].to(x.dtype)  # (n, F)
-        outer = m[:, :, None] * m[:, None, :]
-        padded = torch.linalg.inv(cov * outer + torch.diag_embed(1 - m))
-        precision = padded * outer  # (n, F, F): S_oo^-1 in the observed block, 0 elsewhere
-        resid = (x[start : start + rows] - mean).nan_to_num()
-        filled[start : start + rows] = mean + ((cov @ precision) @ resid[:, :, None]).squeeze(-1)
-        filled[start : start + rows] = torch.where(m.bool(), x[start : start + rows], filled[start : start + rows])
-        conditional = cov - cov @ precision @ cov  # (n, F, F): Cov[x | x_o], zero where observed
-        missing = 1 - m
-        extra += (conditional * (missing[:, :, None] * missing[:, None, :])).sum(0)
+    sum over rows of Cov[x_m | x_o] = S_mm - S_mo S_oo^-1 S_om (zero outside the missing block); one Cholesky factor
+    per distinct pattern of observed entries, as CorrelatedNormal's log_prob and conditional_mean."""
+    patterns, chol, inverse = pattern_factors(cov, seen)
+    resid = torch.where(seen, x - mean, torch.zeros_like(x))
+    solved = per_row(chol, inverse, resid, lambda c, r: torch.cholesky_solve(r, c))
+    filled = torch.where(seen, x, mean + solved @ cov)
+    precision = torch.cholesky_inverse(chol) * (patterns[:, :, None] & patterns[:, None, :])  # S_oo^-1, 0 elsewhere
+    missing = ~patterns
+    rows = torch.bincount(inverse, minlength=len(patterns)).to(cov.dtype)[:, None, None]
+    extra = (rows * (cov - cov @ precision @ cov) * (missing[:, :, None] & missing[:, None, :])).sum(0)
     return filled, extra
 
 

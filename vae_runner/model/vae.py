@@ -48,14 +48,16 @@ class VAE(nn.Module):
         self.likelihood = likelihood
         self.network_precision = "fp32"
 
-    def adapt_to(self, data) -> VAE:
-        """What the data (DataSplits) need: missing entries accepted, a table's binary columns Bernoulli, and the
-        likelihood's data-dependent start (a checkpoint's weights replace it)."""
+    def adapt_to(self, data, start: bool = True) -> VAE:
+        """What the data (DataSplits) need: missing entries accepted, a table's binary columns Bernoulli, and
+        (`start`: a model about to train from scratch, not one whose weights a checkpoint will replace) the
+        likelihood's data-dependent start."""
         if data.has_missing:
             self.accept_missing()
         if data.binary_columns is not None and any(data.binary_columns):
             self.likelihood.model_binary_columns(torch.tensor(data.binary_columns), data.categorical_columns)
-        self.likelihood.start_from(data.train.x)
+        if start:
+            self.likelihood.start_from(data.train.x)
         return self
 
     def accept_missing(self) -> VAE:
