@@ -9,7 +9,9 @@ others' missingness a logistic function of them; every row keeps one entry), and
 y ~ x1 + x2: complete-case analysis, (`--missforest`) missForest's single imputation analysed as if complete,
 MICE (scikit-learn's IterativeImputer with posterior draws, M imputations) pooled, MICE with R mice's `norm`
 (imputation/mice_norm.py: coefficients and noise drawn per imputation) pooled, the VAE's M multiple imputations
-pooled (from one model, or from `--members` bootstrap members:
+pooled (from one model, proper by the preset's evaluation.imputation.proper=true: each imputation under its own
+posterior draw of the likelihood's Gaussian part; `evaluation.imputation.proper=false` for one model's improper
+draws; or from `--members` bootstrap members:
 `trainer.bootstrap=true`, each its own resample and seed, giving M / members draws each: proper imputation), and
 the VAE's single imputation analysed as if complete. The VAE fits 99 % of the rows (dataset.test_fraction=0.01; 10 %
 of them are its validation rows for early stopping) and imputes every row through `vae-run mode=impute`. It prints
@@ -80,7 +82,8 @@ def conditional_slopes(run, args, columns=(0, 1)) -> list[float]:
         true = mu[j] + (full[:, rest] - mu[rest]) @ np.linalg.solve(joint[np.ix_(rest, rest)], joint[rest, j])
         x = torch.tensor((full - offset) / scale, dtype=torch.float32)
         x[:, j] = float("nan")
-        model = run.impute(x, samples=200, draws=1, seed=0).mean[:, j].double().numpy() * scale[j] + offset[j]
+        mean = run.impute(x, samples=200, draws=1, seed=0, proper=False).mean
+        model = mean[:, j].double().numpy() * scale[j] + offset[j]
         slopes.append(float(np.polyfit(true, model, 1)[0]))
     return slopes
 
@@ -190,7 +193,7 @@ def main() -> None:
     parser.add_argument("--imputations", type=int, default=20)
     parser.add_argument("--mechanism", choices=("mcar", "mar"), default="mcar")
     parser.add_argument("--inputs", type=float, default=0.3, help="MAR: the share of variables kept complete")
-    parser.add_argument("--members", type=int, default=1, help="bootstrap members (1: one model, improper)")
+    parser.add_argument("--members", type=int, default=1, help="bootstrap members (1: one model)")
     parser.add_argument(
         "--design",
         choices=("regression", "fimd_x", "fimd_y"),

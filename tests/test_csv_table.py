@@ -135,6 +135,7 @@ def test_mode_impute_pools_a_sweep_of_bootstrap_members_into_one_set_of_imputati
     draws = long[:, 1:].reshape(5, *x.shape)
     assert np.allclose(draws[:, ~holes], x[~holes]) and not np.isnan(draws).any()
     alone = ["mode=impute", f"ckpt={tmp_path / 'sweep' / '0'}", "evaluation.imputation.draws=3"]
+    alone.append("evaluation.imputation.proper=false")  # a member's share: its own draws, not bootstrapped again
     run.run(make_cfg(*alone), tmp_path / "alone", alone)
     first = np.loadtxt(tmp_path / "alone" / "imputations.csv", delimiter=",", skiprows=1)[:, 1:].reshape(3, *x.shape)
     assert np.allclose(draws[:3], first)  # the first member's share is that run's own draws

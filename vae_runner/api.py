@@ -29,7 +29,7 @@ from vae_runner.config.compose import compose_config
 from vae_runner.config.keys import is_execution_key, override_key
 from vae_runner.data import DataSplits, Split
 from vae_runner.evaluation.metrics import log_likelihood
-from vae_runner.imputation.importance import importance_imputations
+from vae_runner.imputation.importance import importance_imputations, proper_imputations
 from vae_runner.model.vae import VAE
 from vae_runner.rng import seeded
 from vae_runner.runs.directory import BEST, LAST, METRICS, read_metrics, run_dir_of
@@ -98,18 +98,31 @@ class Run:
         evaluation; its noise is keyed by seed and image index). Binary data (Bernoulli likelihood) must be binary."""
         return log_likelihood(self.model, Split(self._batch(x)), k=k, seed=seed).cpu()
 
-    def impute(self, x: Tensor, truth: Tensor | None = None, samples: int = 1000, draws: int = 100, seed: int = 0):
+    def impute(
+        self,
+        x: Tensor,
+        truth: Tensor | None = None,
+        samples: int = 1000,
+        draws: int = 100,
+        seed: int = 0,
+        proper: bool | None = None,
+    ):
         """Imputations of the NaN entries of x (the run's units: images in [0, 1], binarised as the run's; a table
         standardised as run.data, original = x * run.data.scale + run.data.offset), by the final evaluation's
         estimator: `samples` proposals from q(z | x_obs) importance-weighted by p(x_obs | z) p(z) / q(z | x_obs), the
         mean imputation their weighted E[x | z], `draws` multiple imputations resampled by weight and drawn from
         p(x | z); with the complete `truth`, also log p(x_mis | x_obs) per row. A model trained on complete data
         imputes too (its encoder then reads a missing entry as 0, which the weights correct for, at a cost in
-        variance); the model then scores observed entries only, as a missing-data run's does."""
+        variance); the model then scores observed entries only, as a missing-data run's does. `proper` (None: the
+        run's evaluation.imputation.proper): each multiple imputation under its own posterior draw of the
+        likelihood's parameters given the run's training rows (imputation/importance.py's proper_imputations)."""
         x = self._batch(x)
         truth = None if truth is None else self._batch(truth)
         self.model.accept_missing()
         mean, multiple, cond = importance_imputations(self.model, x, truth, samples, draws, seed)
+        if OmegaConf.select(self.config, "evaluation.imputation.proper", default=False) if proper is None else proper:
+            train = self.data.train.x.to(x.device)
+            multiple = proper_imputations(self.model, x, train, samples, draws, seed)
         return Imputations(mean.cpu(), multiple.cpu(), None if cond is None else cond.cpu())
 
 

@@ -185,6 +185,11 @@ TARGETS = ("dataset", "architecture.encoder", "architecture.decoder", "prior", "
 
 def importable(path: str) -> bool:
     """Whether `pkg.module.Name` names an importable object (what instantiate will look up)."""
+    return resolved(path) is not None
+
+
+def resolved(path: str):
+    """The object `pkg.module.Name` names, None where it cannot be imported."""
     parts = path.split(".")
     for i in range(len(parts) - 1, 0, -1):
         try:
@@ -195,9 +200,9 @@ def importable(path: str) -> bool:
             for name in parts[i:]:
                 obj = getattr(obj, name)
         except AttributeError:
-            return False
-        return True
-    return False
+            return None
+        return obj
+    return None
 
 
 def validate(cfg: DictConfig) -> None:
@@ -234,6 +239,15 @@ def validate(cfg: DictConfig) -> None:
         problems.append("objective.warmup_per_epoch=true needs objective.warmup_epochs > 0")
     if OmegaConf.select(cfg, "missing.kind") == "mnar" and OmegaConf.select(cfg, "missing.rate") > 0.5:
         problems.append("missing.kind=mnar hides about rate of each column's largest half: missing.rate <= 0.5")
+    likelihood = OmegaConf.select(cfg, "likelihood._target_", default=None)
+    if OmegaConf.select(cfg, "evaluation.imputation.proper", default=False) and isinstance(likelihood, str):
+        if importable(likelihood) and not hasattr(resolved(likelihood), "parameter_draws"):
+            problems.append(
+                f"evaluation.imputation.proper=true draws the likelihood's parameters per imputation, which "
+                f"{likelihood} cannot (likelihood=correlated_gaussian can): use likelihood=correlated_gaussian, or "
+                f"evaluation.imputation.proper=false (improper: one model's draws), or a bootstrap ensemble "
+                f"(trainer.bootstrap=true 'seed=range(5)', then mode=impute ckpt=<the sweep directory>)"
+            )
     if cfg.get("ckpt") and cfg.get("resume"):
         problems.append("give either ckpt= (mode=eval) or resume= (continue training), not both")
     if problems:

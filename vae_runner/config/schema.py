@@ -68,6 +68,7 @@ class ImputationConfig:
     level: float = MISSING  # the central interval whose coverage is reported
     baseline_draws: int = MISSING  # MICE's multiple imputations (its posterior draws)
     baselines: list[str] = MISSING  # which of mean, knn, mice, mice_norm, missforest impute the same masks
+    proper: bool = MISSING  # each imputation under its own posterior draw of the likelihood's parameters
     rows: Optional[int] = MISSING  # the first N test rows (None: all)
 
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from vae_runner.evaluation.imputation import crps, dependence_kept, interval_coverage, rmse
 from vae_runner.evaluation.pictures import _figure_tensor, _pyplot, image_grid, label_rows
 from vae_runner.imputation.baselines import baseline_imputations
-from vae_runner.imputation.importance import importance_imputations
+from vae_runner.imputation.importance import importance_imputations, proper_imputations
 
 MULTIPLE = ("mice", "mice_norm")  # the baselines that give M imputations (evaluation.imputation.baseline_draws)
 
@@ -30,6 +30,8 @@ def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> Non
     x, truth = data.test.x[: ev.rows], data.test.truth[: ev.rows]  # rows: None = all
     start = time.perf_counter()
     mean, draws, cond = importance_imputations(model, x, truth, ev.samples, ev.draws, seed)
+    if ev.proper:  # the M again, each under its own draw of the likelihood's parameters
+        draws = proper_imputations(model, x, data.train.x, ev.samples, ev.draws, seed)
     metrics["test/impute_time_s"] = time.perf_counter() - start
     flat = lambda t: t.reshape(*t.shape[: t.dim() - len(data.shape)], -1).cpu().numpy()  # noqa: E731 - rows of F
     known = torch.isnan(x) & ~torch.isnan(truth)  # a file's own missing entries have no truth: not scored

@@ -10,6 +10,10 @@ w_k ∝ p(x_obs | z_k) p(z_k) / q(z_k | x_obs) (MIWAE's, Mattei & Frellsen 2019)
 - the conditional log-likelihood log p(x_mis | x_obs) ≈ log sum_k w_k p(x_mis | x_obs, z_k), nats per row in the table's
   standardised units (consistent as K grows; the same K proposals as the imputations).
 Where p(x|z)'s entries are independent (every likelihood but correlated_gaussian), p(x_mis | x_obs, z) = p(x_mis | z).
+
+These M draws are *improper*: they hold the model's parameters at their fitted values. `proper_imputations`
+(evaluation.imputation.proper=true) draws each imputation under its own posterior draw of the likelihood's
+parameters, so that an analysis pooled by Rubin's rules carries their estimation error too.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vae_runner.errors import UserError
 from vae_runner.rng import seeded
 
 
@@ -68,3 +73,23 @@ def conditional_mean(p, x: Tensor) -> Tensor:
 def conditional_sample(p, x: Tensor) -> Tensor:
     """One draw from p(x_mis | x_obs, z) per row (a draw of p(x|z) where its entries are independent given z)."""
     return p.conditional_sample(x) if hasattr(p, "conditional_sample") else p.sample()
+
+
+def proper_imputations(model, x: Tensor, train: Tensor, samples: int, draws: int, seed: int) -> Tensor:
+    """M = `draws` proper multiple imputations of x (M, N, *shape): each drawn by the estimator above from p(x|z)
+    under its own draw of the likelihood's parameters given the training rows `train` (`likelihood.parameter_draws`:
+    correlated_gaussian's covariance and mean, from their posterior under a multivariate normal by data
+    augmentation), so that the M carry the estimation error of those parameters as well as p(x_mis | x_obs)
+    ("proper" in Rubin's sense, as R mice's norm draws its regression parameters per imputation). Imputation m's
+    proposals are drawn from their own seed."""
+    if not hasattr(model.likelihood, "parameter_draws"):
+        raise UserError(
+            f"evaluation.imputation.proper=true draws the likelihood's parameters per imputation, which this model's "
+            f"{type(model.likelihood).__name__} cannot (likelihood=correlated_gaussian on a table can): impute with "
+            f"evaluation.imputation.proper=false, or with a bootstrap ensemble (mode=impute ckpt=<sweep directory>)."
+        )
+    drawn = []
+    for m, parameters in enumerate(model.likelihood.parameter_draws(train, draws, seed)):
+        with model.likelihood.drawn(parameters):
+            drawn.append(importance_imputations(model, x, None, samples, 1, (seed * 65_537 + m + 1) % 2**63)[1])
+    return torch.cat(drawn)

@@ -14,7 +14,10 @@ importance-weighted), on the run's standardisation (the observed entries of its 
 `ckpt=<sweep directory>` pools the sweep's runs as one bootstrap ensemble (each trained with trainer.bootstrap=true
 on its own resample of the rows, seed=range(B)): each member gives its share of the M imputations and the single
 imputation is the members' average, so the imputations carry the model's estimation error as well as
-p(x_mis | x_obs) ("proper" multiple imputation in Rubin's sense; the EMB idea of Honaker, King & Blackwell 2011):
+p(x_mis | x_obs) ("proper" multiple imputation in Rubin's sense; the EMB idea of Honaker, King & Blackwell 2011;
+one run is made proper more cheaply by `evaluation.imputation.proper=true`, experiment=impute_tabular's default,
+which draws the likelihood's Gaussian part from its posterior per imputation instead of refitting the whole model;
+an ensemble's members skip that):
     vae-run -m experiment=impute_tabular dataset.table=f.csv missing.kind=none trainer.bootstrap=true 'seed=range(5)'
     vae-run mode=impute ckpt=<that multirun directory> evaluation.imputation.draws=20
 """
@@ -30,7 +33,7 @@ from omegaconf import OmegaConf
 
 from vae_runner.data.csv_table import is_table_file, read_table
 from vae_runner.errors import UserError
-from vae_runner.imputation.importance import importance_imputations
+from vae_runner.imputation.importance import importance_imputations, proper_imputations
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,9 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
     check_members(members, table)
     total, missing = cfg.evaluation.imputation.draws, torch.isnan(x)
     shares = [total // len(members) + (m < total % len(members)) for m in range(len(members))]
-    drawn = [member_imputations(*member, x, share, m) for m, (member, share) in enumerate(zip(members, shares))]
+    proper = OmegaConf.select(cfg, "evaluation.imputation.proper", default=False)
+    proper = proper and len(members) == 1  # an ensemble's members carry the estimation error already
+    drawn = [member_imputations(*m, x, share, i, proper) for i, (m, share) in enumerate(zip(members, shares))]
     mean = torch.stack([m for m, _ in drawn]).mean(0)
     binary = torch.tensor(data.binary_columns)
     mean = torch.where(binary, (mean > 0.5).double(), mean)
@@ -78,13 +83,16 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
     return {"imputed_cells": int(missing.sum()), "rows": len(x), "imputations": len(multiple)}
 
 
-def member_imputations(cfg, state, data, model, device, x: torch.Tensor, draws: int, member: int):
+def member_imputations(cfg, state, data, model, device, x: torch.Tensor, draws: int, member: int, proper: bool):
     """One run's single imputation (N, F) and `draws` multiple imputations (M, N, F) of x, in the table's units,
-    drawn from `seed` (+ 1,000,003 per member: each member its own stream)."""
+    drawn from `seed` (+ 1,000,003 per member: each member its own stream); `proper`: each imputation under its own
+    draw of the likelihood's parameters given the run's training rows (imputation/importance.py)."""
     model.accept_missing()
     standard = ((x - data.offset) / data.scale).float().to(device)
     samples, seed = cfg.evaluation.imputation.samples, cfg.seed + 1_000_003 * member
     mean, multiple, _ = importance_imputations(model, standard, None, samples, draws, seed)
+    if proper:
+        multiple = proper_imputations(model, standard, data.train.x.to(device), samples, draws, seed)
     return tuple(t.cpu().double() * data.scale + data.offset for t in (mean, multiple))
 
 
