@@ -39,6 +39,8 @@ SHRINK = [
     "evaluation.disentanglement.votes=20",
     "evaluation.disentanglement.batch=16",
     "evaluation.disentanglement.trees=10",
+    "evaluation.imputation.samples=64",
+    "evaluation.imputation.draws=10",
 ]
 
 register_configs()

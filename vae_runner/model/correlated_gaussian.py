@@ -213,10 +213,16 @@ def symmetric_power(cov: Tensor, power: float) -> Tensor:
     return (vectors * values.clamp_min(EIGEN_FLOOR).pow(power)) @ vectors.T
 
 
+def root(cov: Tensor) -> Tensor:
+    """A symmetric R with R R^T = cov (negative eigenvalues of a nearly singular cov, float error, read as 0)."""
+    values, vectors = torch.linalg.eigh(cov)
+    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+
+
 def conditional_draw(x: Tensor, seen: Tensor, mean: Tensor, cov: Tensor, generator: torch.Generator) -> Tensor:
     """`x` (N, F) with each row's missing entries drawn from N(mu, S) given its observed ones (Matheron's rule, as
     CorrelatedNormal.conditional_sample: a joint draw conditioned on the observed entries)."""
-    joint = mean + torch.randn(x.shape, generator=generator, dtype=x.dtype) @ torch.linalg.cholesky(cov).T
+    joint = mean + torch.randn(x.shape, generator=generator, dtype=x.dtype) @ root(cov).T
     _, chol, inverse = pattern_factors(cov, seen)
     resid = torch.where(seen, x - joint, torch.zeros_like(x))
     solved = per_row(chol, inverse, resid, lambda c, r: torch.cholesky_solve(r, c))
@@ -230,7 +236,11 @@ def posterior_draws(
     them from their posterior under a multivariate normal with the Jeffreys prior, by data augmentation (Schafer
     1997, section 5.4; Tanner & Wong 1987): from the ML fit, each step draws the missing entries given the
     parameters, then Sigma ~ inverse-Wishart(N - 1, the completed rows' scatter) and mu ~ N(their mean, Sigma / N);
-    `burn_in` steps, then one draw every `thin` steps. Seeded by `seed`."""
+    `burn_in` steps, then one draw every `thin` steps. Seeded by `seed`. Each Sigma's eigenvalues are floored at
+    EIGEN_FLOOR (of standardised columns), as the start's: with nearly collinear columns whose rows all miss some
+    entries, the chain otherwise drifts toward a singular Sigma, the missing entries drawn ever closer to the
+    collinear plane (breast_cancer, 300 rows at 30 % MCAR: the smallest eigenvalue 2e-5 at the ML fit, 5e-6 after
+    20 steps); where every eigenvalue is above the floor (the inference study's tables) the draws are exact."""
     mean, cov = full = gaussian_mle(x)
     seen, n, f = ~x.isnan(), len(x), x.shape[1]
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
@@ -241,8 +251,9 @@ def posterior_draws(
         scatter = (filled - centre).T @ (filled - centre)
         df = max(n - 1, f)  # the Jeffreys prior's posterior; at least F (a proper distribution) with few rows
         cov = torch.from_numpy(np.atleast_2d(stats.invwishart.rvs(df, scatter.numpy(), random_state=rng)))
-        chol = torch.linalg.cholesky(cov / n)
-        mean = centre + chol @ torch.randn(f, generator=generator, dtype=x.dtype)
+        values, vectors = torch.linalg.eigh((cov + cov.T) / 2)
+        cov = (vectors * values.clamp_min(EIGEN_FLOOR)) @ vectors.T  # no drift to a singular Sigma (docstring)
+        mean = centre + root(cov / n) @ torch.randn(f, generator=generator, dtype=x.dtype)
         if step > burn_in and (step - burn_in) % thin == 0:
             out.append((mean, cov))
     return full, out
