@@ -2,6 +2,7 @@
 dataset of the same shape: real runs on small data, checked against the numbers the run itself wrote."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -73,6 +74,12 @@ def test_load_last_and_bad_requests(trained, tmp_path):
         vae_runner.load(tmp_path)
     with pytest.raises(UserError, match="latent_dim"):
         vae_runner.load(trained.run_dir, overrides=["latent_dim=8"])  # a model override is refused, as by vae-run
+
+
+def test_load_opens_a_run_named_as_a_sweep_names_its_runs(trained, tmp_path):
+    swept = tmp_path / "0_prior=mog,seed=0"  # Hydra's grammar reads an unquoted = and , as syntax
+    shutil.copytree(trained.run_dir, swept)
+    assert torch.equal(vae_runner.load(swept).sample(4, seed=1), trained.sample(4, seed=1))
 
 
 def test_mode_sample_writes_tensor_array_and_picture(trained, tmp_path):

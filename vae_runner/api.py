@@ -27,6 +27,7 @@ from torch import Tensor
 from vae_runner import build
 from vae_runner.config.compose import compose_config
 from vae_runner.config.keys import is_execution_key, override_key
+from vae_runner.config.overrides import override
 from vae_runner.data import DataSplits, Split
 from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.imputation.importance import importance_imputations, proper_imputations
@@ -132,7 +133,7 @@ def load(path: str | Path, checkpoint: str = "best", overrides: Sequence[str] = 
     the model (e.g. ["trainer.device=cpu", "dataset.root=/data"])."""
     if checkpoint not in ("best", "last"):
         raise ValueError(f'checkpoint must be "best" or "last", not {checkpoint!r}')
-    cfg = compose_config([f"ckpt={path}", *overrides])
+    cfg = compose_config([override("ckpt", path), *overrides])
     name = BEST if checkpoint == "best" else LAST
     cfg, state, data, model, _ = build.from_checkpoint(cfg, list(overrides), "vae_runner.load", name)
     return Run(run_dir_of(state["path"]), cfg, model, data, state)
@@ -176,7 +177,7 @@ def impute_file(
         train(
             [
                 "experiment=impute_tabular",
-                f"dataset.table={table}",
+                override("dataset.table", table),
                 "missing.kind=none",
                 "dataset.test_fraction=0.01",
                 f"seed={seed}",
@@ -187,7 +188,7 @@ def impute_file(
         )
     ckpt = work / "members" if ensemble else work / "members" / str(seeds[0])
     keep = [o for o in overrides if is_execution_key(override_key(o))]  # how, not what, to impute
-    impute = ["mode=impute", f"ckpt={ckpt}", *keep, f"evaluation.imputation.draws={draws}"]
+    impute = ["mode=impute", override("ckpt", ckpt), *keep, f"evaluation.imputation.draws={draws}"]
     with _logging_to(work / "vae-run.log"):
         runner.run(compose_config(impute), work / "imputed", impute)
     single = np.loadtxt(work / "imputed" / "imputed.csv", delimiter=",", skiprows=1, ndmin=2)

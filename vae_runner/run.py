@@ -21,6 +21,7 @@ from torchvision.utils import save_image
 from vae_runner import build
 from vae_runner.config.checks import validate
 from vae_runner.config.keys import override_keys
+from vae_runner.config.overrides import shell_override
 from vae_runner.config.plain import plain
 from vae_runner.config.schema import Mode
 from vae_runner.data.modalities import as_images
@@ -70,7 +71,8 @@ def resumed(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> tuple[D
         raise UserError(
             f"{origin} has finished its {state['epoch']} epochs (metrics.json): resuming it would train "
             f"nothing. To train longer, add trainer.epochs=<more than {state['epoch']}>; to evaluate it "
-            f"again, use vae-run mode=eval ckpt={origin}; to train with other settings, start a new run."
+            f"again, use vae-run mode=eval {shell_override('ckpt', origin)}; to train with other settings, start a "
+            f"new run."
         )
     return cfg, run_dir, state, path
 
@@ -107,7 +109,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
         best = load_checkpoint(best_path, map_location=device)
         load_weights(model, best, best_path)
         build.set_threads(cfg, model, objective, data, device, "evaluation")
-        with stop_on_signal(f"training had finished; run the final evaluation again with: vae-run resume={run_dir}"):
+        with stop_on_signal(
+            f"training had finished; run the final evaluation again with: vae-run {shell_override('resume', run_dir)}"
+        ):
             metrics = final_report(model, objective, data, cfg, logger, trainer.global_step)
     finally:
         logger.close()

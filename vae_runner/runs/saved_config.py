@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae_runner.config.keys import LOCATION_KEYS, MODEL_KEYS, is_execution_key, override_keys
+from vae_runner.config.overrides import shell_override
 from vae_runner.config.plain import flatten, plain
 from vae_runner.errors import UserError
 
@@ -115,5 +116,5 @@ def same_run_or_refuse(cfg: DictConfig, state: dict, run_dir: Path) -> None:
         raise UserError(
             f"{run_dir} already holds a different run (its config differs in: {', '.join(differ[:8])}). "
             f"Nothing was changed there. Give this run its own directory (hydra.run.dir=... or "
-            f"hydra.sweep.dir=...), or continue that run with resume={run_dir}."
+            f"hydra.sweep.dir=...), or continue that run with vae-run {shell_override('resume', run_dir)}."
         )

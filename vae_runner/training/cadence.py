@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from vae_runner.config.overrides import shell_override
 from vae_runner.runs.checkpoint import CheckpointWriter
 from vae_runner.runs.directory import BEST, LAST
 
@@ -59,5 +60,6 @@ class RunCheckpoints:
         last = self.dir / LAST
         if last.is_file():
             epoch = f"epoch {self.written_epoch}, " if self.written_epoch is not None else ""
-            return f"the last good checkpoint is {last} ({epoch}resume={self.dir.parent} continues from it)."
+            again = f"vae-run {shell_override('resume', self.dir.parent)}"
+            return f"the last good checkpoint is {last} ({epoch}{again} continues from it)."
         return "no checkpoint had been written yet (it diverged before the first one)."

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from vae_runner.config.overrides import shell_override
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
 from vae_runner.host.signals import Interrupted, StopRequest, requeue_if_launcher_can, stop_signals_to
@@ -199,7 +200,7 @@ class Trainer:
         raise Interrupted(
             self.stop.signum,
             f"Stopped by {name} {where}; the checkpoint {self.ckpt_dir / LAST} holds it. Continue with: "
-            f"vae-run resume={run_dir}",
+            f"vae-run {shell_override('resume', run_dir)}",
         )
 
     def log_window(self, window: RunningWindow) -> dict[str, float]:
