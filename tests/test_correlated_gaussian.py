@@ -8,7 +8,7 @@ import torch
 import torch.distributions as td
 
 from vae_runner.errors import UserError
-from vae_runner.model.correlated_gaussian import CorrelatedGaussian
+from vae_runner.model.correlated_gaussian import SHARED_ROWS, CorrelatedGaussian, pattern_factors, per_row
 
 D = 5
 
@@ -272,3 +272,27 @@ def test_the_start_is_the_configs_and_a_loaded_run_keeps_its_checkpoints_covaria
 
     monkeypatch.setattr(correlated_gaussian, "gaussian_mle", refuse)
     torch.testing.assert_close(api.load(tmp_path / "run").model.likelihood.covariance.detach(), trained)
+
+
+@pytest.mark.parametrize("columns", [5, 62, 63, 130])
+def test_pattern_factors_find_each_rows_pattern_however_wide(columns):
+    covered = torch.rand(300, columns, generator=torch.Generator().manual_seed(columns)) < 0.7
+    covered[150:] = covered[:150]  # every pattern twice
+    patterns, chol, inverse = pattern_factors(torch.eye(columns), covered)
+    assert torch.equal(patterns[inverse], covered) and len(patterns) == len(torch.unique(covered, dim=0))
+    assert chol.shape == (len(patterns), columns, columns)
+
+
+def test_one_solve_per_shared_factor_equals_the_factors_gathered_per_row():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    cov = a @ a.T + torch.eye(6, dtype=torch.float64)
+    covered = (torch.rand(5, 6, generator=g) < 0.6).repeat(40, 1)  # 5 patterns, 40 rows each: the shared path
+    _, chol, inverse = pattern_factors(cov, covered)
+    resid = torch.randn(200, 6, generator=g, dtype=torch.float64) * covered
+    solve = lambda c, r: torch.cholesky_solve(r, c)  # noqa: E731
+    shared = per_row(chol, inverse, resid, solve)
+    gathered = torch.cat([per_row(chol, inverse[i : i + 1], resid[i : i + 1], solve) for i in range(200)])
+    assert len(resid) >= SHARED_ROWS * len(chol) and torch.allclose(shared, gathered, atol=1e-12)
+    exact = torch.stack([torch.cholesky_solve(r[:, None], chol[u])[:, 0] for r, u in zip(resid, inverse)])
+    assert torch.allclose(shared, exact, atol=1e-12)

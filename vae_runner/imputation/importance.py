@@ -27,11 +27,19 @@ from vae_runner.rng import seeded
 
 @torch.no_grad()
 def importance_imputations(
-    model, x: Tensor, truth: Tensor, samples: int, draws: int, seed: int, chunk_rows: int = 100_000
-) -> tuple[Tensor, Tensor, Tensor]:
+    model,
+    x: Tensor,
+    truth: Tensor,
+    samples: int,
+    draws: int,
+    seed: int,
+    chunk_rows: int = 100_000,
+    single: bool = True,
+) -> tuple[Tensor | None, Tensor, Tensor | None]:
     """x (N, *shape) with NaN for missing entries, truth (N, *shape) -> the single imputation (N, *shape), `draws`
     multiple imputations (M, N, *shape) and log p(x_mis | x_obs) per row (N,); truth None (unknown): no
-    log-likelihood (None). Observed entries are returned as they are."""
+    log-likelihood (None); single=False: no single imputation (None; the draws as with it). Observed entries are
+    returned as they are."""
     was_training = model.training
     model.eval()
     means = []
@@ -53,15 +61,20 @@ def importance_imputations(
                 known = torch.where(missing, tb, xb)  # the observed entries and the truth's hidden ones
                 log_all = p.log_prob(known.expand(samples, *tb.shape).flatten(0, 1)).view(samples, n)
                 conditional.append(torch.logsumexp(log_w + log_all - log_obs, dim=0))  # log p(x_mis | x_obs, z_k)
-            weights = log_w.exp().view(samples, n, *[1] * (xb.dim() - 1))
-            mean = conditional_mean(p, xb.expand(samples, *xb.shape).flatten(0, 1)).view(samples, *xb.shape)
-            means.append(torch.where(missing, (weights * mean).sum(0), xb))
+            if single:
+                weights = log_w.exp().view(samples, n, *[1] * (xb.dim() - 1))
+                mean = conditional_mean(p, xb.expand(samples, *xb.shape).flatten(0, 1)).view(samples, *xb.shape)
+                means.append(torch.where(missing, (weights * mean).sum(0), xb))
             pick = torch.multinomial(log_w.exp().T, draws, replacement=True)  # (n, M) indices of proposals
             z_pick = z[pick.T, torch.arange(n, device=x.device)]  # (M, n, D)
             drawn = conditional_sample(model.decode(z_pick.flatten(0, 1)), xb.expand(draws, *xb.shape).flatten(0, 1))
             multiple.append(torch.where(missing, drawn.view(draws, *xb.shape), xb))
     model.train(was_training)
-    return torch.cat(means), torch.cat(multiple, dim=1), torch.cat(conditional) if conditional else None
+    return (
+        torch.cat(means) if single else None,
+        torch.cat(multiple, dim=1),
+        torch.cat(conditional) if conditional else None,
+    )
 
 
 def conditional_mean(p, x: Tensor) -> Tensor:
@@ -91,5 +104,6 @@ def proper_imputations(model, x: Tensor, train: Tensor, samples: int, draws: int
     drawn = []
     for m, parameters in enumerate(model.likelihood.parameter_draws(train, draws, seed)):
         with model.likelihood.drawn(parameters):
-            drawn.append(importance_imputations(model, x, None, samples, 1, (seed * 65_537 + m + 1) % 2**63)[1])
+            seed_m = (seed * 65_537 + m + 1) % 2**63
+            drawn.append(importance_imputations(model, x, None, samples, 1, seed_m, single=False)[1])
     return torch.cat(drawn)

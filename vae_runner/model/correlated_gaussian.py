@@ -46,6 +46,7 @@ dependence, mu(z)'s own estimation error is not drawn (a bootstrap ensemble carr
 
 from __future__ import annotations
 
+import hashlib
 import math
 from contextlib import contextmanager
 
@@ -59,6 +60,7 @@ from vae_runner.errors import UserError
 from vae_runner.model.likelihoods import Gaussian, WithBinaryColumns
 
 GATHER_FLOATS = 1 << 24  # rows of Cholesky factors gathered at once (64 MB of float32)
+SHARED_ROWS = 8  # per_row: rows per distinct factor from which one solve per factor beats gathering them
 EM_ITERATIONS = 200  # the start's EM: most rounds (it stops earlier once the covariance settles)
 DA_BURN_IN = 20  # proper imputation's data augmentation: steps before the first draw of the parameters,
 DA_THIN = 5  # and between draws (the chain's autocorrelation after k steps ~ the missing information's fraction^k)
@@ -69,24 +71,41 @@ EIGEN_FLOOR = 0.01  # the start: the covariance's eigenvalues at least this (of 
 def pattern_factors(cov: Tensor, covered: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """covered (N, D) bool: the entries each row's Gaussian covers -> the distinct patterns (U, D), the Cholesky
     factors of cov restricted to each, padded with the identity elsewhere (U, D, D), and each row's pattern (N,)."""
-    patterns, inverse = torch.unique(covered, dim=0, return_inverse=True)
+    keys, inverse = torch.unique(packed(covered), dim=0, return_inverse=True)
+    patterns = covered[first_of_each(inverse, len(keys))]
     both = patterns[:, :, None] & patterns[:, None, :]
     padded = torch.where(both, cov, torch.zeros_like(cov)) + torch.diag_embed((~patterns).to(cov.dtype))
     return patterns, torch.linalg.cholesky(padded), inverse
 
 
+def packed(bits: Tensor) -> Tensor:
+    """(N, D) bool -> (N, ceil(D / 62)) int64, 62 of a row's bits to a word: rows equal exactly where their words
+    are (torch.unique over a few integer columns in place of D bool ones: 6x faster on 114,000 rows of 30)."""
+    width = bits.shape[1]
+    words = torch.nn.functional.pad(bits, (0, -width % 62)).view(len(bits), -1, 62).long()
+    return (words << torch.arange(62, device=bits.device)).sum(-1)
+
+
+def first_of_each(inverse: Tensor, groups: int) -> Tensor:
+    """The index of the first row of each of `groups` groups (inverse: each row's group)."""
+    rows = torch.arange(len(inverse), device=inverse.device)
+    return torch.full((groups,), len(inverse), device=inverse.device).scatter_reduce(0, inverse, rows, "amin")
+
+
 def per_row(chol: Tensor, inverse: Tensor, resid: Tensor, solve) -> Tensor:
-    """solve(factor of each row (n, D, D), its residual (n, D, 1)) over the rows, in chunks of bounded memory."""
+    """solve(each row's factor, its residual) over the rows (n, D): where many rows share each factor (an
+    importance-sampling pass: K proposals of every row), one solve per factor with its rows as the right-hand
+    sides; else the factors gathered per row, in chunks of bounded memory."""
+    if not len(resid):
+        return resid
+    if len(resid) >= SHARED_ROWS * len(chol):
+        order = inverse.argsort()
+        counts = torch.bincount(inverse, minlength=len(chol)).tolist()
+        pieces = [solve(c, r.T).T for c, r in zip(chol, resid[order].split(counts))]
+        return torch.cat(pieces)[order.argsort()]
     rows = max(1, GATHER_FLOATS // chol[0].numel())
-    return (
-        torch.cat(
-            [
-                solve(chol[inverse[i : i + rows]], resid[i : i + rows, :, None])[..., 0]
-                for i in range(0, len(resid), rows)
-            ]
-        )
-        if len(resid)
-        else resid
+    return torch.cat(
+        [solve(chol[inverse[i : i + rows]], resid[i : i + rows, :, None])[..., 0] for i in range(0, len(resid), rows)]
     )
 
 
@@ -191,6 +210,20 @@ def gaussian_mle(
     return mean, cov
 
 
+FITS: dict = {}  # fitted: (shape, dtype, digest of the rows) -> their ML (mean, covariance)
+
+
+def fitted(x: Tensor) -> tuple[Tensor, Tensor]:
+    """gaussian_mle(x) of the last few tables given (by their bytes): a run's start and its proper imputations
+    fit the same training rows, and the EM costs seconds (2.5 s on breast_cancer's, 200 rounds)."""
+    key = (tuple(x.shape), x.dtype, hashlib.sha1(x.cpu().contiguous().numpy().tobytes()).hexdigest())
+    if key not in FITS:
+        FITS[key] = gaussian_mle(x)
+        while len(FITS) > 4:
+            del FITS[next(iter(FITS))]
+    return tuple(t.clone() for t in FITS[key])
+
+
 def conditional_moments(x: Tensor, seen: Tensor, mean: Tensor, cov: Tensor) -> tuple[Tensor, Tensor]:
     """EM's E-step: `x` with each row's missing entries at E[x_m | x_o] = mu_m + S_mo S_oo^-1 (x_o - mu_o), and the
     sum over rows of Cov[x_m | x_o] = S_mm - S_mo S_oo^-1 S_om (zero outside the missing block); one Cholesky factor
@@ -241,7 +274,7 @@ def posterior_draws(
     entries, the chain otherwise drifts toward a singular Sigma, the missing entries drawn ever closer to the
     collinear plane (breast_cancer, 300 rows at 30 % MCAR: the smallest eigenvalue 2e-5 at the ML fit, 5e-6 after
     20 steps); where every eigenvalue is above the floor (the inference study's tables) the draws are exact."""
-    mean, cov = full = gaussian_mle(x)
+    mean, cov = full = fitted(x)
     seen, n, f = ~x.isnan(), len(x), x.shape[1]
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     out = []
@@ -285,7 +318,7 @@ class CorrelatedGaussian(Gaussian):
         real = self.real_columns().cpu()
         if self.start_correlation is None or x.ndim != 2 or not real.any():
             return
-        _, cov = gaussian_mle(x[:, real].double().cpu())
+        _, cov = fitted(x[:, real].double().cpu())
         variances = torch.diag(cov.diagonal())
         cov = variances + self.start_correlation * (cov - variances)
         values, vectors = torch.linalg.eigh(cov)
