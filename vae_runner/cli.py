@@ -122,7 +122,9 @@ register_resolvers()
 
 def main() -> None:
     from vae_runner.config.command_line import problem
+    from vae_runner.config.overrides import typed_paths
 
+    sys.argv[1:] = typed_paths(sys.argv[1:])  # a sweep member's directory, typed as it is
     if message := problem(sys.argv[1:]):
         print(f"vae-run: error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -4,13 +4,14 @@
 Why: a sweep's run directories are named after their overrides (`0_dataset.table=wine,seed=0`), and Hydra reads an
 unquoted `=` as a parse error and a `,` as a sweep, so `resume=<such a directory>` fails as printed. A value with
 any character Hydra's grammar gives a meaning is single-quoted, its quotes (and the backslashes before them) and
-`${` escaped.
+`${` escaped. `typed_paths` does the same for such a path typed on vae-run's command line as it is.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 
 PLAIN = re.compile(r"[A-Za-z0-9_./:@+\-]*")  # characters a Hydra value may hold unquoted and mean as themselves
 
@@ -36,3 +37,20 @@ def shell_override(key: str, value: object) -> str:
     if PLAIN.fullmatch(text.replace("=", "", 1)):
         return text
     return f'"{text}"' if not set(text) & set('"$`\\!') else shlex.quote(text)
+
+
+PATH_KEYS = ("ckpt", "resume", "dataset.table")  # keys whose value is a path on this machine
+
+
+def typed_paths(argv: list[str]) -> list[str]:
+    """vae-run's arguments with each `ckpt=`, `resume=` or `dataset.table=` path typed as it is (a sweep member's
+    `outputs/x/0_beta=1,seed=0`) quoted for Hydra, where it names an existing file or directory and Hydra would
+    misread it; every other argument, and a value already quoted, as given."""
+    out = []
+    for arg in argv:
+        key, equals, value = arg.partition("=")
+        if equals and key in PATH_KEYS and not PLAIN.fullmatch(value) and value[:1] not in "'\"":
+            if Path(value).expanduser().exists():
+                arg = override(key, value)
+        out.append(arg)
+    return out
