@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from sklearn.datasets import load_wine
 
 from tests.conftest import make_cfg
@@ -177,3 +178,31 @@ def test_a_small_table_keeps_a_validation_and_a_test_row(tmp_path):
     file.write_text("a,b\n" + "\n".join(f"{i},{i % 7}" for i in range(50)) + "\n")
     data = load_tabular(str(file), val_fraction=0.01, test_fraction=0.01, split_seed=0, label_column=False)
     assert (len(data.train), len(data.val), len(data.test)) == (48, 1, 1)
+
+
+def test_a_table_changed_under_the_same_path_is_never_taken_for_the_runs_own(tmp_path):
+    from vae_runner import run
+    from vae_runner.runs.checkpoint import load_checkpoint
+    from vae_runner.runs.saved_config import table_digest
+
+    file = tmp_path / "cohort.csv"
+    write_wine_with_holes(file)
+    trained = tmp_path / "trained"
+    overrides = [f"dataset.table={file}", "missing.kind=none"]
+    train_impute_tabular(trained, *overrides)
+    cfg = make_cfg("experiment=impute_tabular", *overrides)
+    assert load_checkpoint(trained / "checkpoints" / "last.pt")["table_digest"] == table_digest(cfg)
+    original = file.read_text()
+    file.write_text(original.replace("\n1", "\n2", 1))  # one cell of the file changed, its path the same
+    again = list(OmegaConf.load(trained / ".hydra" / "overrides.yaml"))  # the training's own command line
+    for how, command in [
+        ("a re-launched run", make_cfg(*again, shrink=False)),  # would be skipped as finished
+        ("resume=", make_cfg(f"resume={trained}", "trainer.epochs=5")),
+        ("mode=impute", make_cfg("mode=impute", f"ckpt={trained}")),
+    ]:
+        with pytest.raises(UserError, match=r"has changed since .* train a new run .* restore the file"):
+            run.run(command, trained if how == "a re-launched run" else tmp_path / "other", [])
+    file.write_text(original)  # the file it trained on: taken up again
+    impute = ["mode=impute", f"ckpt={trained}", "evaluation.imputation.draws=2"]
+    run.run(make_cfg(*impute), tmp_path / "imputed", impute)
+    assert (tmp_path / "imputed" / "imputed.csv").is_file()

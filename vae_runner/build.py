@@ -35,7 +35,7 @@ from vae_runner.model.modalities import join_modalities
 from vae_runner.model.vae import VAE
 from vae_runner.runs.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from vae_runner.runs.directory import BEST
-from vae_runner.runs.saved_config import merge_saved
+from vae_runner.runs.saved_config import config_record, merge_saved, same_table_or_refuse
 from vae_runner.training.trainer import Trainer
 
 log = logging.getLogger("vae_runner")
@@ -165,6 +165,7 @@ def from_checkpoint(
     path = resolve_checkpoint(cfg.ckpt, default_name)
     state = load_checkpoint(path)
     cfg = merge_saved(state, cfg, overrides, purpose, other_data)
+    same_table_or_refuse(cfg, state, path)
     validate(cfg)
     device = setup(cfg)
     data = load_data(cfg, device)
@@ -229,7 +230,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None, 
     optimizer = construct(cfg.optimizer)(
         parameter_groups(model, cfg.objective.get("critic_lr"))
     )  # _partial_: class, settings
-    config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
+    config = config_record(cfg)
     logger = make_logger(cfg, run_dir, purge_step)
     objective = instantiate(cfg.objective)
     objective.dataset_size = len(data.train)  # for tc_estimator=mss

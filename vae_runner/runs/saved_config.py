@@ -1,10 +1,12 @@
 """A run directory that already holds a run, met again: `merge_saved` (resume=, ckpt=: the checkpoint's config with
 the command line's execution overrides, a model override refused) and `same_run_or_refuse` (a directory holding a
-checkpoint is taken up again only by the same run). Which keys are which: config/keys.py. Torch-free.
+checkpoint is taken up again only by the same run, on the same table file), and what a checkpoint keeps of the
+config (`config_record`). Which keys are which: config/keys.py. Torch-free.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -117,4 +119,34 @@ def same_run_or_refuse(cfg: DictConfig, state: dict, run_dir: Path) -> None:
             f"{run_dir} already holds a different run (its config differs in: {', '.join(differ[:8])}). "
             f"Nothing was changed there. Give this run its own directory (hydra.run.dir=... or "
             f"hydra.sweep.dir=...), or continue that run with vae-run {shell_override('resume', run_dir)}."
+        )
+    same_table_or_refuse(cfg, state, run_dir)
+
+
+def config_record(cfg: DictConfig) -> dict:
+    """What a checkpoint keeps of the run's config: the resolved config, its source, and the digest of the table
+    file it trained on (`table_digest`), so that a changed file is never taken for the run's own."""
+    return {
+        "config": plain(cfg),
+        "config_source": OmegaConf.to_container(cfg, enum_to_str=True),
+        "table_digest": table_digest(cfg),
+    }
+
+
+def table_digest(cfg: DictConfig) -> str | None:
+    """The SHA-256 of the file `dataset.table` names (a user's table); None for a bundled table or another dataset."""
+    table = OmegaConf.select(cfg, "dataset.table", default=None)
+    file = Path(str(table)).expanduser() if table is not None else None
+    return hashlib.sha256(file.read_bytes()).hexdigest() if file is not None and file.is_file() else None
+
+
+def same_table_or_refuse(cfg: DictConfig, state: dict, run_dir: Path | str) -> None:
+    """A run trained on a table file is taken up again (resumed, skipped as finished, evaluated, imputing) only
+    while the file holds what it trained on: a file changed under the same path is another table."""
+    saved, now = state.get("table_digest"), table_digest(cfg)
+    if saved is not None and now is not None and saved != now:
+        raise UserError(
+            f"{run_dir} was trained on dataset.table={cfg.dataset.table} as it was then (SHA-256 {saved[:12]}...), "
+            f"and the file has changed since ({now[:12]}...). Nothing was changed there. To fit the new contents, "
+            f"train a new run (its own hydra.run.dir=...); to use this run, restore the file it trained on."
         )

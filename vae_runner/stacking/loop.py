@@ -16,15 +16,14 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from vae_runner import build
-from vae_runner.config.plain import plain
 from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.host import threads
 from vae_runner.host.signals import Interrupted, StopRequest, stop_signals_to
 from vae_runner.runs.checkpoint import training_state
 from vae_runner.runs.directory import CHECKPOINTS
+from vae_runner.runs.saved_config import config_record
 from vae_runner.stacking.metrics import evaluate_members
 from vae_runner.stacking.model import member_state_dict
 from vae_runner.stacking.stack import Stack
@@ -46,7 +45,7 @@ class Member:
         self.best_val_elbo = -float("inf")
         self.best_epoch = 0
         self.full_weight_epoch = objective.first_full_weight_epoch(steps_per_epoch)
-        self.config = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, enum_to_str=True)}
+        self.config = config_record(cfg)
         self.file_log = logging.getLogger(f"vae_runner.member.{run_dir}")
         self.file_log.propagate = False
         handler = logging.FileHandler(run_dir / "vae-run.log")
