@@ -206,3 +206,31 @@ def test_a_table_changed_under_the_same_path_is_never_taken_for_the_runs_own(tmp
     impute = ["mode=impute", f"ckpt={trained}", "evaluation.imputation.draws=2"]
     run.run(make_cfg(*impute), tmp_path / "imputed", impute)
     assert (tmp_path / "imputed" / "imputed.csv").is_file()
+
+
+def test_observed_cells_go_back_as_the_file_writes_them_and_no_byte_order_mark(tmp_path):
+    import csv
+
+    from vae_runner import run
+
+    file = tmp_path / "export.csv"
+    write_wine_with_holes(file)
+    lines = file.read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows:  # the same numbers written as an export might: trailing zeros, a leading space, an exponent
+        row[0] = row[0] + ("0" if "." in row[0] else ".0") if row[0] not in ("", "NA", "?") else row[0]
+        row[1] = " " + row[1] if row[1] not in ("", "NA", "?") else row[1]
+        row[4] = f"{float(row[4]):e}" if row[4] not in ("", "NA", "?") else row[4]
+    file.write_bytes(("\ufeff" + "\r\n".join([lines[0], *map(",".join, rows)]) + "\r\n").encode())
+    train_impute_tabular(tmp_path / "trained", f"dataset.table={file}", "missing.kind=none")
+    impute = ["mode=impute", f"ckpt={tmp_path / 'trained'}", "evaluation.imputation.draws=2"]
+    run.run(make_cfg(*impute), tmp_path / "imputed", impute)
+    names = lines[0].split(",")
+    for output, skip in (("imputed.csv", 0), ("imputations.csv", 1)):
+        with open(tmp_path / "imputed" / output, newline="", encoding="utf-8") as f:
+            header, *written = list(csv.reader(f))
+        assert header[skip:] == names and not header[0].startswith("\ufeff")
+        for got, want in zip(written[: len(rows)], rows):
+            observed = [c for c in want if c not in ("", "NA", "?")]
+            assert [g for g, w in zip(got[skip:], want) if w not in ("", "NA", "?")] == observed
+            assert all(float(g) == float(g) for g in got[skip:])  # every hole filled with a number

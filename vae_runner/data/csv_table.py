@@ -28,22 +28,29 @@ def is_table_file(table: str) -> bool:
     return str(table).lower().endswith(SUFFIXES)
 
 
-def read_table(path: str, drop_empty: bool = True, dtype=torch.float32) -> tuple[torch.Tensor, list[str], list[bool]]:
-    """(rows (N, F) with NaN for missing cells, column names, which columns are binary); `drop_empty=False` keeps
-    rows without an observed value and float64 the file's digits (mode=impute writes every row of the file back)."""
+def read_cells(path: str) -> tuple[list[str], list[list[str]]]:
+    """The file's column names and its rows of cells as written (a byte-order mark dropped, blank lines skipped)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(
             f"dataset.table={path}: no such file. Give the path of a CSV file (header row of column names, one row "
             f"per record), or a bundled table: breast_cancer, wine, diabetes."
         )
-    with open(file, newline="") as f:
+    with open(file, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f, delimiter="\t" if file.suffix.lower() == ".tsv" else ","))
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise UserError(f"dataset.table={path}: needs a header row of column names and at least one row of values.")
-    columns, values = [c.strip() for c in rows[0]], []
-    for line, row in enumerate(rows[1:], start=2):
+    return [c.strip() for c in rows[0]], rows[1:]
+
+
+def read_table(path: str, drop_empty: bool = True, dtype=torch.float32) -> tuple[torch.Tensor, list[str], list[bool]]:
+    """(rows (N, F) with NaN for missing cells, column names, which columns are binary); `drop_empty=False` keeps
+    rows without an observed value and float64 the file's digits (mode=impute writes every row of the file back)."""
+    file = Path(path).expanduser()
+    columns, rows = read_cells(path)
+    values = []
+    for line, row in enumerate(rows, start=2):
         if len(row) != len(columns):
             raise UserError(f"{file}, line {line}: {len(row)} cells under {len(columns)} column names.")
         values.append([_number(cell, file, line, name) for cell, name in zip(row, columns)])

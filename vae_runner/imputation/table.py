@@ -7,7 +7,8 @@ Two files go into the new run directory, every row of the table in the file's or
 - `imputations.csv`: `evaluation.imputation.draws` multiple imputations in long format (a first column `imputation`,
   1..M, then the table; the layout of R mice's `complete(action="long")`): fit the analysis to each and pool the M
   results with Rubin's rules, so its standard errors carry the imputation uncertainty.
-Observed cells are the file's values in both. The estimator is the final evaluation's
+Observed cells are the file's own text in both (the filled ones at 10 significant digits), the header without a
+byte-order mark. The estimator is the final evaluation's
 (imputation/importance.py: `evaluation.imputation.samples` proposals from q(z | x_obs),
 importance-weighted), on the run's standardisation (the observed entries of its training split), seeded by `seed`.
 
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from vae_runner.data.csv_table import is_table_file, read_table
+from vae_runner.data.csv_table import is_table_file, read_cells, read_table
 from vae_runner.errors import UserError
 from vae_runner.imputation.importance import importance_imputations, proper_imputations
 
@@ -52,6 +53,7 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
             f"vae_runner.load(<run dir>).impute(x)."
         )
     x, columns, _ = read_table(str(table), drop_empty=False, dtype=torch.float64)
+    _, cells = read_cells(str(table))  # the observed cells go back as the file writes them
     if x.shape[1] != data.shape[0]:
         raise UserError(f"{table} now has {x.shape[1]} columns; the run was trained on {data.shape[0]}.")
     check_members(members, table)
@@ -65,11 +67,9 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
     mean = torch.where(binary, (mean > 0.5).double(), mean)
     single, multiple = torch.where(missing, mean, x), torch.where(missing, torch.cat([d for _, d in drawn]), x)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(run_dir / "imputed.csv", columns, single)
-    stacked = torch.cat(
-        [torch.arange(1, len(multiple) + 1).repeat_interleave(len(x))[:, None], multiple.flatten(0, 1)], 1
-    )
-    write_csv(run_dir / "imputations.csv", ["imputation", *columns], stacked, integer_first=True)
+    write_table(run_dir / "imputed.csv", columns, [(None, single)], cells, missing)
+    numbered = [(m + 1, imputation) for m, imputation in enumerate(multiple)]
+    write_table(run_dir / "imputations.csv", ["imputation", *columns], numbered, cells, missing)
     log.info(
         "%d missing cells of %s (%d rows) imputed by %s: %s (single imputation) and %s (%d multiple imputations)",
         int(missing.sum()),
@@ -124,10 +124,13 @@ def check_members(members: list[tuple], table) -> None:
         )
 
 
-def write_csv(path: Path, columns: list[str], rows: torch.Tensor, integer_first: bool = False) -> None:
+def write_table(path: Path, columns: list[str], tables: list, cells: list[list[str]], missing: torch.Tensor) -> None:
+    """`tables`: (imputation number or None, values (N, F)) -> one CSV, the number first where given (the long
+    layout); each observed cell exactly as the input file wrote it, each filled one at 10 significant digits."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        for row in rows.tolist():
-            cells = [f"{v:.10g}" for v in row]
-            writer.writerow([str(int(row[0])), *cells[1:]] if integer_first else cells)
+        for number, values in tables:
+            first = [] if number is None else [str(number)]
+            for row, written, hole in zip(values.tolist(), cells, missing.tolist()):
+                writer.writerow(first + [f"{v:.10g}" if h else c for v, c, h in zip(row, written, hole)])
