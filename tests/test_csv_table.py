@@ -50,8 +50,10 @@ def test_a_csv_is_read_with_its_missing_cells_and_binary_columns(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("a,b\n1,red\n", "line 2, column b: 'red' is not a number"),
-        ("a,b\n1,2,3\n", "line 2: 3 cells under 2 column names"),
+        ("a,b\n1,red\n", "column b: 1 cell\\(s\\) not a number, 'red' \\(line 2\\); a text column"),
+        ("a,b\n1,2,3\n", "1 row\\(s\\) with other than 2 cells under the column names, line 2: 3 cells"),
+        ("a;b,c\n1;2,3\n1,2;3,4\n", "line 3: 3 cells \\(the header holds ';': save the file comma-separated\\)"),
+        ("a;b\n1;2\n", "the header 'a;b' is one column with ';' in it: save the file comma-separated"),
         ("a,b\n1,\n2,NA\n", "column\\(s\\) b have no observed value"),
         ("a,b\n", "at least one row"),
     ],
@@ -62,6 +64,19 @@ def test_a_bad_csv_gets_the_fix_not_a_traceback(tmp_path, text, message):
         read_table(str(tmp_path / "bad.csv"))
     with pytest.raises(UserError, match="no such file"):
         read_table(str(tmp_path / "absent.csv"))
+
+
+def test_every_problem_of_a_clinical_export_is_named_at_once_with_its_fix(tmp_path):
+    text = "\ufeffpatient_age,sex,bp,glu,notes\r\n61,F,101 mmHg,5.2,\r\n54,M,96 mmHg,.,\r\n70,F,NA,6.1,\r\n"
+    (tmp_path / "export.csv").write_text(text, encoding="utf-8")
+    with pytest.raises(UserError) as refused:
+        read_table(str(tmp_path / "export.csv"))
+    message = str(refused.value)
+    assert message.count("\n") == 0 and "3 problems" in message and "\ufeff" not in message
+    assert "column sex: 3 cell(s) not a number, 'F' (line 2), 'M' (line 3), 'F' (line 4); a text column" in message
+    assert "column bp: 2 cell(s) not a number, '101 mmHg' (line 2), '96 mmHg' (line 3); strip the unit" in message
+    assert "column(s) notes have no observed value" in message and "glu" not in message  # '.' is a missing cell
+    assert "patient_age" not in message
 
 
 def test_a_csv_with_missing_cells_trains_and_scores_only_entries_with_a_truth(tmp_path):

@@ -1,10 +1,11 @@
 """dataset=tabular dataset.table=<file.csv>: a researcher's own table, with its own missing values.
 
 The first row names the columns; every other cell is a number or missing. A missing cell (empty, `NA`, `NaN`, `N/A`,
-`null`, `None`, `?`, any case) becomes NaN: the run then treats it like an entry `missing.*` hid (the encoder reads
+`null`, `None`, `?`, `.`, any case) becomes NaN: the run then treats it like an entry `missing.*` hid (the encoder reads
 it as 0, the likelihood scores observed entries only), but there is no truth behind it, so only entries hidden on top
 (`missing.kind=mcar`, say) can be scored. Columns whose observed values are all 0 or 1 are binary (Bernoulli). A
-text column is refused with the fix (one 0/1 column per category); so is a column with no observed value. Rows with
+text column is refused with the fix (one 0/1 column per category), a number with a unit too (strip it), and so is a
+column with no observed value: every problem of the file in one message. Rows with
 no observed value carry nothing to learn from and are dropped from training (with a log line). Tab-separated files
 (`.tsv`) work the same way. `vae-run mode=impute ckpt=<run>` writes the file back completed (imputation/table.py).
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
+import re
 from pathlib import Path
 
 import torch
@@ -20,7 +23,8 @@ import torch
 from vae_runner.errors import UserError
 
 log = logging.getLogger(__name__)
-MISSING_CELLS = {"", "na", "nan", "n/a", "null", "none", "?"}
+MISSING_CELLS = {"", "na", "nan", "n/a", "null", "none", "?", "."}  # "." as SAS and Stata write it
+SHOWN = ("NA", "NaN", "N/A", "null", "None", "?", ".")
 SUFFIXES = (".csv", ".tsv")
 
 
@@ -49,16 +53,14 @@ def read_table(path: str, drop_empty: bool = True, dtype=torch.float32) -> tuple
     rows without an observed value and float64 the file's digits (mode=impute writes every row of the file back)."""
     file = Path(path).expanduser()
     columns, rows = read_cells(path)
-    values = []
-    for line, row in enumerate(rows, start=2):
-        if len(row) != len(columns):
-            raise UserError(f"{file}, line {line}: {len(row)} cells under {len(columns)} column names.")
-        values.append([_number(cell, file, line, name) for cell, name in zip(row, columns)])
-    x = torch.tensor(values, dtype=dtype)
+    x = torch.tensor([[_number(cell) for cell in row] for row in rows if len(row) == len(columns)], dtype=dtype)
+    if problems := table_problems(columns, rows, x):
+        listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, start=1))
+        raise UserError(
+            f"{file}: {len(problems)} problem{'s' * (len(problems) > 1)} to fix before it can be read: {listed}. "
+            f"Every column must be numeric, missing cells empty or one of {', '.join(repr(c) for c in SHOWN)}."
+        )
     seen = ~torch.isnan(x)
-    empty = [name for name, any_seen in zip(columns, seen.any(0).tolist()) if not any_seen]
-    if empty:
-        raise UserError(f"{file}: column(s) {', '.join(empty)} have no observed value; drop them from the file.")
     keep = seen.any(1) if drop_empty else torch.ones(len(x), dtype=torch.bool)
     if not keep.all():
         log.info("%s: %d row(s) without any observed value dropped", file, int((~keep).sum()))
@@ -72,14 +74,51 @@ def zero_one_columns(x: torch.Tensor) -> list[bool]:
     return [bool(torch.isin(x[seen[:, j], j], torch.tensor([0.0, 1.0])).all()) for j in range(x.shape[1])]
 
 
-def _number(cell: str, file: Path, line: int, column: str) -> float:
+def _number(cell: str) -> float:
+    """A cell's number; NaN where it is missing or not a number (table_problems names the latter)."""
     text = cell.strip()
-    if text.lower() in MISSING_CELLS:
-        return float("nan")
     try:
-        return float(text)
+        return float("nan") if text.lower() in MISSING_CELLS else float(text)
     except ValueError:
-        raise UserError(
-            f"{file}, line {line}, column {column}: {text!r} is not a number. Every column must be numeric (missing "
-            f"cells empty or NA); encode a text column as one 0/1 column per category."
-        ) from None
+        return float("nan")
+
+
+def table_problems(columns: list[str], rows: list[list[str]], x: torch.Tensor) -> list[str]:
+    """Every problem of the file at once, each with its fix: rows of the wrong length, each column's cells that
+    are not numbers (how many, the first few with their lines), and columns with no observed value."""
+    if len(columns) == 1 and ";" in columns[0]:
+        return [f"the header {columns[0]!r} is one column with ';' in it: save the file comma-separated (or as .tsv)"]
+    problems = []
+    ragged = [(line, len(row)) for line, row in enumerate(rows, start=2) if len(row) != len(columns)]
+    if ragged:
+        shown = ", ".join(f"line {line}: {n} cells" for line, n in ragged[:3])
+        sniff = " (the header holds ';': save the file comma-separated)" if any(";" in c for c in columns) else ""
+        problems.append(
+            f"{len(ragged)} row(s) with other than {len(columns)} cells under the column names, {shown}{sniff}"
+        )
+        return problems  # the columns cannot be told apart further
+    textual = set()
+    for j, name in enumerate(columns):
+        bad = [(line, row[j].strip()) for line, row in enumerate(rows, start=2) if _not_a_number(row[j])]
+        if bad:
+            examples = ", ".join(f"{text!r} (line {line})" for line, text in bad[:3])
+            problems.append(f"column {name}: {len(bad)} cell(s) not a number, {examples}; {_fix(bad)}")
+            textual.add(name)
+    seen = ~torch.isnan(x)
+    empty = [
+        name for name, any_seen in zip(columns, seen.any(0).tolist()) if not any_seen and name not in " ".join(problems)
+    ]
+    if empty:
+        problems.append(f"column(s) {', '.join(empty)} have no observed value; drop them from the file")
+    return problems
+
+
+def _not_a_number(cell: str) -> bool:
+    return cell.strip().lower() not in MISSING_CELLS and math.isnan(_number(cell))
+
+
+def _fix(bad: list[tuple[int, str]]) -> str:
+    """What to do about a column's non-numeric cells: a number with a unit, or a text column."""
+    if all(re.fullmatch(r"[-+]?[\d.]+(e[-+]?\d+)?\s*[^\d\s].*", text, re.IGNORECASE) for _, text in bad):
+        return "strip the unit, leaving the number"
+    return "a text column: encode it as one 0/1 column per category, or drop it"
