@@ -249,3 +249,42 @@ def test_observed_cells_go_back_as_the_file_writes_them_and_no_byte_order_mark(t
             observed = [c for c in want if c not in ("", "NA", "?")]
             assert [g for g, w in zip(got[skip:], want) if w not in ("", "NA", "?")] == observed
             assert all(float(g) == float(g) for g in got[skip:])  # every hole filled with a number
+
+
+def test_a_fitted_run_fills_another_cohorts_file_from_any_working_directory(tmp_path, monkeypatch):
+    import csv
+
+    from vae_runner import run
+
+    (tmp_path / "study" / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "study")
+    write_wine_with_holes(tmp_path / "study" / "data" / "cohort1.csv", seed=0)
+    trained = tmp_path / "study" / "trained"
+    train_impute_tabular(trained, "dataset.table=data/cohort1.csv", "missing.kind=none")  # a relative path
+    cohort2 = tmp_path / "cohort2.csv"
+    write_wine_with_holes(cohort2, rate=0.2, seed=1)
+    lines = cohort2.read_text().splitlines()
+    cohort2.write_text("\n".join(lines[:41]) + "\n")  # 40 rows of another cohort, the same columns
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # neither the run's directory nor where it was trained
+    own = ["mode=impute", f"ckpt={trained}", "evaluation.imputation.draws=2"]
+    run.run(make_cfg(*own), tmp_path / "own", own)
+    assert len((tmp_path / "own" / "imputed.csv").read_text().splitlines()) == 179  # cohort 1's 178 rows
+    other = [*own, f"evaluation.imputation.table={cohort2}"]
+    run.run(make_cfg(*other), tmp_path / "other", other)
+    with open(tmp_path / "other" / "imputed.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    given = [line.split(",") for line in lines[1:41]]
+    assert header == lines[0].split(",") and len(rows) == 40
+    assert all(g == w for row, want in zip(rows, given) for g, w in zip(row, want) if w not in ("", "NA", "?"))
+    names = lines[0].split(",")
+    for changed, difference in [
+        (names[:-1], "it lacks is_class_0"),
+        ([*names[:-1], "smoker"], "it lacks is_class_0; it has smoker, which the run's table had not"),
+        ([names[1], names[0], *names[2:]], "the same names in another order"),
+    ]:
+        wrong = tmp_path / "wrong.csv"
+        wrong.write_text(",".join(changed) + "\n" + ",".join(["1"] * len(changed)) + "\n")
+        refused = [*own, f"evaluation.imputation.table={wrong}"]
+        with pytest.raises(UserError, match=f"columns must be those of .*cohort1.csv.*; {difference}"):
+            run.run(make_cfg(*refused), tmp_path / "refused", refused)

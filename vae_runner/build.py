@@ -35,7 +35,7 @@ from vae_runner.model.modalities import join_modalities
 from vae_runner.model.vae import VAE
 from vae_runner.runs.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from vae_runner.runs.directory import BEST
-from vae_runner.runs.saved_config import config_record, merge_saved, same_table_or_refuse
+from vae_runner.runs.saved_config import config_record, located, merge_saved, same_table_or_refuse
 from vae_runner.training.trainer import Trainer
 
 log = logging.getLogger("vae_runner")
@@ -164,7 +164,7 @@ def from_checkpoint(
     `other_data`: a `dataset=` override loads that dataset instead (it must have the shape the model was made for)."""
     path = resolve_checkpoint(cfg.ckpt, default_name)
     state = load_checkpoint(path)
-    cfg = merge_saved(state, cfg, overrides, purpose, other_data)
+    cfg = located(merge_saved(state, cfg, overrides, purpose, other_data), state)
     same_table_or_refuse(cfg, state, path)
     validate(cfg)
     device = setup(cfg)

@@ -44,7 +44,7 @@ from vae_runner.runs.directory import (
     run_dir_of,
     write_metrics,
 )
-from vae_runner.runs.saved_config import merge_saved, same_run_or_refuse, same_table_or_refuse
+from vae_runner.runs.saved_config import located, merge_saved, same_run_or_refuse, same_table_or_refuse
 
 log = logging.getLogger("vae_runner")
 
@@ -54,7 +54,7 @@ def resumed(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> tuple[D
     on in (the run's own, or a new one when it branches from another checkpoint than last.pt), its state and path."""
     path = resolve_checkpoint(cfg.resume, LAST)
     state = load_checkpoint(path)
-    cfg = merge_saved(state, cfg, overrides, "resume")
+    cfg = located(merge_saved(state, cfg, overrides, "resume"), state)
     origin = run_dir_of(path)
     same_table_or_refuse(cfg, state, origin)
     if continues_in_place(cfg.resume):

@@ -39,11 +39,12 @@ def shell_override(key: str, value: object) -> str:
     return f'"{text}"' if not set(text) & set('"$`\\!') else shlex.quote(text)
 
 
-PATH_KEYS = ("ckpt", "resume", "dataset.table")  # keys whose value is a path on this machine
+# keys whose value is a path on this machine
+PATH_KEYS = ("ckpt", "resume", "dataset.table", "evaluation.imputation.table")
 
 
 def typed_paths(argv: list[str]) -> list[str]:
-    """vae-run's arguments with each `ckpt=`, `resume=` or `dataset.table=` path typed as it is (a sweep member's
+    """vae-run's arguments with each PATH_KEYS path typed as it is (a sweep member's
     `outputs/x/0_beta=1,seed=0`) quoted for Hydra, where it names an existing file or directory and Hydra would
     misread it; every other argument, and a value already quoted, as given."""
     out = []

@@ -70,6 +70,7 @@ class ImputationConfig:
     baselines: list[str] = MISSING  # which of mean, knn, mice, mice_norm, missforest impute the same masks
     proper: bool = MISSING  # each imputation under its own posterior draw of the likelihood's parameters
     rows: Optional[int] = MISSING  # the first N test rows (None: all)
+    table: Optional[str] = MISSING  # mode=impute: the file to fill (None: the run's own table)
 
 
 @dataclass

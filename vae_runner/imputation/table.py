@@ -1,7 +1,9 @@
 """`vae-run mode=impute ckpt=<run>`: a run trained on a CSV table of one's own (`dataset.table=<file.csv>`) fills
 that file's missing cells, for analysis downstream.
 
-Two files go into the new run directory, every row of the table in the file's order, in the file's units:
+`evaluation.imputation.table=<file.csv>` fills another file instead (another cohort, the same columns in the same
+order), its rows standardised as the run's training rows were. Two files go into the new run directory, every row of
+the table in the file's order, in the file's units:
 - `imputed.csv`: the single imputation, E[x_mis | x_obs] (a binary column's cell: 1 where its imputed probability
   exceeds 1/2, else 0);
 - `imputations.csv`: `evaluation.imputation.draws` multiple imputations in long format (a first column `imputation`,
@@ -52,10 +54,11 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
             f"{f' dataset.table={table}' if table else ''}. For other data, impute NaN entries with the Python API: "
             f"vae_runner.load(<run dir>).impute(x)."
         )
-    x, columns, _ = read_table(str(table), drop_empty=False, dtype=torch.float64)
-    _, cells = read_cells(str(table))  # the observed cells go back as the file writes them
-    if x.shape[1] != data.shape[0]:
-        raise UserError(f"{table} now has {x.shape[1]} columns; the run was trained on {data.shape[0]}.")
+    target = OmegaConf.select(cfg, "evaluation.imputation.table", default=None) or table
+    x, columns, _ = read_table(str(target), drop_empty=False, dtype=torch.float64)
+    _, cells = read_cells(str(target))  # the observed cells go back as the file writes them
+    if columns != list(data.columns):
+        raise UserError(column_difference(target, columns, table, data.columns))
     check_members(members, table)
     total, missing = cfg.evaluation.imputation.draws, torch.isnan(x)
     shares = [total // len(members) + (m < total % len(members)) for m in range(len(members))]
@@ -73,7 +76,7 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
     log.info(
         "%d missing cells of %s (%d rows) imputed by %s: %s (single imputation) and %s (%d multiple imputations)",
         int(missing.sum()),
-        table,
+        target,
         len(x),
         state["path"] if len(members) == 1 else f"{len(members)} bootstrap members",
         run_dir / "imputed.csv",
@@ -81,6 +84,26 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
         len(multiple),
     )
     return {"imputed_cells": int(missing.sum()), "rows": len(x), "imputations": len(multiple)}
+
+
+def column_difference(target, columns: list[str], table, trained: list[str]) -> str:
+    """Why `target`'s columns cannot be filled by a run trained on `table`'s: the names each lacks, or the order."""
+    extra, lacking = [c for c in columns if c not in trained], [c for c in trained if c not in columns]
+    if extra or lacking:
+        what = "; ".join(
+            part
+            for part in (
+                f"it lacks {', '.join(lacking)}" if lacking else "",
+                f"it has {', '.join(extra)}, which the run's table had not" if extra else "",
+            )
+            if part
+        )
+    else:
+        what = f"the same names in another order ({', '.join(columns)})"
+    return (
+        f"{target} cannot be filled by this run: its columns must be those of {table}, which it was trained on, in "
+        f"that order ({', '.join(trained)}); {what}. Rename, add or reorder its columns to match."
+    )
 
 
 def member_imputations(cfg, state, data, model, device, x: torch.Tensor, draws: int, member: int, proper: bool):

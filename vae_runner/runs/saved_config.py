@@ -130,7 +130,22 @@ def config_record(cfg: DictConfig) -> dict:
         "config": plain(cfg),
         "config_source": OmegaConf.to_container(cfg, enum_to_str=True),
         "table_digest": table_digest(cfg),
+        "working_dir": str(Path.cwd()),  # where a relative dataset.table was found (located)
     }
+
+
+def located(cfg: DictConfig, state: dict) -> DictConfig:
+    """A saved run's config with a relative `dataset.table` made absolute against the directory the run was
+    trained from, where the file is found there and not from here: a run imputes from any working directory."""
+    table = OmegaConf.select(cfg, "dataset.table", default=None)
+    origin = state.get("working_dir")
+    if table is None or origin is None or Path(str(table)).expanduser().is_absolute():
+        return cfg
+    there = Path(origin) / str(table)
+    if there.is_file() and not Path(str(table)).is_file():
+        cfg = cfg.copy()
+        cfg.dataset.table = str(there)
+    return cfg
 
 
 def table_digest(cfg: DictConfig) -> str | None:
