@@ -28,10 +28,10 @@ import torch
 from sklearn import datasets
 
 from vae_runner.api import impute_file, member_seeds
+from vae_runner.data.csv_table import write_numbers
 from vae_runner.data.missingness import keep_one_per_row, mcar_mask
 from vae_runner.evaluation.imputation import crps, interval_coverage, rmse
 from vae_runner.imputation.baselines import baseline_imputations
-from vae_runner.imputation.table import write_csv
 
 LOADERS = {"breast_cancer": datasets.load_breast_cancer, "wine": datasets.load_wine, "diabetes": datasets.load_diabetes}
 
@@ -48,7 +48,7 @@ def scores(table: np.ndarray, rate: float, seed: int, args, work: Path) -> dict[
     if args.vae:
         work.mkdir(parents=True, exist_ok=True)
         csv = work / f"holes{seed}.csv"
-        write_csv(csv, [f"c{j}" for j in range(table.shape[1])], torch.from_numpy(np.where(mask, np.nan, table)))
+        write_numbers(csv, [f"c{j}" for j in range(table.shape[1])], torch.from_numpy(np.where(mask, np.nan, table)))
         seeds = member_seeds(seed, args.members)
         overrides = ["trainer.num_threads=1", "logger.progress_bar=false", *args.overrides]
         single, multiple["VAE"] = impute_file(csv, overrides, work / f"vae{seed}", args.draws, seeds)

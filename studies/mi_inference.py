@@ -39,10 +39,10 @@ import torch
 from scipy import stats
 
 from vae_runner.api import impute_file, load, member_seeds
+from vae_runner.data.csv_table import write_numbers
 from vae_runner.data.missingness import fit_logistic, keep_one_per_row, mcar_mask
 from vae_runner.imputation.baselines import baseline_imputations
 from vae_runner.imputation.pooling import pool
-from vae_runner.imputation.table import write_csv
 
 BETA = np.array([1.0, 0.5, -0.3])  # --design regression: intercept, x1, x2
 FIMD_BETA = np.array([0.0, 1.0])  # --design fimd_x / fimd_y: van Buuren's y = x + N(0, 1), one predictor
@@ -149,7 +149,7 @@ def replication(r: int, args, work: Path) -> tuple[dict[str, tuple], list[float]
     if args.no_vae:
         return out, [float("nan")] * 2
     csv = work / f"rep{r}.csv"
-    write_csv(csv, ["y", *(f"x{j}" for j in range(1, table.shape[1]))], torch.from_numpy(holes))  # NaN: "nan"
+    write_numbers(csv, ["y", *(f"x{j}" for j in range(1, table.shape[1]))], torch.from_numpy(holes))  # NaN: NA
     draws, single, run = vae_imputations(csv, r, args, work)
     pooled = pool(*zip(*(ols(t, k) for t in draws)), df_complete=df)
     out["VAE, pooled"] = (pooled.estimate, *pooled.interval(0.95))

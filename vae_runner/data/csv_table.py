@@ -122,3 +122,12 @@ def _fix(bad: list[tuple[int, str]]) -> str:
     if all(re.fullmatch(r"[-+]?[\d.]+(e[-+]?\d+)?\s*[^\d\s].*", text, re.IGNORECASE) for _, text in bad):
         return "strip the unit, leaving the number"
     return "a text column: encode it as one 0/1 column per category, or drop it"
+
+
+def write_numbers(path: Path, columns: list[str], x: torch.Tensor) -> None:
+    """(N, F) numbers as a table file read_table reads back (10 significant digits, NaN written as NA): the
+    studies' simulated tables with holes."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows([["NA" if v != v else f"{v:.10g}" for v in row] for row in x.tolist()])
