@@ -288,3 +288,12 @@ def test_a_fitted_run_fills_another_cohorts_file_from_any_working_directory(tmp_
         refused = [*own, f"evaluation.imputation.table={wrong}"]
         with pytest.raises(UserError, match=f"columns must be those of .*cohort1.csv.*; {difference}"):
             run.run(make_cfg(*refused), tmp_path / "refused", refused)
+
+
+def test_a_table_runs_last_lines_show_its_imputation_scores_beside_the_baselines(tmp_path):
+    metrics = train_impute_tabular(tmp_path / "run", "dataset.table=wine", "missing.rate=0.3")
+    log = (tmp_path / "run" / "vae-run.log").read_text()
+    assert f"imputation of {metrics['test/impute_entries']} hidden test entries in" in log
+    vae = next(line for line in log.splitlines() if line.split(" - ")[-1].strip().startswith("VAE "))
+    assert vae.split()[-3:] == [f"{metrics[f'test/impute_{k}']:.3f}" for k in ("rmse", "coverage", "crps")]
+    assert "test rows" in log and "test images" not in log

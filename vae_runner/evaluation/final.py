@@ -66,7 +66,8 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
 def test_log_likelihood(model, test, ev, seed: int) -> dict:
     """The importance-sampled log-likelihood of the test images (the first `ev.test_limit`), with its standard error."""
     n_ll = len(test) if ev.test_limit is None else min(ev.test_limit, len(test))
-    with stage(f"log-likelihood with K={ev.iw_samples} importance samples on {n_ll} test images"):
+    what = "rows" if test.x.dim() == 2 else "images"  # a table's (N, F) rows
+    with stage(f"log-likelihood with K={ev.iw_samples} importance samples on {n_ll} test {what}"):
         ll = log_likelihood(
             model,
             test,

@@ -1,7 +1,8 @@
 """What a run says while it trains: one progress bar over all of training (only on a terminal: no carriage-return
 clutter in a log file or a Slurm output), a line per validation in the console and vae-run.log (epoch, training
 loss, validation ELBO with its reconstruction and KL, active units, seconds per epoch, time left), and the
-end-of-run summary with its warning on posterior collapse.
+end-of-run summary (with the imputation scores beside the baselines' where the run imputed) and its warning on
+posterior collapse.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def summary(metrics: dict, run_dir, latent_dim: int) -> None:
         f"{metrics['test/mutual_information']:.3f} nats" if "test/mutual_information" in metrics else "n/a",
         metrics["val/elbo"],
     )
+    for line in imputation_table(metrics):
+        log.info(line)
     log.info("run directory: %s", run_dir)
     if metrics.get("test/active_units", 1) == 0:
         log.warning(
@@ -105,3 +108,26 @@ def summary(metrics: dict, run_dir, latent_dim: int) -> None:
             "(objective.warmup_epochs=10), free bits (objective.free_bits=0.5) or a smaller decoder.",
             metrics["test/kl"],
         )
+
+
+IMPUTERS = ("", "_mice", "_mice_norm", "_missforest", "_knn", "_mean")  # metric suffixes: the VAE's, then baselines'
+
+
+def imputation_table(metrics: dict) -> list[str]:
+    """The imputation scores of the hidden test entries, the VAE beside each baseline, as console lines (nothing
+    where the run imputed nothing)."""
+    if "test/impute_rmse" not in metrics:
+        return []
+    entries, rows, draws = (metrics.get(f"test/impute_{k}", "?") for k in ("entries", "rows", "draws"))
+    lines = [
+        f"imputation of {entries} hidden test entries in {rows} rows (standardised units; M = {draws} draws; "
+        f"metrics.json test/impute_*):",
+        f"  {'imputer':<11}{'RMSE':>8}{'90% cover':>11}{'CRPS':>8}",
+    ]
+    for suffix in IMPUTERS:
+        if f"test/impute_rmse{suffix}" not in metrics:
+            continue
+        cells = [metrics.get(f"test/impute_{k}{suffix}") for k in ("rmse", "coverage", "crps")]
+        shown = [f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}" for v, w in zip(cells, (8, 11, 8))]
+        lines.append(f"  {suffix.lstrip('_') or 'VAE':<11}{''.join(shown)}")
+    return lines
