@@ -297,3 +297,29 @@ def test_a_table_runs_last_lines_show_its_imputation_scores_beside_the_baselines
     vae = next(line for line in log.splitlines() if line.split(" - ")[-1].strip().startswith("VAE "))
     assert vae.split()[-3:] == [f"{metrics[f'test/impute_{k}']:.3f}" for k in ("rmse", "coverage", "crps")]
     assert "test rows" in log and "test images" not in log
+
+
+def test_mode_impute_writes_the_missingness_patterns_and_the_observed_against_imputed_densities(tmp_path):
+    import csv
+
+    from PIL import Image
+
+    from vae_runner import run
+
+    file = tmp_path / "wine_holes.csv"
+    x, holes = write_wine_with_holes(file, rate=0.2)
+    train_impute_tabular(tmp_path / "trained", f"dataset.table={file}", "missing.kind=none")
+    impute = ["mode=impute", f"ckpt={tmp_path / 'trained'}", "evaluation.imputation.draws=3"]
+    run.run(make_cfg(*impute), tmp_path / "imputed", impute)
+    with open(tmp_path / "imputed" / "missing_patterns.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    patterns, totals = rows[:-1], rows[-1]
+    assert header[0] == "rows" and header[-1] == "missing_cells" and len(header) == x.shape[1] + 2
+    assert sum(int(r[0]) for r in patterns) == len(x) and [int(c) for c in totals[1:-1]] == holes.sum(0).tolist()
+    distinct = {tuple(row) for row in (~holes).astype(int).tolist()}
+    assert {tuple(int(c) for c in r[1:-1]) for r in patterns} == distinct
+    assert [int(r[0]) for r in patterns] == sorted((int(r[0]) for r in patterns), reverse=True)
+    for r in patterns:
+        assert int(r[-1]) == x.shape[1] - sum(int(c) for c in r[1:-1])
+    picture = Image.open(tmp_path / "imputed" / "imputed_densities.png")
+    assert picture.size[0] > 600 and picture.size[1] > 400

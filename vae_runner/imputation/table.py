@@ -9,7 +9,8 @@ the table in the file's order, in the file's units:
 - `imputations.csv`: `evaluation.imputation.draws` multiple imputations in long format (a first column `imputation`,
   1..M, then the table; the layout of R mice's `complete(action="long")`): fit the analysis to each and pool the M
   results with Rubin's rules, so its standard errors carry the imputation uncertainty.
-Observed cells are the file's own text in both (the filled ones at 10 significant digits), the header without a
+Beside them, missing_patterns.csv and imputed_densities.png (imputation/diagnostics.py). Observed cells are the file's
+own text in both (the filled ones at 10 significant digits), the header without a
 byte-order mark. The estimator is the final evaluation's
 (imputation/importance.py: `evaluation.imputation.samples` proposals from q(z | x_obs),
 importance-weighted), on the run's standardisation (the observed entries of its training split), seeded by `seed`.
@@ -36,6 +37,7 @@ from omegaconf import OmegaConf
 
 from vae_runner.data.csv_table import is_table_file, read_cells, read_table
 from vae_runner.errors import UserError
+from vae_runner.imputation.diagnostics import plot_imputed_densities, write_missing_patterns
 from vae_runner.imputation.importance import importance_imputations, proper_imputations
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
     write_table(run_dir / "imputed.csv", columns, [(None, single)], cells, missing)
     numbered = [(m + 1, imputation) for m, imputation in enumerate(multiple)]
     write_table(run_dir / "imputations.csv", ["imputation", *columns], numbered, cells, missing)
+    write_missing_patterns(run_dir / "missing_patterns.csv", columns, missing)
+    plot_imputed_densities(run_dir / "imputed_densities.png", columns, x, multiple)
     log.info(
         "%d missing cells of %s (%d rows) imputed by %s: %s (single imputation) and %s (%d multiple imputations)",
         int(missing.sum()),
