@@ -64,3 +64,18 @@ def test_train_time_adds_up_over_a_resumed_run(tmp_path, monkeypatch, no_threads
         make_cfg(f"resume={tmp_path}", "trainer.epochs=3"), tmp_path / "x", [f"resume={tmp_path}", "trainer.epochs=3"]
     )
     assert more["epochs"] == 3 and more["train_time_s"] > first["train_time_s"]
+
+
+def test_a_warm_up_longer_than_the_training_is_warned_with_the_fix(tmp_path, caplog, no_threads):
+    caplog.set_level(logging.INFO, logger="vae_runner")
+    run.train(make_cfg("trainer.epochs=2", "objective.warmup_epochs=5"), tmp_path / "short")
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "reaches the full KL weight" in r.getMessage()
+    ]
+    assert len(warnings) == 1 and "epoch 5, after the last of trainer.epochs=2" in warnings[0]
+    assert "trainer.epochs=5 or more" in warnings[0]
+    caplog.clear()
+    run.train(make_cfg("trainer.epochs=2", "objective.warmup_epochs=2"), tmp_path / "in_time")
+    assert not [r for r in caplog.records if "reaches the full KL weight" in r.getMessage()]

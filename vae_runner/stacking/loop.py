@@ -28,7 +28,7 @@ from vae_runner.stacking.metrics import evaluate_members
 from vae_runner.stacking.model import member_state_dict
 from vae_runner.stacking.stack import Stack
 from vae_runner.training.cadence import RunCheckpoints
-from vae_runner.training.trainer import patience_exhausted
+from vae_runner.training.trainer import patience_exhausted, warmup_outlasts_training
 
 log = logging.getLogger("vae_runner")
 
@@ -45,6 +45,8 @@ class Member:
         self.best_val_elbo = -float("inf")
         self.best_epoch = 0
         self.full_weight_epoch = objective.first_full_weight_epoch(steps_per_epoch)
+        if warning := warmup_outlasts_training(self.full_weight_epoch, cfg.trainer.epochs):
+            log.warning("%s: %s", run_dir, warning)
         self.config = config_record(cfg)
         self.file_log = logging.getLogger(f"vae_runner.member.{run_dir}")
         self.file_log.propagate = False

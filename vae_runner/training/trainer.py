@@ -39,6 +39,18 @@ CAUSES = (
 log = logging.getLogger("vae_runner")
 
 
+def warmup_outlasts_training(full_weight_epoch: int, epochs: int) -> str | None:
+    """The warning for a KL warm-up that ends after the last epoch (None where it ends in time)."""
+    if full_weight_epoch <= epochs:
+        return None
+    return (
+        f"The KL warm-up reaches the full KL weight only in epoch {full_weight_epoch}, after the last of "
+        f"trainer.epochs={epochs}: the whole run trains on a down-weighted KL, so its model is not the one the "
+        f"objective describes (more active units, worse samples) and early stopping never starts counting. Train "
+        f"longer (trainer.epochs={full_weight_epoch} or more) or warm up for less (objective.warmup_epochs)."
+    )
+
+
 def patience_exhausted(patience: int | None, epoch: int, best_epoch: int, full_weight_epoch: int) -> bool:
     """`patience` (trainer.early_stopping) epochs without a better validation ELBO than `best_epoch`'s, not counting
     epochs before the first one trained at the full KL weight; never with patience None."""
@@ -77,6 +89,8 @@ class Trainer:
         # Early stopping counts epochs without a better validation ELBO from the end of KL warm-up on (a warm-up
         # epoch optimises another objective; the reference code holds its counter at zero there too).
         self.full_weight_epoch = objective.first_full_weight_epoch(len(self.batches))
+        if warning := warmup_outlasts_training(self.full_weight_epoch, cfg.epochs):
+            log.warning(warning)
         self.device = data.train.x.device
         # Read once: per-step reads of a DictConfig cost more than a small step's arithmetic.
         self.precision = cfg.precision
