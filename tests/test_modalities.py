@@ -147,6 +147,7 @@ def test_multimodal_digits_reports_cross_modal_scores_and_mode_eval_reproduces_t
     assert metrics["test/log_p_label_given_image"] <= 0 and 0 <= metrics["test/image_coherence_given_label"] <= 1
     assert 0 <= metrics["test/attributes_coverage_given_label"] <= 1 and metrics["test/attributes_crps_given_image"] > 0
     assert (tmp_path / "run" / "images_given_label.png").is_file()
+    probe_ignores_the_label_column(tmp_path / "run")
     overrides = ["mode=eval", f"ckpt={tmp_path / 'run'}"]
     (tmp_path / "eval").mkdir()
     again = evaluate(compose_config(overrides), tmp_path / "eval", overrides)
@@ -157,6 +158,32 @@ def test_multimodal_digits_reports_cross_modal_scores_and_mode_eval_reproduces_t
     assert np.load(tmp_path / "sample" / "samples.npy").shape == (12, 64 + 10 + 3)  # the packed rows
     assert (tmp_path / "sample" / "samples.png").is_file()
     assert list(OmegaConf.load(tmp_path / "run" / ".hydra" / "config.yaml").modalities.use)[-1] == "attributes"
+
+
+def probe_ignores_the_label_column(run_dir):
+    """The linear probe and triplets score codes of the inputs without their label (the encoder reads the label
+    modality): the same scores with every label column replaced by another class."""
+    import dataclasses
+
+    import vae_runner
+    from vae_runner.data.modalities import blocks
+    from vae_runner.evaluation.final import linear_probe_and_triplets
+
+    run = vae_runner.load(run_dir)
+    data, cols = run.data, {n: c for n, c, _ in blocks(run.data.modalities)}["label"]
+
+    def relabelled(split):
+        x = split.x.clone()
+        x[:, cols] = torch.roll(torch.nan_to_num(x[:, cols]), 1, dims=1)  # each row another class
+        return dataclasses.replace(split, x=x)
+
+    scores = []
+    for d in (data, dataclasses.replace(data, train=relabelled(data.train), test=relabelled(data.test))):
+        metrics = {}
+        with torch.no_grad():
+            linear_probe_and_triplets(run.model, d, run.config, run.model.posterior(d.test.x).mean, metrics)
+        scores.append(metrics)
+    assert scores[0] == scores[1] and 0 < scores[0]["test/linear_probe_accuracy"] <= 1
 
 
 def test_a_multimodal_run_trains_alone_under_the_batched_launcher():
