@@ -297,6 +297,19 @@ def test_a_table_runs_last_lines_show_its_imputation_scores_beside_the_baselines
     vae = next(line for line in log.splitlines() if line.split(" - ")[-1].strip().startswith("VAE "))
     assert vae.split()[-3:] == [f"{metrics[f'test/impute_{k}']:.3f}" for k in ("rmse", "coverage", "crps")]
     assert "test rows" in log and "test images" not in log
+    import csv
+
+    with open(tmp_path / "run" / "imputation_by_column.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    data = load_data(
+        make_cfg("experiment=impute_tabular", "dataset.table=wine", "missing.rate=0.3"), torch.device("cpu")
+    )
+    assert [r["column"] for r in rows] == list(data.columns) and "mice_coverage" in rows[0]
+    assert sum(int(r["hidden"]) for r in rows) == metrics["test/impute_entries"]
+    scale = dict(zip(data.columns, data.scale.tolist()))
+    for method, key in (("VAE", "test/impute_rmse"), ("mice", "test/impute_rmse_mice")):  # the columns' RMSEs, in
+        squares = sum(int(r["hidden"]) * (float(r[f"{method}_rmse"]) / scale[r["column"]]) ** 2 for r in rows)
+        assert (squares / metrics["test/impute_entries"]) ** 0.5 == pytest.approx(metrics[key], rel=1e-5)  # units
 
 
 def test_mode_impute_writes_the_missingness_patterns_and_the_observed_against_imputed_densities(tmp_path):
