@@ -119,6 +119,13 @@ def test_mode_impute_writes_the_file_back_completed_with_multiple_imputations(tm
     cols = np.nonzero(holes[:, :-1])[1]  # the real-valued columns' holes: in the file's units, within its range
     low, high = x.min(0)[cols] - 3 * x.std(0)[cols], x.max(0)[cols] + 3 * x.std(0)[cols]
     assert np.all((single[:, :-1][holes[:, :-1]] > low) & (single[:, :-1][holes[:, :-1]] < high))
+    soft = [*overrides, "evaluation.imputation.probabilities=true"]
+    run.run(make_cfg(*soft), tmp_path / "soft", soft)
+    chance = np.loadtxt(tmp_path / "soft" / "imputed.csv", delimiter=",", skiprows=1)
+    flag = holes[:, -1]
+    assert np.all((chance[flag, -1] >= 0) & (chance[flag, -1] <= 1)) and len(set(chance[flag, -1])) > 2
+    assert np.array_equal(single[flag, -1], (chance[flag, -1] > 0.5).astype(float))  # the 0/1 cells, thresholded
+    assert np.array_equal(chance[:, :-1], single[:, :-1]) and np.array_equal(chance[~flag], single[~flag])
     run.run(make_cfg(*overrides), tmp_path / "again", overrides)
     assert (tmp_path / "again" / "imputations.csv").read_text() == (
         tmp_path / "imputed" / "imputations.csv"

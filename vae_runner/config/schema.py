@@ -71,6 +71,7 @@ class ImputationConfig:
     proper: bool = MISSING  # each imputation under its own posterior draw of the likelihood's parameters
     rows: Optional[int] = MISSING  # the first N test rows (None: all)
     table: Optional[str] = MISSING  # mode=impute: the file to fill (None: the run's own table)
+    probabilities: bool = MISSING  # mode=impute: imputed.csv's binary cells as probabilities, not 0/1
 
 
 @dataclass

@@ -5,7 +5,7 @@ that file's missing cells, for analysis downstream.
 order), its rows standardised as the run's training rows were. Two files go into the new run directory, every row of
 the table in the file's order, in the file's units:
 - `imputed.csv`: the single imputation, E[x_mis | x_obs] (a binary column's cell: 1 where its imputed probability
-  exceeds 1/2, else 0);
+  exceeds 1/2, else 0; the probability itself with evaluation.imputation.probabilities=true);
 - `imputations.csv`: `evaluation.imputation.draws` multiple imputations in long format (a first column `imputation`,
   1..M, then the table; the layout of R mice's `complete(action="long")`): fit the analysis to each and pool the M
   results with Rubin's rules, so its standard errors carry the imputation uncertainty.
@@ -69,7 +69,8 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
     drawn = [member_imputations(*m, x, share, i, proper) for i, (m, share) in enumerate(zip(members, shares))]
     mean = torch.stack([m for m, _ in drawn]).mean(0)
     binary = torch.tensor(data.binary_columns)
-    mean = torch.where(binary, (mean > 0.5).double(), mean)
+    if not cfg.evaluation.imputation.probabilities:
+        mean = torch.where(binary, (mean > 0.5).double(), mean)
     single, multiple = torch.where(missing, mean, x), torch.where(missing, torch.cat([d for _, d in drawn]), x)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_table(run_dir / "imputed.csv", columns, [(None, single)], cells, missing)
