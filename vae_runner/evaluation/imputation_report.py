@@ -27,6 +27,8 @@ def by_column(path, data, truth, real, vae: tuple, theirs: dict, ev) -> None:
     """Per column with hidden real-valued test entries, in the table's own units (standardised x scale): how many,
     RMSE of the VAE's and each baseline's single imputation, and the 90 % coverage of the multiple imputers' draws
     (metrics.json holds the same scores over all columns, in standardised units)."""
+    if data.columns is None or data.scale is None:  # a table's columns only
+        return
     ours, draws = vae
     multiple = [n for n in MULTIPLE if n in theirs and ev.baseline_draws > 1]
     header = ["column", "hidden", "VAE_rmse", *(f"{n}_rmse" for n in theirs), "VAE_coverage"]
@@ -98,8 +100,7 @@ def imputation_scores(model, data, cfg, metrics: dict, logger, step: int) -> Non
             metrics["test/impute_dependence"] = dependence_kept(draws, truth, real)
             for name, imputed in multiple.items():
                 metrics[f"test/impute_dependence_{name}"] = dependence_kept(imputed, truth, real)
-            if data.columns is not None and data.scale is not None:
-                by_column(logger.run_dir / "imputation_by_column.csv", data, truth, real, (ours, draws), theirs, ev)
+            by_column(logger.run_dir / "imputation_by_column.csv", data, truth, real, (ours, draws), theirs, ev)
             methods = {"VAE": (ours, draws)}
             methods.update({"MICE": (theirs["mice"].mean(0), theirs["mice"])} if "mice" in theirs else {})
             picture = imputation_picture(truth, real, methods, ev.level)
