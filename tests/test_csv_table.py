@@ -55,6 +55,7 @@ def test_a_csv_is_read_with_its_missing_cells_and_binary_columns(tmp_path):
         ("a;b,c\n1;2,3\n1,2;3,4\n", "line 3: 3 cells \\(the header holds ';': save the file comma-separated\\)"),
         ("a;b\n1;2\n", "the header 'a;b' is one column with ';' in it: save the file comma-separated"),
         ("a,b\n1,\n2,NA\n", "column\\(s\\) b have no observed value"),
+        ("bp,b\n1 mmHg,\n2 mmHg,NA\n", "strip the unit.*column\\(s\\) b have no observed value"),
         ("a,b\n", "at least one row"),
     ],
 )

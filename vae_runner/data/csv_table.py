@@ -23,8 +23,8 @@ import torch
 from vae_runner.errors import UserError
 
 log = logging.getLogger(__name__)
-MISSING_CELLS = {"", "na", "nan", "n/a", "null", "none", "?", "."}  # "." as SAS and Stata write it
-SHOWN = ("NA", "NaN", "N/A", "null", "None", "?", ".")
+MISSING_TOKENS = ("NA", "NaN", "N/A", "null", "None", "?", ".")  # any case; "." as SAS and Stata write it
+MISSING_CELLS = {"", *(token.lower() for token in MISSING_TOKENS)}
 SUFFIXES = (".csv", ".tsv")
 
 
@@ -58,7 +58,7 @@ def read_table(path: str, drop_empty: bool = True, dtype=torch.float32) -> tuple
         listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, start=1))
         raise UserError(
             f"{file}: {len(problems)} problem{'s' * (len(problems) > 1)} to fix before it can be read: {listed}. "
-            f"Every column must be numeric, missing cells empty or one of {', '.join(repr(c) for c in SHOWN)}."
+            f"Every column must be numeric, missing cells empty or one of {', '.join(repr(c) for c in MISSING_TOKENS)}."
         )
     seen = ~torch.isnan(x)
     keep = seen.any(1) if drop_empty else torch.ones(len(x), dtype=torch.bool)
@@ -105,9 +105,7 @@ def table_problems(columns: list[str], rows: list[list[str]], x: torch.Tensor) -
             problems.append(f"column {name}: {len(bad)} cell(s) not a number, {examples}; {_fix(bad)}")
             textual.add(name)
     seen = ~torch.isnan(x)
-    empty = [
-        name for name, any_seen in zip(columns, seen.any(0).tolist()) if not any_seen and name not in " ".join(problems)
-    ]
+    empty = [name for name, any_seen in zip(columns, seen.any(0).tolist()) if not any_seen and name not in textual]
     if empty:
         problems.append(f"column(s) {', '.join(empty)} have no observed value; drop them from the file")
     return problems
