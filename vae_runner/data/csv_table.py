@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import re
 from pathlib import Path
 
@@ -51,8 +50,14 @@ def read_cells(path: str) -> tuple[list[str], list[list[str]]]:
 def read_table(path: str, drop_empty: bool = True, dtype=torch.float32) -> tuple[torch.Tensor, list[str], list[bool]]:
     """(rows (N, F) with NaN for missing cells, column names, which columns are binary); `drop_empty=False` keeps
     rows without an observed value and float64 the file's digits (mode=impute writes every row of the file back)."""
-    file = Path(path).expanduser()
     columns, rows = read_cells(path)
+    x = numbers(path, columns, rows, drop_empty, dtype)
+    return x, columns, zero_one_columns(x)
+
+
+def numbers(path: str, columns: list[str], rows: list[list[str]], drop_empty: bool, dtype) -> torch.Tensor:
+    """read_cells' rows as numbers (N, F), NaN for missing cells; every problem refused at once (table_problems)."""
+    file = Path(path).expanduser()
     x = torch.tensor([[_number(cell) for cell in row] for row in rows if len(row) == len(columns)], dtype=dtype)
     if problems := table_problems(columns, rows, x):
         listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, start=1))
@@ -64,8 +69,7 @@ def read_table(path: str, drop_empty: bool = True, dtype=torch.float32) -> tuple
     keep = seen.any(1) if drop_empty else torch.ones(len(x), dtype=torch.bool)
     if not keep.all():
         log.info("%s: %d row(s) without any observed value dropped", file, int((~keep).sum()))
-    x = x[keep]
-    return x, columns, zero_one_columns(x)
+    return x[keep]
 
 
 def zero_one_columns(x: torch.Tensor) -> list[bool]:
@@ -97,22 +101,18 @@ def table_problems(columns: list[str], rows: list[list[str]], x: torch.Tensor) -
             f"{len(ragged)} row(s) with other than {len(columns)} cells under the column names, {shown}{sniff}"
         )
         return problems  # the columns cannot be told apart further
-    textual = set()
+    textual, seen = set(), ~torch.isnan(x)
     for j, name in enumerate(columns):
-        bad = [(line, row[j].strip()) for line, row in enumerate(rows, start=2) if _not_a_number(row[j])]
+        holes = (~seen[:, j]).nonzero().squeeze(1).tolist()  # NaN: a missing cell, or one _number could not read
+        bad = [(i + 2, rows[i][j].strip()) for i in holes if rows[i][j].strip().lower() not in MISSING_CELLS]
         if bad:
             examples = ", ".join(f"{text!r} (line {line})" for line, text in bad[:3])
             problems.append(f"column {name}: {len(bad)} cell(s) not a number, {examples}; {_fix(bad)}")
             textual.add(name)
-    seen = ~torch.isnan(x)
     empty = [name for name, any_seen in zip(columns, seen.any(0).tolist()) if not any_seen and name not in textual]
     if empty:
         problems.append(f"column(s) {', '.join(empty)} have no observed value; drop them from the file")
     return problems
-
-
-def _not_a_number(cell: str) -> bool:
-    return cell.strip().lower() not in MISSING_CELLS and math.isnan(_number(cell))
 
 
 def _fix(bad: list[tuple[int, str]]) -> str:

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 
-def write_missing_patterns(path: Path, columns: list[str], missing: torch.Tensor) -> list[tuple[int, tuple]]:
-    """missing (N, F) bool -> the patterns (rows, pattern of observed 1 / missing 0), most frequent first, as CSV."""
+def write_missing_patterns(path: Path, columns: list[str], missing: torch.Tensor) -> None:
+    """missing (N, F) bool -> its patterns as CSV (rows, 1 where observed / 0 where missing), most frequent first."""
     patterns, counts = torch.unique(missing, dim=0, return_counts=True)
     order = sorted(zip(counts.tolist(), (~patterns).int().tolist()), key=lambda p: (-p[0], p[1]))
     with open(path, "w", newline="") as f:
@@ -28,7 +28,6 @@ def write_missing_patterns(path: Path, columns: list[str], missing: torch.Tensor
         for rows, observed in order:
             writer.writerow([rows, *observed, len(observed) - sum(observed)])
         writer.writerow(["missing", *missing.sum(0).tolist(), int(missing.sum())])
-    return [(rows, tuple(observed)) for rows, observed in order]
 
 
 def plot_imputed_densities(path: Path, columns: list[str], x: torch.Tensor, multiple: torch.Tensor) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from vae_runner.data.csv_table import is_table_file, read_cells, read_table
+from vae_runner.data.csv_table import is_table_file, numbers, read_cells
 from vae_runner.errors import UserError
 from vae_runner.imputation.diagnostics import plot_imputed_densities, write_missing_patterns
 from vae_runner.imputation.importance import importance_imputations, proper_imputations
@@ -57,8 +57,8 @@ def impute_table(members: list[tuple], run_dir: Path) -> dict:
             f"vae_runner.load(<run dir>).impute(x)."
         )
     target = OmegaConf.select(cfg, "evaluation.imputation.table", default=None) or table
-    x, columns, _ = read_table(str(target), drop_empty=False, dtype=torch.float64)
-    _, cells = read_cells(str(target))  # the observed cells go back as the file writes them
+    columns, cells = read_cells(str(target))  # the observed cells go back as the file writes them
+    x = numbers(str(target), columns, cells, drop_empty=False, dtype=torch.float64)
     if columns != list(data.columns):
         raise UserError(column_difference(target, columns, table, data.columns))
     check_members(members, table)
