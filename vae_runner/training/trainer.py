@@ -46,7 +46,7 @@ def warmup_outlasts_training(full_weight_epoch: int, epochs: int) -> str | None:
     return (
         f"The KL warm-up reaches the full KL weight only in epoch {full_weight_epoch}, after the last of "
         f"trainer.epochs={epochs}: the whole run trains on a down-weighted KL, so its model is not the one the "
-        f"objective describes (more active units, worse samples) and early stopping never starts counting. Train "
+        f"objective describes, and early stopping never starts counting. Train "
         f"longer (trainer.epochs={full_weight_epoch} or more) or warm up for less (objective.warmup_epochs)."
     )
 
