@@ -24,7 +24,7 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer
 
 import vae_runner
-from vae_runner.data.csv_table import write_numbers
+from vae_runner.data.table_file import write_numbers
 
 
 def main() -> None:

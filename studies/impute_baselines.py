@@ -28,8 +28,8 @@ import torch
 from sklearn import datasets
 
 from vae_runner.api import impute_file, member_seeds
-from vae_runner.data.csv_table import write_numbers
 from vae_runner.data.missingness import keep_one_per_row, mcar_mask
+from vae_runner.data.table_file import write_numbers
 from vae_runner.evaluation.imputation import crps, interval_coverage, rmse
 from vae_runner.imputation.baselines import baseline_imputations
 

@@ -39,8 +39,8 @@ import torch
 from scipy import stats
 
 from vae_runner.api import impute_file, load, member_seeds
-from vae_runner.data.csv_table import write_numbers
 from vae_runner.data.missingness import fit_logistic, keep_one_per_row, mcar_mask
+from vae_runner.data.table_file import write_numbers
 from vae_runner.imputation.baselines import baseline_imputations
 from vae_runner.imputation.pooling import pool
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from vae_runner.config.compose import build_option, compose_config
@@ -58,6 +59,13 @@ def shrink(*overrides: str) -> list[str]:
 
 def make_cfg(*overrides: str, shrink: bool = True):
     return compose_config((SHRINK if shrink else []) + list(overrides))
+
+
+def table_reading() -> dict:
+    """configs/dataset/tabular.yaml's options for reading a file (its column types, dialect, missing spellings), for
+    tests that call load_tabular directly."""
+    node = OmegaConf.to_container(make_cfg("dataset=tabular").dataset)
+    return {k: node[k] for k in ("columns", "delimiter", "decimal", "encoding", "missing_values")}
 
 
 def write_idx(path: Path, arr: np.ndarray) -> None:

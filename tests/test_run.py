@@ -38,7 +38,8 @@ def test_every_option_composes_and_trains(group, option, data_root, tmp_path, no
     for k in ("test/elbo", "test/recon", "test/kl", "val/elbo"):
         assert torch.isfinite(torch.tensor(metrics[k])), k
     assert metrics["test/elbo"] == pytest.approx(metrics["test/recon"] - metrics["test/kl"])
-    assert (tmp_path / "samples.png").is_file() and (tmp_path / "checkpoints" / "best.pt").is_file()
+    assert (tmp_path / "checkpoints" / "best.pt").is_file()
+    assert (tmp_path / "samples.png").is_file() != cfg.evaluation.lean  # a lean run (experiment=impute_file) draws none
 
 
 @pytest.mark.parametrize("latent_dim,prior", [(1, "gaussian"), (1, "mog"), (2, "flow")])

@@ -25,10 +25,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from vae_runner import build
+from vae_runner.config.command_line import problem
 from vae_runner.config.compose import compose_config
 from vae_runner.config.keys import is_execution_key, override_key
-from vae_runner.config.overrides import override
+from vae_runner.config.overrides import override, shell_override
 from vae_runner.data import DataSplits, Split
+from vae_runner.errors import UserError
 from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.imputation.importance import importance_imputations, proper_imputations
 from vae_runner.model.vae import VAE
@@ -126,6 +128,29 @@ class Run:
             multiple = proper_imputations(self.model, x, train, samples, draws, seed)
         return Imputations(mean.cpu(), multiple.cpu(), None if cond is None else cond.cpu())
 
+    def impute_frame(self, frame, draws: int = 20, seed: int | None = None, probabilities: bool = False):
+        """A pandas DataFrame of a run trained on a table file (the file's columns, in any order; NaN/None or the
+        file's missing spellings where missing) filled as `vae-run mode=impute` fills a file: (the single
+        imputation, a DataFrame of the frame's rows and columns, `drop` columns left out; the `draws` multiple
+        imputations in long format, a first column `imputation` 1..M), every cell a valid value of its column's
+        type (a label, an integer count, within declared bounds), observed cells as given. `seed`: None, the
+        run's; `probabilities`: binary columns of the single imputation as their probabilities."""
+        from vae_runner.data.table_file import frame_text
+        from vae_runner.imputation.table import fill
+        from vae_runner.imputation.table import frame as as_frame
+
+        if self.data.schema is None:
+            raise UserError(
+                f"impute_frame fills a table of the columns a run was trained on (dataset.table=<file>); "
+                f"{self.run_dir} was trained on dataset={self.config.dataset.name}: use run.impute(x) on a tensor."
+            )
+        cfg = self.config.copy()
+        cfg.evaluation.imputation.draws, cfg.evaluation.imputation.probabilities = draws, probabilities
+        cfg.seed = cfg.seed if seed is None else seed
+        filled = fill([(cfg, {}, self.data, self.model, self.device)], frame_text(frame), "the DataFrame")
+        long = [[str(m + 1), *row] for m, rows in enumerate(filled.multiple) for row in rows]
+        return as_frame(filled.columns, filled.single), as_frame(["imputation", *filled.columns], long)
+
 
 def load(path: str | Path, checkpoint: str = "best", overrides: Sequence[str] = ()) -> Run:
     """Open a run directory (or a checkpoint file): its saved config, data and model. `checkpoint`: "best" (the
@@ -133,6 +158,15 @@ def load(path: str | Path, checkpoint: str = "best", overrides: Sequence[str] = 
     the model (e.g. ["trainer.device=cpu", "dataset.root=/data"])."""
     if checkpoint not in ("best", "last"):
         raise ValueError(f'checkpoint must be "best" or "last", not {checkpoint!r}')
+    if any(override_key(o).lstrip("+") == "dataset.table" for o in overrides):
+        raise UserError(
+            f"load({str(path)!r}, overrides=[dataset.table=...]): a run is opened with the table it was trained on. "
+            f"To fill another file of the same columns: run = vae_runner.load({str(path)!r}); "
+            f"run.impute_frame(pandas.read_csv(<file>)), or vae-run mode=impute "
+            f"{shell_override('ckpt', path)} evaluation.imputation.table=<file>."
+        )
+    if overrides and (message := problem(list(overrides))):
+        raise UserError(message)
     cfg = compose_config([override("ckpt", path), *overrides])
     name = BEST if checkpoint == "best" else LAST
     cfg, state, data, model, _ = build.from_checkpoint(cfg, list(overrides), "vae_runner.load", name)
@@ -211,6 +245,9 @@ def _logging_to(path: Path):
     handlers = [handler] + ([] if logging.getLogger().handlers else [logging.StreamHandler()])
     level = logger.level
     logger.setLevel(logging.INFO)
+    for name, child in logging.Logger.manager.loggerDict.items():  # a logging.config call (Hydra's job logging,
+        if name.split(".")[0] == "vae_runner" and isinstance(child, logging.Logger):  # run before) disables them
+            child.disabled = False
     for h in handlers:
         logger.addHandler(h)
     try:

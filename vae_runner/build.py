@@ -147,6 +147,8 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device, fresh: 
     # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
     model = VAE(encoder, decoder, construct(cfg.prior, _partial_=True)(latent_dim=d, **extras), likelihood)
     model.adapt_to(data, start=fresh)  # missing entries (NaN), a table's binary columns, the likelihood's start
+    if cfg.objective.get("input_dropout", 0) > 0:  # the encoder sees rows with entries hidden (NaN), complete data too
+        model.accept_missing()
     if cfg.objective.get("factor_vae_weight", 0) > 0:  # FactorVAE's discriminator rides on the model (checkpoints)
         model.critic = FactorCritic(d, list(cfg.objective.critic_hidden))
     model = model.to(device)
@@ -248,5 +250,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None, 
             **evaluate_split(model, objective, data.val, cfg.trainer.eval_batch_size, cfg.seed),
             "active_units": active_units_of(model, data.val, cfg),
         },
-        pictures=lambda step: log_pictures(model, data, logger, logger.n_images, step, cfg.seed),
+        pictures=None  # evaluation.lean: a fit inside a pipeline draws nothing
+        if cfg.evaluation.lean
+        else lambda step: log_pictures(model, data, logger, logger.n_images, step, cfg.seed),
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torchvision.utils import save_image
 
 from vae_runner import build
@@ -25,6 +25,7 @@ from vae_runner.config.overrides import shell_override
 from vae_runner.config.plain import plain
 from vae_runner.config.schema import Mode
 from vae_runner.data.modalities import as_images
+from vae_runner.data.table_file import is_table_file
 from vae_runner.errors import UserError
 from vae_runner.evaluation.final import final_report
 from vae_runner.evaluation.pictures import image_grid, scatter
@@ -212,6 +213,22 @@ def ensemble_members(cfg: DictConfig) -> list[DictConfig]:
     return members
 
 
+def fill_own_table(cfg: DictConfig, run_dir: Path) -> None:
+    """evaluation.imputation.fill=true: the trained run fills its table's missing cells into its own directory, as
+    `vae-run mode=impute ckpt=<run dir>` would: fit and impute in one command."""
+    table = OmegaConf.select(cfg, "dataset.table", default=None)
+    if not is_table_file(str(table)):
+        log.warning(
+            "evaluation.imputation.fill=true: dataset.table=%s is no file of yours with missing cells; nothing was "
+            "filled (give dataset.table=<your file>)",
+            table,
+        )
+        return
+    impute = cfg.copy()
+    impute.ckpt = str(run_dir)
+    impute_table([build.from_checkpoint(impute, (), "mode=impute")], run_dir)
+
+
 def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
     """Dispatch on `mode`; return `optimized_metric` (what Hydra sweepers optimise).
 
@@ -251,6 +268,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> float:
             # it has nothing left to change, and merge_saved refuses presets on saved runs.
             overrides = [o for o in overrides if override_keys([o]) != ["experiment"]]
         metrics = train(cfg, run_dir, overrides)
+        if cfg.evaluation.imputation.fill:
+            fill_own_table(cfg, run_dir)
     if cfg.optimized_metric not in metrics:
         raise UserError(
             f"optimized_metric={cfg.optimized_metric!r} is not among this run's metrics; use one of: "

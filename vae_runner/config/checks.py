@@ -12,8 +12,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vae_runner.config.schema import Mode
-from vae_runner.data.csv_table import is_table_file
 from vae_runner.data.missingness import KINDS
+from vae_runner.data.table_file import is_table_file
 from vae_runner.errors import UserError
 
 

@@ -34,6 +34,9 @@ def did_you_mean(word: str, choices) -> str:
     return f" Did you mean {' or '.join(close)}?" if close else ""
 
 
+OPEN_MAPPINGS = ("dataset.columns.",)  # config mappings whose keys are the user's (a table's column names)
+
+
 def problem(argv: list[str]) -> str | None:
     """What is wrong with vae-run's command line `argv`, as one paragraph; None when Hydra may go ahead."""
     args = get_args_parser().parse_args(argv)
@@ -47,6 +50,8 @@ def problem(argv: list[str]) -> str | None:
     options = groups()
     for o in ours:
         key = o.key_or_group
+        if o.type == OverrideType.ADD and key.startswith(OPEN_MAPPINGS):
+            continue  # a key of a mapping the user fills (dataset.columns.<name>), read whole by its code
         if o.type != OverrideType.CHANGE:
             if o.type == OverrideType.ADD:
                 return (

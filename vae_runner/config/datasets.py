@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
@@ -80,8 +80,14 @@ class DSpritesConfig(FactorGridConfig):
 
 @dataclass
 class TabularConfig(DigitsConfig):
-    table: str = MISSING  # breast_cancer | wine | diabetes | path/to/file.csv
+    table: str = MISSING  # breast_cancer | wine | diabetes | path/to/file (.csv .tsv .txt .parquet .dta ...)
     label_column: bool = MISSING  # the class as binary column(s) of the table
+    # a file's column types: name -> a type word or {type, levels, unit, min, max} (data/column_types.py)
+    columns: Dict[str, Any] = MISSING
+    delimiter: Optional[str] = MISSING  # null: sniffed
+    decimal: Optional[str] = MISSING  # null: found from the file
+    encoding: Optional[str] = MISSING  # null: UTF-8 (with or without a byte-order mark), else Windows-1252
+    missing_values: List[str] = MISSING  # cell texts that mean missing beyond the usual (e.g. [-99])
 
 
 @dataclass

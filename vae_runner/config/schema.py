@@ -72,6 +72,7 @@ class ImputationConfig:
     rows: Optional[int] = MISSING  # the first N test rows (None: all)
     table: Optional[str] = MISSING  # mode=impute: the file to fill (None: the run's own table)
     probabilities: bool = MISSING  # mode=impute: imputed.csv's binary cells as probabilities, not 0/1
+    fill: bool = MISSING  # mode=train on a table file: also fill its missing cells into the run directory
 
 
 @dataclass
@@ -90,6 +91,7 @@ class EvaluationConfig:
     traversal_steps: int = MISSING
     interpolations: int = MISSING
     interpolation_steps: int = MISSING
+    lean: bool = MISSING  # the ELBO and imputation scores only: no log-likelihood, latent diagnostics or pictures
     disentanglement: DisentanglementConfig = field(default_factory=DisentanglementConfig)
     imputation: ImputationConfig = field(default_factory=ImputationConfig)
 

@@ -66,6 +66,9 @@ class DataSplits:
     # (start, stop) of each one-hot group of columns (a categorical variable, e.g. a class of more than two values):
     # one categorical per group, hidden and imputed as a whole
     categorical_columns: tuple[tuple[int, int], ...] = ()
+    ordinal_columns: tuple[tuple[int, int], ...] = ()  # those of the groups whose levels are ordered (cumulative logit)
+    count_columns: tuple[bool, ...] = ()  # which of a table's columns hold counts (Poisson), where any do
+    schema: object = field(default=None, compare=False)  # a table file's columns and their types (column_types.Schema)
     # a table's standardisation, per column (F,): original = x * scale + offset (data/tabular.py)
     offset: Tensor | None = None
     scale: Tensor | None = None

@@ -1,7 +1,8 @@
-"""dataset=tabular: scikit-learn's bundled tables (breast_cancer, wine, diabetes) or a CSV file of one's own
-(data/csv_table.py) as (N, F) float rows, and their standardisation.
+"""dataset=tabular: scikit-learn's bundled tables (breast_cancer, wine, diabetes) or a table file of one's own
+(data/table_file.py read it, data/column_types.py its columns' types) as (N, F) float rows, and their standardisation.
 
-Columns are real-valued or binary (0/1; `DataSplits.binary_columns`): diabetes' `sex` (1/2 in the file) is binary,
+Columns are real-valued, counts (`DataSplits.count_columns`, Poisson), or binary (0/1; `DataSplits.binary_columns`):
+diabetes' `sex` (1/2 in the file) is binary, a file's categorical and ordinal columns one-hot groups,
 and `label_column=true` appends the class of a labelled table as columns to impute like any other (one binary column
 for two classes; beyond, a one-hot group of 0/1 columns, `DataSplits.categorical_columns`: one categorical variable,
 hidden and imputed as a whole), e.g. a diagnosis from lab values. The real-valued likelihoods model binary columns
@@ -11,19 +12,24 @@ The loader returns the original values; the run hides entries (data/missingness.
 standardises every column with the mean and standard deviation of the training split's *observed* entries only, so
 no hidden value shapes the model's inputs, not even through a column's scale. Imputations are scored in these
 standardised units (RMSEs of different columns comparable; the MICE/kNN literature's convention); `offset` and
-`scale` on the DataSplits map them back.
+`scale` on the DataSplits map them back. Counts, like binary columns, are left in their own units.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import torch
 from sklearn import datasets
 
 from vae_runner.data import DataSplits, Split, carve
-from vae_runner.data.csv_table import is_table_file, read_table, zero_one_columns
+from vae_runner.data.column_codes import encode
+from vae_runner.data.column_types import schema_of
+from vae_runner.data.table_file import is_table_file, read_text_table
 from vae_runner.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # table -> (loader, whether its target is a class label); diabetes' target is a disease-progression score
 TABLES = {
@@ -34,17 +40,28 @@ TABLES = {
 
 
 def load_tabular(
-    table: str, val_fraction: float, test_fraction: float, split_seed: int, label_column: bool
+    table: str,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+    label_column: bool,
+    *,
+    columns: dict,
+    delimiter: str | None,
+    decimal: str | None,
+    encoding: str | None,
+    missing_values: list,
 ) -> DataSplits:
-    """Rows of `table` (a bundled table, or a CSV file: data/csv_table.py) in float32 with their class labels (where
-    the target is one), cut by a seeded split."""
+    """Rows of `table` (a bundled table, or a file: `own_table`) in float32 with their class labels (where the
+    target is one), cut by a seeded split; `columns` ... `missing_values`: how to read a file (data/table_file.py,
+    data/column_types.py)."""
+    schema, counts, ordinal = None, (), ()
     if is_table_file(table):
         if label_column:
             raise UserError(f"dataset.label_column=true appends a bundled table's class; {table} has its columns.")
-        x, columns, binary = read_table(table)
-        y = None
-        classes = None
-        groups = ()
+        x, schema = own_table(table, columns, delimiter, decimal, encoding, missing_values)
+        x, y, classes, columns = x[observed_rows(x, table)].float(), None, None, schema.model_columns()
+        binary, counts, groups, ordinal = schema.masks()
     else:
         x, y, columns, binary, classes, groups = bundled(table, label_column)
     n = len(x)
@@ -60,8 +77,32 @@ def load_tabular(
         columns=tuple(columns),
         binary_columns=tuple(binary),
         categorical_columns=groups,
+        count_columns=counts,
+        ordinal_columns=ordinal,
+        schema=schema,
         native_missing=bool(torch.isnan(x).any()),
     )
+
+
+def own_table(path: str, declared=None, delimiter=None, decimal=None, encoding=None, missing_values=None):
+    """A file's model columns (N, F) float64 (NaN missing) and its Schema; every problem refused at once."""
+    text = read_text_table(path, delimiter, decimal, encoding)
+    schema = schema_of(text, dict(declared or {}), missing_values or (), decimal, str(path))
+    return encode(schema, text, str(path)), schema
+
+
+def observed_rows(x: torch.Tensor, table: str) -> torch.Tensor:
+    """Which rows have an observed value (the others carry nothing to learn from: dropped, with a log line)."""
+    keep = (~torch.isnan(x)).any(1)
+    if not keep.all():
+        log.info("%s: %d row(s) without any observed value dropped", table, int((~keep).sum()))
+    return keep
+
+
+def zero_one_columns(x: torch.Tensor) -> list[bool]:
+    """Which columns of (N, F) hold only 0 and 1 among their observed (non-NaN) entries: binary, Bernoulli."""
+    seen = ~torch.isnan(x)
+    return [bool(torch.isin(x[seen[:, j], j], torch.tensor([0.0, 1.0])).all()) for j in range(x.shape[1])]
 
 
 def bundled(table: str, label_column: bool):
@@ -106,8 +147,9 @@ def standardized(data: DataSplits) -> DataSplits:
     var = torch.where(seen, (x - offset) ** 2, 0.0).sum(0) / count
     scale = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
     if data.binary_columns is not None:
-        binary = torch.tensor(data.binary_columns)
-        offset, scale = torch.where(binary, 0.0, offset), torch.where(binary, 1.0, scale)
+        own = torch.tensor(data.binary_columns)  # 0/1 columns and counts keep their own units
+        own |= torch.tensor(data.count_columns) if data.count_columns else False
+        offset, scale = torch.where(own, 0.0, offset), torch.where(own, 1.0, scale)
 
     def apply(split: Split) -> Split:
         move = lambda t: None if t is None else ((t.double() - offset) / scale).float()  # noqa: E731

@@ -41,27 +41,40 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
             values = evaluate_split(model, objective, getattr(data, split_name), cfg.trainer.eval_batch_size, seed)
             metrics.update({f"{split_name}/{k}": v for k, v in values.items()})
     model.eval()
-
+    if ev.lean:  # a fit inside a pipeline: the ELBO, and the imputation scores where entries were hidden
+        if not data.modalities:
+            hidden_entry_scores(model, data, cfg, metrics, logger, step)
+        return metrics
     metrics.update(test_log_likelihood(model, data.test, ev, seed))
     with stage("active units, KL per dimension, ELBO surgery"):
         mu, logvar = dx.encode_split(model, data.test, cfg.trainer.eval_batch_size)
         activity, active = latent_diagnostics(model, mu, logvar, ev, seed, metrics, logger, step)
+    extra_scores(model, data, cfg, mu, metrics, logger, step)
+    with stage("pictures"):
+        pictures(model, data, cfg, logger, step, mu, activity, active, metrics)
+    return metrics
 
+
+def extra_scores(model, data, cfg, mu, metrics: dict, logger, step: int) -> None:
+    """What the data allow beyond the ELBO: the probe (labels), cross-modal scores (modalities), imputation scores
+    (hidden entries), disentanglement (known factors)."""
     if data.test.y is not None and data.train.y is not None:
         linear_probe_and_triplets(model, data, cfg, mu, metrics)
     if data.modalities:
         with stage("cross-modal log-likelihoods, accuracies and coherence"):
             cross_modal_scores(model, data, cfg, metrics, logger, step)
-    elif data.test.truth is not None:  # entries hidden by missing.*: scored against what was hidden
-        with stage("imputations of the missing test entries, and the baselines'"):
-            imputation_scores(model, data, cfg, metrics, logger, step)
+    else:
+        hidden_entry_scores(model, data, cfg, metrics, logger, step)
     if data.test.factors is not None:
         with stage("disentanglement scores"):
             disentanglement_scores(model, data, cfg, metrics, logger, step)
 
-    with stage("pictures"):
-        pictures(model, data, cfg, logger, step, mu, activity, active, metrics)
-    return metrics
+
+def hidden_entry_scores(model, data, cfg, metrics: dict, logger, step: int) -> None:
+    """Where missing.* hid entries: the imputations scored against what was hidden, beside the baselines'."""
+    if data.test.truth is not None:
+        with stage("imputations of the missing test entries, and the baselines'"):
+            imputation_scores(model, data, cfg, metrics, logger, step)
 
 
 def test_log_likelihood(model, test, ev, seed: int) -> dict:

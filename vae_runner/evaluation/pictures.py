@@ -1,7 +1,8 @@
 """Pictures as (3, H, W) float tensors in [0, 1]: samples, inputs above reconstructions, what the prior learnt
 (component means, pseudo-inputs, the GTM manifold), for 2 latent dimensions the prior's density under the
 encoded test points (the hole-problem picture), latent traversals and interpolations, a 2-D scatter of the posterior
-means (PCA beyond 2 dimensions) and the KL per latent dimension; 2-D point data is drawn as scatter plots."""
+means (PCA beyond 2 dimensions) and the KL per latent dimension; 2-D point data is drawn as scatter plots, a
+table's rows as one histogram per column."""
 
 from __future__ import annotations
 
@@ -79,6 +80,37 @@ def scatter(points: dict[str, Tensor], title: str) -> Tensor:
     return _figure_tensor(fig)
 
 
+def column_histograms(points: dict[str, Tensor], names, title: str, limit: int = 16) -> Tensor:
+    """A table's point clouds (name -> (N, F)) as one histogram per column (the first `limit`), each named, the
+    clouds overlaid (NaN entries left out): how a table's samples or reconstructions compare, column by column."""
+    shown = min(limit, len(names))
+    cols = min(4, shown)
+    rows = -(-shown // cols)
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), dpi=100, squeeze=False)
+    clouds = {name: p.detach().float().cpu().numpy() for name, p in points.items()}
+    for j, ax in enumerate(axes.flat):
+        if j >= shown:
+            ax.set_visible(False)
+            continue
+        values = [c[:, j][np.isfinite(c[:, j])] for c in clouds.values()]
+        bins = np.histogram_bin_edges(np.concatenate(values), bins=20) if any(len(v) for v in values) else 20
+        for (name, v), colour in zip(zip(clouds, values), ("0.6", "tab:red", "tab:blue")):
+            ax.hist(v, bins=bins, density=True, alpha=0.55, color=colour, label=name)
+        ax.set_title(str(names[j]), fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{title}{'' if shown == len(names) else f' (first {shown} of {len(names)} columns)'}", fontsize=10)
+    fig.tight_layout()
+    return _figure_tensor(fig)
+
+
+def point_picture(data, points: dict[str, Tensor], title: str) -> Tensor:
+    """Points of 2-D data as a scatter; a table's (named columns) as per-column histograms."""
+    if data.columns is not None and len(data.columns) > 2:
+        return column_histograms(points, data.columns, title)
+    return scatter(points, title)
+
+
 def labelled_scatter(ax, points, y: Tensor | None, classes, size: float, **style) -> None:
     """2-D points on `ax`, one colour per label with the class's name in a legend beside the axes (the label number
     where the dataset has no names); one colour when there are no labels."""
@@ -129,7 +161,7 @@ def sample_picture(model, data, n: int) -> Tensor:
     if (images := as_images(data, model.sample(n))) is not None:
         return image_grid(images)
     samples = model.sample(max(n, 500))  # a point cloud needs more than a grid's worth to show its shape
-    return scatter({"test data": data.test.floats()[:2000], "samples": samples}, "samples from the prior")
+    return point_picture(data, {"test data": data.test.floats()[:2000], "samples": samples}, "samples from the prior")
 
 
 @torch.no_grad()
@@ -138,7 +170,7 @@ def recon_picture(model, data, n: int) -> Tensor:
     recons = model.reconstruct(x)
     if data.is_image or data.modalities:
         return recon_grid(as_images(data, x), as_images(data, recons))
-    return scatter({"inputs": x, "reconstructions": recons}, "test points and their reconstructions")
+    return point_picture(data, {"inputs": x, "reconstructions": recons}, "test points and their reconstructions")
 
 
 @torch.no_grad()
@@ -149,7 +181,7 @@ def prior_pictures(model, data) -> dict[str, Tensor]:
         pictures[name] = (
             image_grid(as_images(data, x), nrow=nrow)
             if data.is_image or data.modalities
-            else scatter({"test data": data.test.floats()[:2000], name: x}, name.replace("_", " "))
+            else point_picture(data, {"test data": data.test.floats()[:2000], name: x}, name.replace("_", " "))
         )
     if model.prior.latent_dim == 2:
         pictures["latent_density"] = latent_density_picture(model, data)

@@ -1,17 +1,20 @@
-"""`vae-run mode=impute ckpt=<run>`: a run trained on a CSV table of one's own (`dataset.table=<file.csv>`) fills
+"""`vae-run mode=impute ckpt=<run>`: a run trained on a table file of one's own (`dataset.table=<file>`) fills
 that file's missing cells, for analysis downstream.
 
-`evaluation.imputation.table=<file.csv>` fills another file instead (another cohort, the same columns in the same
-order), its rows standardised as the run's training rows were. Two files go into the new run directory, every row of
-the table in the file's order, in the file's units:
-- `imputed.csv`: the single imputation, E[x_mis | x_obs] (a binary column's cell: 1 where its imputed probability
-  exceeds 1/2, else 0; the probability itself with evaluation.imputation.probabilities=true);
+`evaluation.imputation.table=<file>` fills another file instead (another cohort, the same columns in any order, read
+by the run's column types and levels), its rows standardised as the run's training rows were. Two files go into the
+new run directory, every row of the table in the file's order and column order (`drop` columns left out), in the
+file's units, labels and dialect (delimiter, decimal mark, line ending; a Parquet input gets Parquet copies too):
+- `imputed.csv`: the single imputation, E[x_mis | x_obs], as a valid value of each column's type
+  (data/column_types.py `decode`: a binary column's label on the side of 1/2 of its probability, or the probability
+  itself with evaluation.imputation.probabilities=true; a categorical's most probable level; a count rounded;
+  numbers squeezed into declared bounds);
 - `imputations.csv`: `evaluation.imputation.draws` multiple imputations in long format (a first column `imputation`,
   1..M, then the table; the layout of R mice's `complete(action="long")`): fit the analysis to each and pool the M
   results with Rubin's rules, so its standard errors carry the imputation uncertainty.
 Beside them, missing_patterns.csv and imputed_densities.png (imputation/diagnostics.py). Observed cells are the file's
-own text in both (the filled ones at 10 significant digits), the header without a
-byte-order mark. The estimator is the final evaluation's
+own text in both (the filled ones at 10 significant digits), the header without a byte-order mark; ids and dates
+pass through untouched. The estimator is the final evaluation's
 (imputation/importance.py: `evaluation.imputation.samples` proposals from q(z | x_obs),
 importance-weighted), on the run's standardisation (the observed entries of its training split), seeded by `seed`.
 
@@ -28,14 +31,17 @@ an ensemble's members skip that):
 
 from __future__ import annotations
 
-import csv
 import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
-from vae_runner.data.csv_table import is_table_file, numbers, read_cells
+from vae_runner.data.column_codes import check_columns, decode, encode
+from vae_runner.data.column_types import Schema
+from vae_runner.data.table_file import TextTable, is_missing, is_table_file, read_text_table, write_text_table
 from vae_runner.errors import UserError
 from vae_runner.imputation.diagnostics import plot_imputed_densities, write_missing_patterns
 from vae_runner.imputation.importance import importance_imputations, proper_imputations
@@ -43,72 +49,126 @@ from vae_runner.imputation.importance import importance_imputations, proper_impu
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Filled:
+    """A table's imputations as text: the output columns (the file's, `drop` ones left out), the single imputation's
+    rows and each multiple imputation's, and in the table's units the model columns (x, NaN missing; draws)."""
+
+    columns: list[str]
+    single: list[list[str]]
+    multiple: list[list[list[str]]]
+    x: torch.Tensor
+    draws: torch.Tensor
+
+
 def impute_table(members: list[tuple], run_dir: Path) -> dict:
-    """Fill the missing cells of the table the runs were trained on into imputed.csv and imputations.csv in
-    `run_dir`; `members`: (cfg, state, data, model, device) of one run or of each member of a bootstrap ensemble
-    (build.from_checkpoint gives these), the M = `evaluation.imputation.draws` imputations shared among them."""
+    """Fill the missing cells of the table the runs were trained on (or evaluation.imputation.table) into
+    imputed.csv and imputations.csv in `run_dir`; `members`: (cfg, state, data, model, device) of one run or of each
+    member of a bootstrap ensemble (build.from_checkpoint gives these), the M = `evaluation.imputation.draws`
+    imputations shared among them."""
     cfg, state, data = members[0][:3]
     table = OmegaConf.select(cfg, "dataset.table", default=None)
     if cfg.dataset.name != "tabular" or not is_table_file(str(table)):
         raise UserError(
-            f"mode=impute fills the missing cells of the CSV table a run was trained on (dataset=tabular "
-            f"dataset.table=<file.csv>); {state['path']} was trained on dataset={cfg.dataset.name}"
+            f"mode=impute fills the missing cells of the table file a run was trained on (dataset=tabular "
+            f"dataset.table=<file>); {state['path']} was trained on dataset={cfg.dataset.name}"
             f"{f' dataset.table={table}' if table else ''}. For other data, impute NaN entries with the Python API: "
             f"vae_runner.load(<run dir>).impute(x)."
         )
     target = OmegaConf.select(cfg, "evaluation.imputation.table", default=None) or table
-    columns, cells = read_cells(str(target))  # the observed cells go back as the file writes them
-    x = numbers(str(target), columns, cells, drop_empty=False, dtype=torch.float64)
-    if columns != list(data.columns):
-        raise UserError(column_difference(target, columns, table, data.columns))
+    text = read_text_table(str(target), *(OmegaConf.select(cfg, f"dataset.{k}") for k in READING))
     check_members(members, table)
+    filled = fill(members, text, str(target))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_outputs(run_dir, filled, text)
+    schema = data.schema
+    missing = torch.tensor(
+        [[is_missing(row[j], schema.missing_values) for j in modelled(schema, text)] for row in text.cells],
+        dtype=torch.bool,
+    ).reshape(len(text.cells), -1)
+    write_missing_patterns(run_dir / "missing_patterns.csv", [c.name for c in schema.columns if c.width], missing)
+    numeric = [start for c, start, _ in schema.spans() if c.kind in ("continuous", "count")]
+    names = [c.name for c, _, _ in schema.spans() if c.kind in ("continuous", "count")]
+    plot_imputed_densities(run_dir / "imputed_densities.png", names, filled.x[:, numeric], filled.draws[..., numeric])
+    log.info(
+        "%d missing cells of %s (%d rows) imputed by %s: %s (single imputation) and %s (%d multiple imputations)",
+        int(missing.sum()),
+        target,
+        len(text.cells),
+        state["path"] if len(members) == 1 else f"{len(members)} bootstrap members",
+        run_dir / "imputed.csv",
+        run_dir / "imputations.csv",
+        len(filled.multiple),
+    )
+    return {"imputed_cells": int(missing.sum()), "rows": len(text.cells), "imputations": len(filled.multiple)}
+
+
+READING = ("delimiter", "decimal", "encoding")  # dataset.* options a file is read by (data/table_file.py)
+
+
+def modelled(schema: Schema, text: TextTable) -> list[int]:
+    """The text's column index of each modelled column, in the schema's order."""
+    return [text.columns.index(c.name) for c in schema.columns if c.width]
+
+
+def fill(members: list[tuple], text: TextTable, where: str) -> Filled:
+    """The members' imputations of `text`'s missing cells (read by the first member's schema), as text."""
+    cfg, _, data = members[0][:3]
+    schema = replace(data.schema, decimal=text.dialect.decimal)  # another cohort's file may write 1,5 for 1.5
+    check_columns(schema, text, where)
+    x = encode(schema, text, where)  # (N, F) model columns in the table's units, NaN missing
     total, missing = cfg.evaluation.imputation.draws, torch.isnan(x)
     shares = [total // len(members) + (m < total % len(members)) for m in range(len(members))]
     proper = OmegaConf.select(cfg, "evaluation.imputation.proper", default=False)
     proper = proper and len(members) == 1  # an ensemble's members carry the estimation error already
     drawn = [member_imputations(*m, x, share, i, proper) for i, (m, share) in enumerate(zip(members, shares))]
-    mean = torch.stack([m for m, _ in drawn]).mean(0)
-    binary = torch.tensor(data.binary_columns)
-    if not cfg.evaluation.imputation.probabilities:
-        mean = torch.where(binary, (mean > 0.5).double(), mean)
-    single, multiple = torch.where(missing, mean, x), torch.where(missing, torch.cat([d for _, d in drawn]), x)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_table(run_dir / "imputed.csv", columns, [(None, single)], cells, missing)
-    numbered = [(m + 1, imputation) for m, imputation in enumerate(multiple)]
-    write_table(run_dir / "imputations.csv", ["imputation", *columns], numbered, cells, missing)
-    write_missing_patterns(run_dir / "missing_patterns.csv", columns, missing)
-    plot_imputed_densities(run_dir / "imputed_densities.png", columns, x, multiple)
-    log.info(
-        "%d missing cells of %s (%d rows) imputed by %s: %s (single imputation) and %s (%d multiple imputations)",
-        int(missing.sum()),
-        target,
-        len(x),
-        state["path"] if len(members) == 1 else f"{len(members)} bootstrap members",
-        run_dir / "imputed.csv",
-        run_dir / "imputations.csv",
-        len(multiple),
-    )
-    return {"imputed_cells": int(missing.sum()), "rows": len(x), "imputations": len(multiple)}
+    mean = torch.where(missing, torch.stack([m for m, _ in drawn]).mean(0), x)
+    multiple = torch.where(missing, torch.cat([d for _, d in drawn]), x)
+    probabilities = bool(cfg.evaluation.imputation.probabilities)
+    columns = [name for name in text.columns if name in schema.names and _kind(schema, name) != "drop"]
+    single = merged(schema, text, decode(schema, mean, probabilities), columns)
+    many = [merged(schema, text, decode(schema, m), columns) for m in multiple]
+    return Filled(columns, single, many, x, multiple)
 
 
-def column_difference(target, columns: list[str], table, trained: list[str]) -> str:
-    """Why `target`'s columns cannot be filled by a run trained on `table`'s: the names each lacks, or the order."""
-    extra, lacking = [c for c in columns if c not in trained], [c for c in trained if c not in columns]
-    if extra or lacking:
-        what = "; ".join(
-            part
-            for part in (
-                f"it lacks {', '.join(lacking)}" if lacking else "",
-                f"it has {', '.join(extra)}, which the run's table had not" if extra else "",
-            )
-            if part
+def _kind(schema: Schema, name: str) -> str:
+    return schema.columns[schema.names.index(name)].kind
+
+
+def merged(schema: Schema, text: TextTable, decoded: list[list[str]], columns: list[str]) -> list[list[str]]:
+    """Rows of `columns`: each modelled column's missing cell its decoded text, every other cell as written."""
+    position = {c.name: k for k, (c, _, _) in enumerate(schema.spans())}
+    where = [text.columns.index(name) for name in columns]
+    rows = []
+    for row, filled in zip(text.cells, decoded):
+        rows.append(
+            [
+                filled[position[name]] if name in position and is_missing(row[j], schema.missing_values) else row[j]
+                for name, j in zip(columns, where)
+            ]
         )
-    else:
-        what = f"the same names in another order ({', '.join(columns)})"
-    return (
-        f"{target} cannot be filled by this run: its columns must be those of {table}, which it was trained on, in "
-        f"that order ({', '.join(trained)}); {what}. Rename, add or reorder its columns to match."
-    )
+    return rows
+
+
+def write_outputs(run_dir: Path, filled: Filled, text: TextTable) -> None:
+    """imputed.csv and imputations.csv (long: `imputation` 1..M first) in the input's dialect; Parquet copies beside
+    them where the input was Parquet."""
+    write_text_table(run_dir / "imputed.csv", filled.columns, filled.single, text.dialect)
+    long = [[str(m + 1), *row] for m, rows in enumerate(filled.multiple) for row in rows]
+    write_text_table(run_dir / "imputations.csv", ["imputation", *filled.columns], long, text.dialect)
+    if text.dialect.suffix == ".parquet":
+        frame(filled.columns, filled.single).to_parquet(run_dir / "imputed.parquet", index=False)
+        frame(["imputation", *filled.columns], long).to_parquet(run_dir / "imputations.parquet", index=False)
+
+
+def frame(columns: list[str], rows: list[list[str]]) -> pd.DataFrame:
+    """Rows of text as a DataFrame: a column whose every cell reads as a number becomes numbers (empty: NaN)."""
+    out = pd.DataFrame(rows, columns=columns, dtype=object)
+    for name in columns:
+        numbers = pd.to_numeric(out[name].replace("", None), errors="coerce")
+        if numbers.notna().sum() == (out[name] != "").sum():
+            out[name] = numbers
+    return out
 
 
 def member_imputations(cfg, state, data, model, device, x: torch.Tensor, draws: int, member: int, proper: bool):
@@ -150,15 +210,3 @@ def check_members(members: list[tuple], table) -> None:
             len(plain),
             len(members),
         )
-
-
-def write_table(path: Path, columns: list[str], tables: list, cells: list[list[str]], missing: torch.Tensor) -> None:
-    """`tables`: (imputation number or None, values (N, F)) -> one CSV, the number first where given (the long
-    layout); each observed cell exactly as the input file wrote it, each filled one at 10 significant digits."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for number, values in tables:
-            first = [] if number is None else [str(number)]
-            for row, written, hole in zip(values.tolist(), cells, missing.tolist()):
-                writer.writerow(first + [f"{v:.10g}" if h else c for v, c, h in zip(row, written, hole)])

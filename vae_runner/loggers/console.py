@@ -83,21 +83,17 @@ class Console:
 def summary(metrics: dict, run_dir, latent_dim: int) -> None:
     """The end-of-run lines: the numbers a researcher looks at first, where the run is, and a warning when the
     posterior collapsed (no active unit: the decoder ignores z)."""
-    ll = metrics.get("test/log_likelihood")
-    if ll is not None:
+    parts = [
+        f"test ELBO {metrics['test/elbo']:.3f} nats (recon {metrics['test/recon']:.3f}, KL {metrics['test/kl']:.3f})"
+    ]
+    if "test/log_likelihood" in metrics:
         stderr, k = metrics["test/log_likelihood_stderr"], metrics["test/iw_samples"]
-        ll = f"; log-likelihood {ll:.3f} +- {stderr:.3f} (K={k})"
-    log.info(
-        "test ELBO %.3f nats (recon %.3f, KL %.3f)%s; active units %d/%d; mutual information %s; val ELBO %.3f",
-        metrics["test/elbo"],
-        metrics["test/recon"],
-        metrics["test/kl"],
-        ll or "",
-        metrics.get("test/active_units", -1),
-        latent_dim,
-        f"{metrics['test/mutual_information']:.3f} nats" if "test/mutual_information" in metrics else "n/a",
-        metrics["val/elbo"],
-    )
+        parts.append(f"log-likelihood {metrics['test/log_likelihood']:.3f} +- {stderr:.3f} (K={k})")
+    if "test/active_units" in metrics:
+        parts.append(f"active units {metrics['test/active_units']}/{latent_dim}")
+    if "test/mutual_information" in metrics:
+        parts.append(f"mutual information {metrics['test/mutual_information']:.3f} nats")
+    log.info("%s; val ELBO %.3f", "; ".join(parts), metrics["val/elbo"])
     for line in imputation_table(metrics):
         log.info(line)
     log.info("run directory: %s", run_dir)

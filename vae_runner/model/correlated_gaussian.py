@@ -57,7 +57,7 @@ from scipy import stats
 from torch import Tensor, nn
 
 from vae_runner.errors import UserError
-from vae_runner.model.likelihoods import Gaussian, WithBinaryColumns
+from vae_runner.model.likelihoods import Gaussian
 
 GATHER_FLOATS = 1 << 24  # rows of Cholesky factors gathered at once (64 MB of float32)
 SHARED_ROWS = 8  # per_row: rows per distinct factor from which one solve per factor beats gathering them
@@ -372,6 +372,8 @@ class CorrelatedGaussian(Gaussian):
         real = torch.ones(self.data_shape, dtype=torch.bool, device=self.factor.device)
         if self.binary_columns is not None:
             real &= ~self.binary_columns.to(real.device)
+        if self.count_columns is not None:
+            real &= ~self.count_columns.to(real.device)
         for start, stop in self.categorical_columns:
             real[start:stop] = False
         return real
@@ -383,5 +385,5 @@ class CorrelatedGaussian(Gaussian):
             params = params + shift
         per_entry = td.Normal(params, self.sigma.expand_as(params), validate_args=False)
         if self.binary_columns is not None:
-            per_entry = WithBinaryColumns(per_entry, self.binary_columns, self.categorical_columns)
+            per_entry = self.table_distribution(per_entry)
         return CorrelatedNormal(per_entry, params, cov, self.real_columns())

@@ -54,10 +54,15 @@ class VAE(nn.Module):
         likelihood's data-dependent start."""
         if data.has_missing:
             self.accept_missing()
-        if data.binary_columns is not None and any(data.binary_columns):
-            self.likelihood.model_binary_columns(torch.tensor(data.binary_columns), data.categorical_columns)
+        if data.binary_columns is not None and any(data.binary_columns + data.count_columns):
+            counts = torch.tensor(data.count_columns) if data.count_columns else None
+            self.likelihood.model_binary_columns(
+                torch.tensor(data.binary_columns), data.categorical_columns, counts, data.ordinal_columns
+            )
         if start:
             self.likelihood.start_from(data.train.x)
+            if data.binary_columns is not None:
+                self.likelihood.start_discrete(data.train.x)
         return self
 
     def accept_missing(self) -> VAE:
