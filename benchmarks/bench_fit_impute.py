@@ -10,7 +10,6 @@ each one's seconds and standardised RMSE on the hidden cells, and the ratio (iss
 from __future__ import annotations
 
 import argparse
-import logging
 import platform
 import tempfile
 import time
@@ -24,6 +23,7 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer
 
 import vae_runner
+from vae_runner.api import quiet
 from vae_runner.data.table_file import write_numbers
 
 
@@ -46,9 +46,9 @@ def main() -> None:
             warnings.simplefilter("ignore")  # its convergence warning at max_iter
             ice = IterativeImputer(random_state=args.seed, max_iter=10).fit_transform(masked)
         ice_s = time.perf_counter() - start
-        logging.disable(logging.INFO)
         start = time.perf_counter()
-        single, _ = vae_runner.impute_file(path, work_dir=Path(work) / "vae", draws=args.draws, seeds=(args.seed,))
+        with quiet():
+            single, _ = vae_runner.impute_file(path, work_dir=Path(work) / "vae", draws=args.draws, seeds=(args.seed,))
         vae_s = time.perf_counter() - start
     print(f"{platform.processor() or platform.machine()}, one torch thread; {args.rate:.0%} MCAR, {len(x)} rows")
     print(f"ICE (IterativeImputer): {ice_s:.1f} s, RMSE {score(ice):.3f}")

@@ -17,7 +17,6 @@ sd; the scores are in those units.
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import tempfile
 import time
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from sklearn import datasets
 
-from vae_runner.api import impute_file, member_seeds
+from vae_runner.api import impute_file, member_seeds, quiet
 from vae_runner.data.missingness import keep_one_per_row, mcar_mask
 from vae_runner.data.table_file import write_numbers
 from vae_runner.evaluation.imputation import crps, interval_coverage, rmse
@@ -78,22 +77,22 @@ def main() -> None:
         "overrides", nargs="*", help="vae-run overrides for the VAE, e.g. likelihood=correlated_gaussian"
     )
     args = parser.parse_args()
-    logging.disable(logging.INFO)
-    tmp = tempfile.TemporaryDirectory()
-    work = Path(tmp.name)
-    header = None
-    for name in args.datasets:
-        table = LOADERS[name]().data.astype(np.float64)
-        for rate in args.rates:
-            start = time.perf_counter()
-            rows = [scores(table, rate, seed, args, work / f"{name}{rate}") for seed in args.seeds]
-            if header is None:
-                header = list(rows[0])
-                print("| dataset | missing | " + " | ".join(header) + " | seconds |")
-                print("|---|---|" + "---|" * (len(header) + 1))
-            cells = [cell([r[k] for r in rows]) for k in header]
-            seconds = time.perf_counter() - start
-            print(f"| {name} {table.shape} | {rate:.0%} | " + " | ".join(cells) + f" | {seconds:.1f} |", flush=True)
+    with quiet():  # vae_runner's INFO lines off, restored after (a test runs main in-process)
+        tmp = tempfile.TemporaryDirectory()
+        work = Path(tmp.name)
+        header = None
+        for name in args.datasets:
+            table = LOADERS[name]().data.astype(np.float64)
+            for rate in args.rates:
+                start = time.perf_counter()
+                rows = [scores(table, rate, seed, args, work / f"{name}{rate}") for seed in args.seeds]
+                if header is None:
+                    header = list(rows[0])
+                    print("| dataset | missing | " + " | ".join(header) + " | seconds |")
+                    print("|---|---|" + "---|" * (len(header) + 1))
+                cells = [cell([r[k] for r in rows]) for k in header]
+                seconds = time.perf_counter() - start
+                print(f"| {name} {table.shape} | {rate:.0%} | " + " | ".join(cells) + f" | {seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from vae_runner.api import impute_file, load, member_seeds
+from vae_runner.api import impute_file, load, member_seeds, quiet
 from vae_runner.data.missingness import fit_logistic, keep_one_per_row, mcar_mask
 from vae_runner.data.table_file import write_numbers
 from vae_runner.imputation.baselines import baseline_imputations
@@ -214,18 +213,18 @@ def main() -> None:
     )
     parser.add_argument("vae", nargs="*", help="further vae-run overrides for the VAE, e.g. objective.input_dropout=0")
     args = parser.parse_args()
-    logging.disable(logging.INFO)
-    done = saved(args, settings(parser.parse_args([])))
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.first, args.first + args.reps):
-            if r not in done:
-                done[r] = dict(zip(("methods", "slopes"), replication(r, args, Path(tmp))))
-                keep(args, r, done[r])
-                print(f"replication {r} done, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-            if (r + 1 - args.first) % 10 == 0:  # the table so far, so that a long study stopped early still reports
-                report(*collect(done, args.first, r + 1), args, time.perf_counter() - start, sys.stderr)
-    report(*collect(done, args.first, args.first + args.reps), args, time.perf_counter() - start, sys.stdout)
+    with quiet():  # vae_runner's INFO lines off, restored after (a test runs main in-process)
+        done = saved(args, settings(parser.parse_args([])))
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(args.first, args.first + args.reps):
+                if r not in done:
+                    done[r] = dict(zip(("methods", "slopes"), replication(r, args, Path(tmp))))
+                    keep(args, r, done[r])
+                    print(f"replication {r} done, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+                if (r + 1 - args.first) % 10 == 0:  # the table so far, so that a long study stopped early still reports
+                    report(*collect(done, args.first, r + 1), args, time.perf_counter() - start, sys.stderr)
+        report(*collect(done, args.first, args.first + args.reps), args, time.perf_counter() - start, sys.stdout)
 
 
 def settings(args) -> dict:

@@ -105,11 +105,15 @@ def test_the_baseline_script_prints_its_table(monkeypatch, capsys):
 
     argv = ["impute_baselines.py", "--datasets", "wine", "--rates", "0.3", "--seeds", "0", "--draws", "3"]
     monkeypatch.setattr(sys, "argv", argv)
+    import logging
+
     runpy.run_path("studies/impute_baselines.py", run_name="__main__")
     out = capsys.readouterr().out
     assert (
         "| mean RMSE | knn RMSE | mice RMSE | MICE coverage | MICE CRPS |" in out and "| wine (178, 13) | 30% |" in out
     )
+    # its quiet log is restored after: a later run in this process (the suite's next test) logs its INFO lines
+    assert logging.root.manager.disable == logging.NOTSET
 
 
 def test_coverage_and_crps_are_exact_for_a_calibrated_imputer_at_any_number_of_draws():

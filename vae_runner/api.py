@@ -196,13 +196,15 @@ def impute_file(
     draws: int = 20,
     seeds: Sequence[int] = (0,),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit `experiment=impute_tabular` to a CSV file with missing cells and fill them, as the commands
-    `vae-run experiment=impute_tabular dataset.table=<file> missing.kind=none` and `vae-run mode=impute` do: the
-    single imputation (N, F) and `draws` multiple imputations (M, N, F), every row in the file's order and units.
-    One seed: one model; several: a bootstrap ensemble (trainer.bootstrap=true, one member per seed, each its share
-    of the draws: imputation that carries the model's estimation error). The models fit 99 % of the rows
-    (dataset.test_fraction=0.01; 10 % of them validate, for early stopping); `overrides` go to every member. The
-    runs and the imputed files stay in `work_dir` (default: outputs/<date>/<time>)."""
+    """Fit `experiment=impute_file` (impute_tabular's model, lean: no log-likelihood, pictures or TensorBoard) to
+    a table file with missing cells and fill them, as the command `vae-run experiment=impute_file
+    dataset.table=<file>` does: the single imputation (N, F) and `draws` multiple imputations (M, N, F), every row in
+    the file's order and units (a purely numeric file: its columns; overrides declare other types). One seed: one
+    model, fitted and filling in one run; several: a bootstrap ensemble (trainer.bootstrap=true, one member per seed,
+    each its share of the draws: imputation that carries the model's estimation error), filled by `vae-run
+    mode=impute`. The models fit 99 % of the rows (dataset.test_fraction=0.01; 10 % of them validate, for early
+    stopping); `overrides` go to every member. The runs and the imputed files stay in `work_dir` (default:
+    outputs/<date>/<time>)."""
     from vae_runner import run as runner
 
     work = Path(work_dir or f"outputs/{datetime.now():%Y-%m-%d}/{datetime.now():%H-%M-%S-%f}").resolve()
@@ -210,23 +212,24 @@ def impute_file(
     for seed in seeds:
         train(
             [
-                "experiment=impute_tabular",
+                "experiment=impute_file",
                 override("dataset.table", table),
-                "missing.kind=none",
-                "dataset.test_fraction=0.01",
                 f"seed={seed}",
-                *(["trainer.bootstrap=true"] if ensemble else []),
+                f"evaluation.imputation.draws={draws}",
+                *(["trainer.bootstrap=true", "evaluation.imputation.fill=false"] if ensemble else []),
                 *overrides,
             ],
             run_dir=work / "members" / str(seed),
         )
-    ckpt = work / "members" if ensemble else work / "members" / str(seeds[0])
-    keep = [o for o in overrides if is_execution_key(override_key(o))]  # how, not what, to impute
-    impute = ["mode=impute", override("ckpt", ckpt), *keep, f"evaluation.imputation.draws={draws}"]
-    with _logging_to(work / "vae-run.log"):
-        runner.run(compose_config(impute), work / "imputed", impute)
-    single = np.loadtxt(work / "imputed" / "imputed.csv", delimiter=",", skiprows=1, ndmin=2)
-    long = np.loadtxt(work / "imputed" / "imputations.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1:]
+    filled = work / "members" / str(seeds[0])
+    if ensemble:
+        keep = [o for o in overrides if is_execution_key(override_key(o))]  # how, not what, to impute
+        impute = ["mode=impute", override("ckpt", work / "members"), *keep, f"evaluation.imputation.draws={draws}"]
+        filled = work / "imputed"
+        with _logging_to(work / "vae-run.log"):
+            runner.run(compose_config(impute), filled, impute)
+    single = np.loadtxt(filled / "imputed.csv", delimiter=",", skiprows=1, ndmin=2)
+    long = np.loadtxt(filled / "imputations.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1:]
     return single, long.reshape(draws, *single.shape)
 
 
@@ -234,6 +237,18 @@ def member_seeds(seed: int, members: int) -> list[int]:
     """The training seeds for `impute_file` in replication `seed` of a study: [seed] for one model, else `members`
     seeds 10,000 (b + 1) + seed, distinct across members and (below 10,000 replications) across replications."""
     return [seed] if members == 1 else [10_000 * (b + 1) + seed for b in range(members)]
+
+
+@contextlib.contextmanager
+def quiet():
+    """Every INFO line off (vae_runner's and its libraries') while inside, as studies that fit many models want;
+    the level before is restored on leaving, so a caller in the same process (a test, a notebook) keeps its log."""
+    before = logging.root.manager.disable
+    logging.disable(max(before, logging.INFO))
+    try:
+        yield
+    finally:
+        logging.disable(before)
 
 
 @contextlib.contextmanager

@@ -246,11 +246,30 @@ def make_trainer(cfg: DictConfig, run_dir: Path, purge_step: int | None = None, 
         logger,
         run_dir,
         config,
-        validation=lambda: {
-            **evaluate_split(model, objective, data.val, cfg.trainer.eval_batch_size, cfg.seed),
-            "active_units": active_units_of(model, data.val, cfg),
-        },
+        validation=validation(model, objective, data, cfg),
         pictures=None  # evaluation.lean: a fit inside a pipeline draws nothing
         if cfg.evaluation.lean
         else lambda step: log_pictures(model, data, logger, logger.n_images, step, cfg.seed),
     )
+
+
+def validation(model, objective, data: DataSplits, cfg: DictConfig):
+    """The trainer's validation: the validation split's objective terms and active units, and with
+    trainer.monitor=imputation the held-out entries' log-likelihood (`imputation_ll`) it selects by."""
+    held = None
+    if cfg.trainer.monitor == "imputation":
+        from vae_runner.imputation.held_out import held_out_log_likelihood, held_out_mask
+
+        model.accept_missing()
+        held = held_out_mask(data.val.x, cfg.seed)
+
+    def validate() -> dict[str, float]:
+        metrics = {
+            **evaluate_split(model, objective, data.val, cfg.trainer.eval_batch_size, cfg.seed),
+            "active_units": active_units_of(model, data.val, cfg),
+        }
+        if held is not None:
+            metrics["imputation_ll"] = held_out_log_likelihood(model, data.val, held, cfg.seed)
+        return metrics
+
+    return validate

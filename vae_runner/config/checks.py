@@ -71,6 +71,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.limit_batches", _opt_pos_int, "null or an integer >= 1"),
     ("trainer.num_threads", _opt_pos_int, "null or an integer >= 1"),
     ("trainer.early_stopping", _opt_pos_int, "null or an integer >= 1"),
+    ("trainer.monitor", lambda v: v in ("elbo", "imputation"), "elbo or imputation"),
     ("trainer.grad_clip", lambda v: v is None or _finite_pos(v), "null or a finite number > 0"),
     ("logger.n_images", _pos_int, "an integer >= 1"),
     ("logger.images_every", _pos_int, "an integer >= 1 (epochs)"),

@@ -42,6 +42,7 @@ class TrainerConfig:
     limit_batches: Optional[int] = MISSING  # cap on training steps per epoch (smoke tests, debugging)
     early_stopping: Optional[int] = MISSING  # stop after this many epochs without a better validation ELBO, counted
     # from the first epoch trained at the full KL weight (from the start without warm-up)
+    monitor: str = MISSING  # elbo | imputation: the validation score that picks best.pt and drives early stopping
     bootstrap: bool = MISSING  # train on a resample with replacement of the training rows, drawn from seed
     grad_clip: Optional[float] = MISSING  # clip the gradient's global norm to this
     device: Device = MISSING

@@ -64,6 +64,8 @@ class Console:
         if train_loss is not None:
             parts.append(f"train loss {train_loss:.2f},")
         parts.append(f"val ELBO {metrics['elbo']:.2f} (recon {metrics['recon']:.2f}, KL {metrics['kl']:.2f}),")
+        if "imputation_ll" in metrics:  # trainer.monitor=imputation
+            parts.append(f"held-out entries {metrics['imputation_ll']:.3f} nats each,")
         if "active_units" in metrics:
             parts.append(f"active units {metrics['active_units']:.0f}/{d},")
         if seconds is not None:

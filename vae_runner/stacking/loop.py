@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from vae_runner import build
+from vae_runner.errors import UserError
 from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.host import threads
 from vae_runner.host.signals import Interrupted, StopRequest, stop_signals_to
@@ -39,6 +40,11 @@ class Member:
     def __init__(self, cfg, run_dir: Path, steps_per_epoch: int, objective):
         self.cfg = cfg
         self.run_dir = run_dir
+        if cfg.trainer.monitor != "elbo":
+            raise UserError(
+                f"{run_dir}: hydra/launcher=batched keeps best.pt by the validation ELBO only; a sweep with "
+                f"trainer.monitor={cfg.trainer.monitor} runs with the basic or joblib launcher (hydra/launcher=joblib)."
+            )
         run_dir.mkdir(parents=True, exist_ok=True)
         self.logger = build.make_logger(cfg, run_dir)
         self.checkpoints = RunCheckpoints(run_dir / CHECKPOINTS, cfg.trainer.checkpoint_every_s)

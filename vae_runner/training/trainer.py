@@ -51,9 +51,12 @@ def warmup_outlasts_training(full_weight_epoch: int, epochs: int) -> str | None:
     )
 
 
+MONITORED = {"elbo": "elbo", "imputation": "imputation_ll"}  # trainer.monitor -> the validation metric it reads
+
+
 def patience_exhausted(patience: int | None, epoch: int, best_epoch: int, full_weight_epoch: int) -> bool:
-    """`patience` (trainer.early_stopping) epochs without a better validation ELBO than `best_epoch`'s, not counting
-    epochs before the first one trained at the full KL weight; never with patience None."""
+    """`patience` (trainer.early_stopping) epochs without a better validation score (trainer.monitor) than
+    `best_epoch`'s, not counting epochs before the first one trained at the full KL weight; never with patience None."""
     return bool(patience) and epoch - max(best_epoch, full_weight_epoch - 1) >= patience
 
 
@@ -249,8 +252,9 @@ class Trainer:
         if self.pictures is not None and (self.epoch % self.logger.images_every == 0 or self.epoch == self.cfg.epochs):
             self.pictures(self.global_step)
         self.logger.flush()
-        if metrics["elbo"] > self.best_val_elbo:
-            self.best_val_elbo = metrics["elbo"]
+        score = metrics[MONITORED[self.cfg.monitor]]  # best_val_elbo: the monitored score's best
+        if score > self.best_val_elbo:
+            self.best_val_elbo = score
             self.best_epoch = self.epoch
             return True
         return False
