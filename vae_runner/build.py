@@ -147,7 +147,8 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device, fresh: 
     # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
     model = VAE(encoder, decoder, construct(cfg.prior, _partial_=True)(latent_dim=d, **extras), likelihood)
     model.adapt_to(data, start=fresh)  # missing entries (NaN), a table's binary columns, the likelihood's start
-    if cfg.objective.get("input_dropout", 0) > 0:  # the encoder sees rows with entries hidden (NaN), complete data too
+    # the encoder sees rows with entries hidden (NaN), complete data too: input dropout, held-out validation entries
+    if cfg.objective.get("input_dropout", 0) > 0 or cfg.trainer.monitor == "imputation":
         model.accept_missing()
     if cfg.objective.get("factor_vae_weight", 0) > 0:  # FactorVAE's discriminator rides on the model (checkpoints)
         model.critic = FactorCritic(d, list(cfg.objective.critic_hidden))
@@ -260,7 +261,6 @@ def validation(model, objective, data: DataSplits, cfg: DictConfig):
     if cfg.trainer.monitor == "imputation":
         from vae_runner.imputation.held_out import held_out_log_likelihood, held_out_mask
 
-        model.accept_missing()
         held = held_out_mask(data.val.x, cfg.seed)
 
     def validate() -> dict[str, float]:
