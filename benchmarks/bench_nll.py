@@ -41,7 +41,7 @@ def pythae_style_log_likelihood(model, split: Split, k: int, batch_size: int = 1
         x_rep = split.floats(slice(i, i + 1)).repeat(per_batch, *[1] * (split.x.dim() - 1))
         log_w = []
         for _ in range(n_batches):
-            mu, log_var = model.encoder(x_rep)  # the same image encoded per_batch times
+            mu, log_var = model.encode(x_rep).chunk(2, dim=-1)  # the same image encoded per_batch times
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
             log_q = -0.5 * (log_var + (z - mu) ** 2 / torch.exp(log_var)).sum(-1)
             log_p = -0.5 * (z**2).sum(-1)  # pythae drops the shared log(2 pi) terms of q and p

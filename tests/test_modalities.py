@@ -54,7 +54,7 @@ def test_the_joint_posterior_is_the_product_of_the_present_experts_and_the_prior
     x = data.test.truth[:6]
     experts = model.encoder.experts
     shaped = {n: x[:, c].reshape(len(x), *s) for n, c, s in blocks(data.modalities)}
-    mus, logvars = zip(*(experts[n](shaped[n]) for n in ("image", "label", "attributes")))
+    mus, logvars = zip(*(experts[n](shaped[n]).chunk(2, dim=-1) for n in ("image", "label", "attributes")))
     for drop in ([], ["label"], ["image", "attributes"]):
         mu, logvar = model.encoder(hide(x, data.modalities, drop))
         precision = 1 + sum(torch.exp(-lv) for n, lv in zip(("image", "label", "attributes"), logvars) if n not in drop)

@@ -24,7 +24,7 @@ def test_conv_adapts_to_the_image_shape(shape, stages):
             "architecture", "conv", "decoder", output_shape=shape, latent_dim=5, base_channels=8, fc_hidden=32
         ),
     )
-    mu, logvar = enc(torch.rand(3, *shape))
+    mu, logvar = enc(torch.rand(3, *shape)).chunk(2, dim=-1)
     assert mu.shape == logvar.shape == (3, 5)
     assert dec(mu).shape == (3, *shape)
 
@@ -39,7 +39,7 @@ def test_mlp_shapes():
         build_option("architecture", "mlp", "encoder", input_shape=(1, 8, 8), latent_dim=4, hidden=[16, 8]),
         build_option("architecture", "mlp", "decoder", output_shape=(1, 8, 8), latent_dim=4, hidden=[16, 8]),
     )
-    mu, logvar = enc(torch.rand(2, 1, 8, 8))
+    mu, logvar = enc(torch.rand(2, 1, 8, 8)).chunk(2, dim=-1)
     assert mu.shape == (2, 4) and dec(mu).shape == (2, 1, 8, 8)
     assert [m.out_features for m in dec.net if isinstance(m, torch.nn.Linear)] == [8, 16, 64]
 

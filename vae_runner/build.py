@@ -132,8 +132,9 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device, fresh: 
     arch = cfg.architecture
     d = cfg.latent_dim
     shape = data.modalities[0][1] if data.modalities else data.shape
+    posterior = construct(cfg.posterior, latent_dim=d)
     encoder, decoder = (
-        construct(arch.encoder, input_shape=shape, latent_dim=d),
+        construct(arch.encoder, input_shape=shape, latent_dim=d, **outputs_for(arch.encoder, posterior)),
         construct(arch.decoder, output_shape=shape, latent_dim=d),
     )
     likelihood = construct(cfg.likelihood, data_shape=shape)
@@ -143,9 +144,10 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device, fresh: 
         )
     # A prior gets the encoder and the data when its constructor asks for them by name (see priors/base.py).
     wanted = inspect.signature(get_class(cfg.prior._target_)).parameters
-    extras = {k: v for k, v in (("encoder", encoder), ("data", data)) if k in wanted}
+    extras = {k: v for k, v in (("encoder", encoder), ("posterior", posterior), ("data", data)) if k in wanted}
     # _partial_: live objects (encoder, data) must not pass through Hydra's config conversion.
-    model = VAE(encoder, decoder, construct(cfg.prior, _partial_=True)(latent_dim=d, **extras), likelihood)
+    prior = construct(cfg.prior, _partial_=True)(latent_dim=d, **extras)
+    model = VAE(encoder, decoder, prior, likelihood, posterior)
     model.adapt_to(data, start=fresh)  # missing entries (NaN), a table's binary columns, the likelihood's start
     # the encoder sees rows with entries hidden (NaN), complete data too: input dropout, held-out validation entries
     if cfg.objective.get("input_dropout", 0) > 0 or cfg.trainer.monitor == "imputation":
@@ -157,6 +159,20 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device, fresh: 
         # NHWC kernels (oneDNN on CPU, cuDNN on GPU): a Fashion-MNIST conv step was 1.3x faster on CPU in fp32.
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def outputs_for(encoder_node, posterior) -> dict:
+    """The encoder's `outputs=` (its last layer's width, the posterior's parameters): for every built-in encoder,
+    and for a user's `_target_` that names the parameter; one that does not must fit the Gaussian posterior."""
+    if "outputs" in inspect.signature(get_class(encoder_node._target_)).parameters:
+        return {"outputs": posterior.outputs}
+    if posterior.outputs != 2 * posterior.latent_dim:
+        raise UserError(
+            f"architecture.encoder {encoder_node._target_} has no `outputs` parameter, so it gives the Gaussian "
+            f"posterior's 2 x latent_dim numbers only; the chosen posterior needs {posterior.outputs}. Add an "
+            f"`outputs: int` argument (the width of its last layer), or use posterior=gaussian."
+        )
+    return {}
 
 
 def from_checkpoint(
@@ -209,7 +225,7 @@ def set_threads(cfg: DictConfig, model: VAE, objective, data: DataSplits, device
 
 def active_units_of(model: VAE, split, cfg: DictConfig) -> int:
     """Latent dimensions whose posterior mean varies over `split` (evaluation.active_threshold)."""
-    mu, _ = encode_split(model, split, cfg.trainer.eval_batch_size)
+    mu = encode_split(model, split, cfg.trainer.eval_batch_size).mean
     return len(active_units(mu, cfg.evaluation.active_threshold)[1])
 
 

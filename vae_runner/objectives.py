@@ -163,7 +163,7 @@ class Objective:
         if noise is None:
             z = q.rsample((self.k,))  # (k, B, D), reparameterised
         else:
-            z = q.base_dist.loc + q.base_dist.scale * noise(self.k, q.base_dist.loc.shape[-1])
+            z = q.from_noise(noise(self.k, q.noise_dim))
         x_k = x if self.k == 1 else x.repeat(self.k, *[1] * (x.dim() - 1))  # (k*B, *shape)
         log_px = model.decode(z.flatten(0, 1)).log_prob(x_k).unflatten(0, (self.k, -1))  # (k, B)
         recon = log_px[0]  # (B,) the reported terms use the first sample
@@ -188,17 +188,19 @@ class Objective:
                     "objective.triplet_weight > 0 needs a labelled dataset (digits, mnist, "
                     "fashion_mnist, cifar10, image_folder or synthetic); set objective.triplet_weight=0."
                 )
-            terms["triplet"] = triplet_loss(q.base_dist.loc, y, self.triplet_margin)
+            terms["triplet"] = triplet_loss(q.mean, y, self.triplet_margin)
             loss = loss + self.triplet_weight * terms["triplet"]
         if self.penalised and progress is not None:  # training only: evaluation reports the model's ELBO terms
             loss = loss + self._penalties(model, q, z[0], terms)
         terms["loss"] = loss
         return terms
 
-    def _penalties(self, model, q: td.Independent, z: Tensor, terms: dict[str, Tensor]) -> Tensor:
-        """(B,) the weighted batch penalties of latent_penalties.py, each also reported as a term."""
-        mu, logvar = q.base_dist.loc, 2 * q.base_dist.scale.log()
-        total = torch.zeros_like(mu[:, 0])
+    def _penalties(self, model, q: td.Distribution, z: Tensor, terms: dict[str, Tensor]) -> Tensor:
+        """(B,) the weighted batch penalties of latent_penalties.py, each also reported as a term. The total
+        correlation and DIP read q's mean and log-variance: posterior=gaussian only (config/checks.py)."""
+        total = torch.zeros_like(z[:, 0])
+        if self.tc_weight > 0 or self.dip != "none":
+            mu, logvar = q.base_dist.loc, 2 * q.base_dist.scale.log()
         if self.tc_weight > 0:
             if self.tc_estimator == "mss" and not self.dataset_size:
                 raise UserError("objective.tc_estimator=mss needs the training set's size; use tc_estimator=mws here")
@@ -221,12 +223,13 @@ class Objective:
             total = total + self.factor_vae_weight * terms["factor_tc"] + terms["critic"]
         return total
 
-    def _free_bits_penalty(self, model, q: td.Independent, z: Tensor) -> Tensor | float:
+    def _free_bits_penalty(self, model, q: td.Distribution, z: Tensor) -> Tensor | float:
         """sum_d max(0, lambda - batch-average KL_d): added to the KL, it makes each dimension below the floor count
-        as lambda (exactly, for a factorised prior). Priors without marginals get the floor on the total KL."""
+        as lambda (exactly, for a factorised prior and posterior). Priors or posteriors without marginals get the
+        floor on the total KL."""
         if self.free_bits <= 0:
             return 0.0
-        per_dim = model.prior.kl_per_dim(q.base_dist, z)  # (B, D); batch axis -2 (a member axis may lead)
+        per_dim = model.prior.kl_per_dim(q.marginal(), z)  # (B, D); batch axis -2 (a member axis may lead)
         if per_dim is None:
             total = (q.log_prob(z) - model.prior.log_prob(z)).mean(-1, keepdim=True)
             return F.relu(self.free_bits * z.shape[-1] - total)

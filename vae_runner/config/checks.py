@@ -143,6 +143,11 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("architecture.max_channels", _width, f"an integer in [1, {MAX_WIDTH}]"),
     ("architecture.fc_hidden", _width, f"an integer in [1, {MAX_WIDTH}]"),
     ("prior.n_components", lambda v: 1 <= v <= MAX_COMPONENTS, f"an integer in [1, {MAX_COMPONENTS}]"),
+    ("posterior.n_components", lambda v: 1 <= v <= 100, "an integer in [1, 100]"),
+    ("posterior.rank", lambda v: 1 <= v <= MAX_WIDTH, f"an integer in [1, {MAX_WIDTH}]"),
+    ("posterior.depth", lambda v: 1 <= v <= 64, "an integer in [1, 64]"),
+    ("posterior.hidden", _width, f"an integer in [1, {MAX_WIDTH}]"),
+    ("posterior.context", lambda v: 0 <= v <= MAX_WIDTH, f"an integer in [0, {MAX_WIDTH}]"),
     ("prior.init_spread", _finite_nonneg, "a finite number >= 0"),
     ("prior.init_logvar", math.isfinite, "a finite number"),
     ("prior.init", lambda v: v in ("data", "noise", "reference"), "data, noise or reference"),
@@ -181,7 +186,16 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
 
 
 # Every component built with `_target_`; each must be importable before any data is read.
-TARGETS = ("dataset", "architecture.encoder", "architecture.decoder", "prior", "likelihood", "objective", "optimizer")
+TARGETS = (
+    "dataset",
+    "architecture.encoder",
+    "architecture.decoder",
+    "posterior",
+    "prior",
+    "likelihood",
+    "objective",
+    "optimizer",
+)
 
 
 def importable(path: str) -> bool:
@@ -204,6 +218,21 @@ def resolved(path: str):
             return None
         return obj
     return None
+
+
+def posterior_problems(cfg: DictConfig) -> list[str]:
+    """What needs the diagonal Gaussian posterior (its per-dimension means and variances) today."""
+    target = str(OmegaConf.select(cfg, "posterior._target_", default=".GaussianPosterior"))
+    if target.endswith(".GaussianPosterior"):
+        return []
+    get = lambda key, default: OmegaConf.select(cfg, key, default=default)  # noqa: E731
+    needs = [
+        (get("objective.tc_weight", 0), "objective.tc_weight > 0 (its estimator reads q's per-dimension Normals)"),
+        (get("objective.dip", "none") != "none", "objective.dip (DIP-VAE reads q's means and variances)"),
+        (list(get("modalities.use", ["image"])) != ["image"], "several modalities (a product of Gaussian experts)"),
+    ]
+    name = target.rsplit(".", 1)[-1]
+    return [f"{what} needs posterior=gaussian, not posterior._target_={name}" for on, what in needs if on]
 
 
 def validate(cfg: DictConfig) -> None:
@@ -249,6 +278,7 @@ def validate(cfg: DictConfig) -> None:
                 f"evaluation.imputation.proper=false (improper: one model's draws), or a bootstrap ensemble "
                 f"(trainer.bootstrap=true 'seed=range(5)', then mode=impute ckpt=<the sweep directory>)"
             )
+    problems += posterior_problems(cfg)
     if cfg.get("ckpt") and cfg.get("resume"):
         problems.append("give either ckpt= (mode=eval) or resume= (continue training), not both")
     if problems:

@@ -1,6 +1,6 @@
-"""Typed schemas of the config groups' options (architecture, prior, likelihood, objective, optimizer, logger; the
-datasets' are in config/datasets.py): one dataclass per option, types only (each value is written once, in the
-option's yaml).
+"""Typed schemas of the config groups' options (architecture, posterior, prior, likelihood, objective, optimizer,
+logger; the datasets' are in config/datasets.py): one dataclass per option, types only (each value is written once,
+in the option's yaml).
 An option's yaml names its schema in its defaults list (`- /schema_prior_mog@_here_`), so `prior.n_components=abc`
 fails at compose time.
 """
@@ -41,7 +41,29 @@ class ConvArchConfig:
     decoder: Any = MISSING
 
 
-# --------------------------------------------------------------------------------- prior / likelihood
+# --------------------------------------------------------------------------------- posterior / prior / likelihood
+@dataclass
+class PosteriorConfig:
+    _target_: str = MISSING
+
+
+@dataclass
+class LowRankPosteriorConfig(PosteriorConfig):
+    rank: int = MISSING
+
+
+@dataclass
+class MixturePosteriorConfig(PosteriorConfig):
+    n_components: int = MISSING
+
+
+@dataclass
+class IAFPosteriorConfig(PosteriorConfig):
+    depth: int = MISSING
+    hidden: int = MISSING
+    context: int = MISSING
+
+
 @dataclass
 class PriorConfig:
     _target_: str = MISSING
@@ -171,6 +193,12 @@ class TensorBoardLoggerConfig(LoggerConfig):
 SCHEMAS = {
     "dataset": DATASET_SCHEMAS,
     "architecture": {"mlp": MLPArchConfig, "gated_mlp": GatedMLPArchConfig, "conv": ConvArchConfig},
+    "posterior": {
+        "posterior": PosteriorConfig,
+        "lowrank": LowRankPosteriorConfig,
+        "mixture": MixturePosteriorConfig,
+        "iaf": IAFPosteriorConfig,
+    },
     "prior": {
         "prior": PriorConfig,
         "mog": MoGPriorConfig,

@@ -14,7 +14,7 @@ Every consumer reads its list here (a key names a node and everything under it: 
 
 from __future__ import annotations
 
-MODEL_KEYS = ("dataset", "architecture", "prior", "likelihood", "latent_dim")
+MODEL_KEYS = ("dataset", "architecture", "posterior", "prior", "likelihood", "latent_dim")
 LOCATION_KEYS = ("dataset.root", "dataset.download", "dataset.system_dirs")  # where the data lives on this machine
 
 ACTION = ("mode", "n")  # what the command does with a run

@@ -118,6 +118,7 @@ class ModalitiesConfig:
 class VAEConfig:
     dataset: Any = MISSING
     architecture: Any = MISSING
+    posterior: Any = MISSING
     prior: Any = MISSING
     likelihood: Any = MISSING
     objective: Any = MISSING

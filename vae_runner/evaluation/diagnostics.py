@@ -1,13 +1,14 @@
 """Why a model is good or poor, beyond its ELBO: posterior collapse and hole diagnostics, and representation
-quality. Every function takes the posterior means/log-variances of a split (one encoder pass, `encode_split`).
+quality. Every function takes the posteriors of a split (one encoder pass, `encode_split`) or their means.
 
 - active units (Burda et al. 2016): dimension d is active when Cov_x(E_q[z_d]) > threshold (0.01);
-- KL per latent dimension: E_x KL(q(z_d|x) || p(z_d)) against the prior's marginal of d (the prior's closed form
-  where it has one, e.g. the Gaussian prior; Monte Carlo for mixtures; none for the flow, whose marginals have no
-  closed form);
+- KL per latent dimension: E_x KL(q(z_d|x) || p(z_d)) between the marginals of d (the prior's closed form
+  where it has one, e.g. the Gaussian prior with a Gaussian posterior; Monte Carlo for mixtures; none for the flows
+  (prior=flow, posterior=iaf), whose marginals have no closed form);
 - ELBO surgery (Hoffman & Johnson 2016): E_x KL(q(z|x) || p(z)) = I_q(x; z) + KL(q(z) || p(z)) with q(z) the
   aggregate posterior, estimated on a held-out subset of M points where q(z) is the uniform mixture of their M
-  posteriors (so the I_q estimate is at most log M);
+  posteriors (so the I_q estimate is at most log M); not for posterior=iaf, whose density at other examples' draws
+  needs an inversion of the flow per pair;
 - linear probe: logistic regression on training posterior means, accuracy on the test means;
 - triplet accuracy (TVAE, Ishfaq et al. 2018): over fixed random test triplets (anchor and positive of one class,
   negative of another), how often the anchor is closer to the positive than to the negative in mean space.
@@ -23,23 +24,26 @@ import torch.distributions as td
 from torch import Tensor
 
 from vae_runner.data import Split, eval_batches
-from vae_runner.model.priors.mixture import mixture_log_prob
-from vae_runner.model.vae import diagonal_normal
 from vae_runner.rng import seeded
 
 TRIPLET_SEED = 0  # the same triplets for every run
 
 
 @torch.no_grad()
-def encode_split(model, split: Split, batch_size: int = 1000, limit: int | None = None) -> tuple[Tensor, Tensor]:
-    """Posterior means and log-variances (N, D) of the first `limit` examples (all by default)."""
-    mus, logvars = [], []
+def encode_params(model, split: Split, batch_size: int = 1000, limit: int | None = None) -> Tensor:
+    """The encoder's outputs (N, posterior.outputs) for the first `limit` examples (all by default);
+    `model.variational(params)` is their q(z|x), `model.variational(params[:m])` the first m's."""
+    params = []
     n = len(split) if limit is None else min(limit, len(split))
     for x, _ in eval_batches(Split(split.x[:n]), batch_size):
-        mu, logvar = model.encoder(x)
-        mus.append(mu)
-        logvars.append(logvar)
-    return torch.cat(mus), torch.cat(logvars)
+        params.append(model.encode(x))
+    return torch.cat(params)
+
+
+def encode_split(model, split: Split, batch_size: int = 1000, limit: int | None = None) -> td.Distribution:
+    """q(z|x) of the first `limit` examples as one posterior of batch shape (N,) (the contract of
+    model/posteriors/base.py: its `mean` is the point code)."""
+    return model.variational(encode_params(model, split, batch_size, limit))
 
 
 def active_units(mu: Tensor, threshold: float = 0.01) -> tuple[Tensor, list[int]]:
@@ -50,39 +54,40 @@ def active_units(mu: Tensor, threshold: float = 0.01) -> tuple[Tensor, list[int]
 
 
 @torch.no_grad()
-def mean_kl_per_dim(prior, mu: Tensor, logvar: Tensor, samples: int = 16, seed: int = 0) -> Tensor | None:
-    """E_x KL(q(z_d|x) || p(z_d)) per dimension (D,): the prior's closed form (`analytic_kl_per_dim`) where it has
-    one, else E_q[log q(z_d|x) - log p(z_d)] by Monte Carlo (`samples` draws per example); None when the prior has no
-    closed-form marginals. For a factorised prior these sum to the average KL."""
-    q = diagonal_normal(mu, logvar)
-    closed = prior.analytic_kl_per_dim(q)
+def mean_kl_per_dim(prior, q: td.Distribution, samples: int = 16, seed: int = 0) -> Tensor | None:
+    """E_x KL(q(z_d|x) || p(z_d)) per dimension (D,) between q's marginals and the prior's: the prior's closed form
+    (`analytic_kl_per_dim`) for Normal marginals where it has one, else E_q[log q(z_d|x) - log p(z_d)] by Monte
+    Carlo (`samples` draws per example); None when the prior or the posterior has no closed-form marginals. For a
+    factorised prior and posterior these sum to the average KL."""
+    marginal = q.marginal()
+    if marginal is None:
+        return None
+    closed = prior.analytic_kl_per_dim(marginal) if isinstance(marginal, td.Normal) else None
     if closed is not None:
         return closed.mean(0)  # (D,)
-    with seeded(mu.device, seed):
-        z = q.sample((samples,))  # (S, N, D)
-    loc, scale = (t.expand_as(z).flatten(0, 1) for t in (q.loc, q.scale))  # (S*N, D): each draw's own posterior
-    rows = [
-        prior.kl_per_dim(td.Normal(m, s, validate_args=False), c)
-        for m, s, c in zip(loc.split(4096), scale.split(4096), z.flatten(0, 1).split(4096))
-    ]
+    with seeded(marginal.mean.device, seed):
+        z = marginal.sample((samples,))  # (S, N, D)
+    rows = [prior.marginal_log_prob(c) for c in z.flatten(0, 1).split(4096)]
     if rows[0] is None:
         return None
-    return torch.cat(rows).view_as(z).mean((0, 1))  # (D,)
+    return (marginal.log_prob(z) - torch.cat(rows).view_as(z)).mean((0, 1))  # (D,)
 
 
 @torch.no_grad()
-def elbo_surgery(prior, mu: Tensor, logvar: Tensor, samples: int = 8, seed: int = 0) -> dict[str, float]:
+def elbo_surgery(prior, q: td.Distribution, samples: int = 8, seed: int = 0) -> dict[str, float] | None:
     """Average KL, I_q(x; z) and KL(q(z) || p(z)) on the given M posteriors (one estimator, the same z draws, so
-    avg_kl = mutual_information + marginal_kl holds exactly; the Gaussian prior's avg_kl is also in closed form)."""
-    m = mu.shape[0]
-    q = diagonal_normal(mu, logvar)
-    with seeded(mu.device, seed):
+    avg_kl = mutual_information + marginal_kl holds exactly; the Gaussian prior's avg_kl is also in closed form).
+    None when the posterior's aggregate has no cheap density (posteriors/base.py)."""
+    m = q.batch_shape[0]
+    with seeded(q.mean.device, seed):
         z = q.sample((samples,))  # (S, M, D)
     flat = z.flatten(0, 1)  # (S*M, D)
-    log_q_cond = q.log_prob(z).sum(-1).flatten()  # (S*M,) log q(z | its own x)
+    log_q_agg = q.aggregate_log_prob(flat)  # uniform over the M
+    if log_q_agg is None:
+        return None
+    log_q_cond = q.log_prob(z).flatten()  # (S*M,) log q(z | its own x)
     log_prior = prior.log_prob_fn()  # the prior's parameters once, not per chunk
     log_p = torch.cat([log_prior(c) for c in flat.split(4096)])
-    log_q_agg = torch.cat([mixture_log_prob(c, mu, logvar) for c in flat.split(1024)])  # uniform over the M
     avg_kl = (log_q_cond - log_p).mean().item()
     mi = (log_q_cond - log_q_agg).mean().item()
     marg = (log_q_agg - log_p).mean().item()

@@ -26,7 +26,7 @@ def codes_of(model, data, batch_size: int):
 
     def encode(indices: np.ndarray) -> np.ndarray:
         x = data.render(torch.from_numpy(indices)).to(device)
-        mu, _ = dx.encode_split(model, Split(x), batch_size)
+        mu = dx.encode_split(model, Split(x), batch_size).mean
         return mu.float().cpu().numpy()
 
     return encode
@@ -61,8 +61,8 @@ def disentanglement_scores(model, data, cfg, metrics: dict, logger=None, step: i
     ev, batch_size = cfg.evaluation.disentanglement, cfg.trainer.eval_batch_size
     n = min(ev.points, len(data.train))
     n_test = min(ev.points // 2, len(data.test))
-    z, _ = dx.encode_split(model, data.train, batch_size, limit=n)
-    z_test, _ = dx.encode_split(model, data.test, batch_size, limit=n_test)
+    z = dx.encode_split(model, data.train, batch_size, limit=n).mean
+    z_test = dx.encode_split(model, data.test, batch_size, limit=n_test).mean
     z, z_test = z.float().cpu().numpy(), z_test.float().cpu().numpy()
     f, f_test = data.train.factors[:n].cpu().numpy(), data.test.factors[:n_test].cpu().numpy()
     timed: dict[str, float] = {}

@@ -47,8 +47,9 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
         return metrics
     metrics.update(test_log_likelihood(model, data.test, ev, seed))
     with stage("active units, KL per dimension, ELBO surgery"):
-        mu, logvar = dx.encode_split(model, data.test, cfg.trainer.eval_batch_size)
-        activity, active = latent_diagnostics(model, mu, logvar, ev, seed, metrics, logger, step)
+        params = dx.encode_params(model, data.test, cfg.trainer.eval_batch_size)
+        mu = model.variational(params).mean
+        activity, active = latent_diagnostics(model, params, ev, seed, metrics, logger, step)
     extra_scores(model, data, cfg, mu, metrics, logger, step)
     with stage("pictures"):
         pictures(model, data, cfg, logger, step, mu, activity, active, metrics)
@@ -99,10 +100,11 @@ def test_log_likelihood(model, test, ev, seed: int) -> dict:
     }
 
 
-def latent_diagnostics(model, mu, logvar, ev, seed: int, metrics: dict, logger, step: int):
-    """Active units, KL per dimension (and its picture) and ELBO surgery of the test codes into `metrics`; returns
-    the dimensions' activity and the active ones."""
-    activity, active = dx.active_units(mu, ev.active_threshold)
+def latent_diagnostics(model, params, ev, seed: int, metrics: dict, logger, step: int):
+    """Active units, KL per dimension (and its picture) and ELBO surgery of the test codes (the encoder's outputs
+    `params`) into `metrics`; returns the dimensions' activity and the active ones."""
+    q = model.variational(params)
+    activity, active = dx.active_units(q.mean, ev.active_threshold)
     metrics.update(
         {
             "test/active_units": len(active),
@@ -110,14 +112,16 @@ def latent_diagnostics(model, mu, logvar, ev, seed: int, metrics: dict, logger, 
             "test/activity": [round(v, 6) for v in activity.tolist()],
         }
     )
-    kl_d = dx.mean_kl_per_dim(model.prior, mu, logvar, ev.kl_samples, seed)
+    kl_d = dx.mean_kl_per_dim(model.prior, q, ev.kl_samples, seed)
     if kl_d is not None:
         metrics["test/kl_per_dim"] = [round(v, 6) for v in kl_d.tolist()]
         logger.image(
             "test/kl_per_dim", bar_picture(kl_d, "KL per latent dimension (test)", "nats"), step, "kl_per_dim.png"
         )
-    m = min(ev.surgery_points, len(mu))
-    surgery = dx.elbo_surgery(model.prior, mu[:m], logvar[:m], ev.surgery_samples, seed)
+    m = min(ev.surgery_points, len(params))
+    surgery = dx.elbo_surgery(model.prior, model.variational(params[:m]), ev.surgery_samples, seed)
+    if surgery is None:  # posterior=iaf: model/posteriors/iaf.py
+        return activity, active
     metrics.update({f"test/{k}": v for k, v in surgery.items() if k in ("avg_kl", "mutual_information", "marginal_kl")})
     metrics.update({"test/surgery_points": m, "test/surgery_samples": ev.surgery_samples})
     return activity, active
@@ -135,8 +139,8 @@ def linear_probe_and_triplets(model, data, cfg, mu, metrics: dict) -> None:
         if seen_label:  # a probe of codes that saw the label would score the label's copy: 0.99 on digits
             probe = Split(hide(probe.x, data.modalities, ["label"]), probe.y)
             test = Split(hide(data.test.x, data.modalities, ["label"]), data.test.y)
-            mu, _ = dx.encode_split(model, test, cfg.trainer.eval_batch_size)
-        train_mu, _ = dx.encode_split(model, probe, cfg.trainer.eval_batch_size)
+            mu = dx.encode_split(model, test, cfg.trainer.eval_batch_size).mean
+        train_mu = dx.encode_split(model, probe, cfg.trainer.eval_batch_size).mean
         metrics["test/linear_probe_accuracy"] = dx.linear_probe_accuracy(train_mu, probe.y, mu, data.test.y)
         triplets = dx.fixed_triplets(data.test.y, ev.triplets)
         if len(triplets):

@@ -14,7 +14,6 @@ import math
 import torch
 
 from vae_runner.data import Split, eval_batches
-from vae_runner.model.vae import diagonal_normal
 from vae_runner.rng import STREAM_ELBO, STREAM_LOG_LIKELIHOOD, index_noise, seeded
 
 
@@ -68,13 +67,12 @@ def log_likelihood(
     for start in range(0, n_total, images):
         x = split.floats(slice(start, min(start + images, n_total)))  # (n, *shape)
         index = torch.arange(start, start + x.shape[0], device=x.device)
-        mu, logvar = model.encoder(x)  # (n, D) each, once per image
-        q = diagonal_normal(mu, logvar)
+        q = model.posterior(x)  # once per image
         log_w = []
         for s0 in range(0, k, samples):
             s = min(samples, k - s0)
-            z = mu + q.scale * index_noise(seed, STREAM_LOG_LIKELIHOOD, index, range(s0, s0 + s), mu.shape[1])
-            log_q = q.log_prob(z).sum(-1)  # (s, n)
+            z = q.from_noise(index_noise(seed, STREAM_LOG_LIKELIHOOD, index, range(s0, s0 + s), q.noise_dim))
+            log_q = q.log_prob(z)  # (s, n)
             log_p = log_prior(z.flatten(0, 1)).view(s, -1)  # (s, n)
             with model.precision(precision):
                 params = model.decode_params(z.flatten(0, 1))  # (s*n, *shape)

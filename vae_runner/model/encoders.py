@@ -1,5 +1,6 @@
-"""Encoders x -> (mean, log-variance) of a diagonal Gaussian q(z|x): an MLP, a gated MLP (the VampPrior code's) and
-a shape-adaptive conv net. The MLPs take any leading dimensions, (..., B, *shape): with batched layers
+"""Encoders x -> the `outputs` numbers per example that parameterise q(z|x) (model/posteriors/: 2 * latent_dim for
+the diagonal Gaussian's mean and log-variance, more for richer posteriors): an MLP, a gated MLP (the VampPrior code's)
+and a shape-adaptive conv net. The MLPs take any leading dimensions, (..., B, *shape): with batched layers
 (stacking/model.py) the leading one is a batched sweep's member axis."""
 
 from __future__ import annotations
@@ -13,40 +14,59 @@ from vae_runner.model.layers import conv_plan, gated_stack, he_init_, mlp
 
 
 class MLPEncoder(nn.Module):
-    def __init__(self, input_shape, latent_dim: int, hidden: list[int]):
+    def __init__(self, input_shape, latent_dim: int, hidden: list[int], outputs: int | None = None):
         super().__init__()
-        self.net = mlp([math.prod(input_shape), *hidden, 2 * latent_dim])
+        self.net = mlp([math.prod(input_shape), *hidden, outputs or 2 * latent_dim])
         self.data_dims = len(input_shape)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mu, logvar = self.net(x.flatten(-self.data_dims)).chunk(2, dim=-1)  # (..., B, D) each
-        return mu, logvar
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.flatten(-self.data_dims))  # (..., B, outputs)
 
 
 class GatedMLPEncoder(nn.Module):
     """GatedDense layers, then a linear mean head and a linear log-variance head, the latter optionally clamped to
-    [lo, hi] by a hard tanh (the reference code's Hardtanh(-6, 2): no gradient outside the range)."""
+    [lo, hi] by a hard tanh (the reference code's Hardtanh(-6, 2): no gradient outside the range), and a linear head
+    for the rest of a richer posterior's outputs."""
 
-    def __init__(self, input_shape, latent_dim: int, hidden: list[int], logvar_clamp: list[float] | None, init: str):
+    def __init__(
+        self,
+        input_shape,
+        latent_dim: int,
+        hidden: list[int],
+        logvar_clamp: list[float] | None,
+        init: str,
+        outputs: int | None = None,
+    ):
         super().__init__()
         self.body = gated_stack([math.prod(input_shape), *hidden])
         self.data_dims = len(input_shape)
         self.mean = nn.Linear(hidden[-1], latent_dim)
         self.logvar = nn.Linear(hidden[-1], latent_dim)
+        extra = (outputs or 2 * latent_dim) - 2 * latent_dim
+        self.rest = nn.Linear(hidden[-1], extra) if extra > 0 else None
         self.logvar_clamp = None if logvar_clamp is None else (float(logvar_clamp[0]), float(logvar_clamp[1]))
         if init == "he":
             he_init_(self)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> Tensor:
         h = self.body(x.flatten(-self.data_dims))  # (..., B, H)
-        logvar = self.logvar(h)  # (B, D)
+        logvar = self.logvar(h)  # (..., B, D)
         if self.logvar_clamp is not None:
             logvar = nn.functional.hardtanh(logvar, *self.logvar_clamp)
-        return self.mean(h), logvar
+        heads = [self.mean(h), logvar] + ([] if self.rest is None else [self.rest(h)])
+        return torch.cat(heads, dim=-1)  # (..., B, outputs)
 
 
 class ConvEncoder(nn.Module):
-    def __init__(self, input_shape, latent_dim: int, base_channels: int, max_channels: int, fc_hidden: int):
+    def __init__(
+        self,
+        input_shape,
+        latent_dim: int,
+        base_channels: int,
+        max_channels: int,
+        fc_hidden: int,
+        outputs: int | None = None,
+    ):
         super().__init__()
         channels, (h, w) = conv_plan(input_shape, base_channels, max_channels)
         stride = 2 if (h, w) != tuple(input_shape[1:]) else 1
@@ -55,9 +75,8 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c_in, c, 4 if stride == 2 else 3, stride, 1), nn.ReLU()]
             c_in = c
         self.conv = nn.Sequential(*layers)
-        self.fc = mlp([c_in * h * w, fc_hidden, 2 * latent_dim])
+        self.fc = mlp([c_in * h * w, fc_hidden, outputs or 2 * latent_dim])
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> Tensor:
         x = x.contiguous(memory_format=torch.channels_last)  # the layout of the weights (run.build_model)
-        mu, logvar = self.fc(torch.relu(self.conv(x).flatten(1))).chunk(2, dim=-1)  # (B, D) each
-        return mu, logvar
+        return self.fc(torch.relu(self.conv(x).flatten(1)))  # (B, outputs)

@@ -44,7 +44,10 @@ class ModalityEncoders(nn.Module):
             have = drop_some(have, self.dropout)
         x = torch.nan_to_num(x, nan=0.0)
         mus, logvars = zip(
-            *(self.experts[n](x[..., cols].reshape(*x.shape[:-1], *shape)) for n, cols, shape in self.blocks)
+            *(
+                self.experts[n](x[..., cols].reshape(*x.shape[:-1], *shape)).chunk(2, dim=-1)
+                for n, cols, shape in self.blocks
+            )
         )
         return product_params(torch.stack(mus), torch.stack(logvars), have)
 

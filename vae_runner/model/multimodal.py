@@ -39,7 +39,8 @@ class MultimodalVAE(nn.Module):
         return present & keep[:, None]
 
     def posterior(self, xs: dict[str, Tensor], present: Tensor) -> td.Distribution:
-        mu, logvar = zip(*(self.encoders[n](xs[n]) for n in self.names))
+        outs = (self.encoders[n](xs[n]) for n in self.names)  # (mu, logvar) or the two side by side
+        mu, logvar = zip(*(out if isinstance(out, tuple) else out.chunk(2, dim=-1) for out in outs))
         return self.joint(torch.stack(mu), torch.stack(logvar), present)
 
     def log_likelihoods(self, xs: dict[str, Tensor], z: Tensor, present: Tensor) -> Tensor:

@@ -1,4 +1,7 @@
-"""`VAE(encoder, decoder, prior, likelihood)`: composition only; the objective lives in objectives.py.
+"""`VAE(encoder, decoder, prior, likelihood, posterior)`: composition only; the objective lives in objectives.py.
+The encoder's output parameterises the approximate posterior, q(z|x) = posterior(encoder(x)) (model/posteriors/:
+the `posterior=` group, a diagonal Gaussian by default); an encoder returns a tensor (..., B, posterior.outputs), or
+the pair (mu, logvar) of the Gaussian posterior.
 
 Mixed precision: inside `with vae.precision("bf16")` the encoder and decoder run under bfloat16 autocast (their
 matrix products and convolutions in bf16); their outputs are cast back to float32 before they parameterise q(z|x)
@@ -18,6 +21,8 @@ import torch
 import torch.distributions as td
 from torch import Tensor, nn
 
+from vae_runner.model.posteriors.gaussian import GaussianPosterior
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # name -> autocast dtype (None: no autocast)
 
 
@@ -27,12 +32,6 @@ def autocast(device: torch.device, precision: str):
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-def diagonal_normal(mu: Tensor, logvar: Tensor) -> td.Normal:
-    """N(mu, diag(exp(logvar))) per dimension: q(z|x) from the encoder's outputs (VAE.posterior, evaluation and the
-    diagnostics all build it here)."""
-    return td.Normal(mu, torch.exp(0.5 * logvar), validate_args=False)
-
-
 def zero_missing(module: nn.Module, args: tuple) -> tuple:
     """Encoder pre-hook: NaN entries of the input read as 0."""
     x = args[0]
@@ -40,12 +39,20 @@ def zero_missing(module: nn.Module, args: tuple) -> tuple:
 
 
 class VAE(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module, likelihood: nn.Module):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        prior: nn.Module,
+        likelihood: nn.Module,
+        posterior: nn.Module | None = None,
+    ):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.prior = prior
         self.likelihood = likelihood
+        self.variational = GaussianPosterior(prior.latent_dim) if posterior is None else posterior  # the q family
         self.network_precision = "fp32"
 
     def adapt_to(self, data, start: bool = True) -> VAE:
@@ -81,11 +88,15 @@ class VAE(nn.Module):
         finally:
             self.network_precision = old
 
-    def posterior(self, x: Tensor) -> td.Independent:
-        """q(z|x) = N(mu(x), diag(exp(logvar(x)))), with batch shape (B,) and event shape (D,)."""
+    def encode(self, x: Tensor) -> Tensor:
+        """The encoder's output for x, (..., B, posterior.outputs), in float32 whatever the network precision."""
         with autocast(x.device, self.network_precision):
-            mu, logvar = self.encoder(x)
-        return td.Independent(diagonal_normal(mu.float(), logvar.float()), 1, validate_args=False)
+            params = self.encoder(x)
+        return (torch.cat(params, dim=-1) if isinstance(params, tuple) else params).float()
+
+    def posterior(self, x: Tensor) -> td.Distribution:
+        """q(z|x), batch shape (B,), event shape (D,): the contract of model/posteriors/base.py."""
+        return self.variational(self.encode(x))
 
     def decode_params(self, z: Tensor) -> Tensor:
         """The decoder's output for z (B, D), in float32 whatever the network precision."""

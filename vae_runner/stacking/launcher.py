@@ -36,6 +36,7 @@ def why_alone(cfg) -> str | None:
     checks = [
         (getattr(cfg.mode, "value", cfg.mode) == "train" and not cfg.resume, "it is not a new training run"),
         (name(cfg.architecture.encoder) in STACKED_ENCODERS, f"architecture {name(cfg.architecture.encoder)}"),
+        (name(cfg.posterior) == "GaussianPosterior", f"posterior {name(cfg.posterior)}"),
         (name(cfg.prior) in STACKED_PRIORS, f"prior {name(cfg.prior)}"),
         (name(cfg.likelihood) in STACKED_LIKELIHOODS, f"likelihood {name(cfg.likelihood)}"),
         (cfg.objective.k == 1 and not cfg.objective.triplet_weight, "objective k > 1 or a triplet loss"),

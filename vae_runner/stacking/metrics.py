@@ -34,7 +34,7 @@ def evaluate_members(
         terms = objective(model, xs, noise=noise, weight=betas)
         batch = torch.stack([t.sum(-1) for t in terms.values()], 1)  # (M, T)
         sums = batch if sums is None else sums + batch
-        mus.append(model.encoder(xs)[0])  # (M, B, D)
+        mus.append(model.posterior(xs).mean)  # (M, B, D)
     model.train(was_training)
     mu = torch.cat(mus, dim=1)
     results = []

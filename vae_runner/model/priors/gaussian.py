@@ -1,6 +1,8 @@
-"""The standard Gaussian prior N(0, I), with the closed-form KL to a diagonal Gaussian posterior."""
+"""The standard Gaussian prior N(0, I), with the closed-form KL to a Gaussian posterior."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.distributions as td
@@ -30,5 +32,12 @@ class GaussianPrior(Prior):
     def analytic_kl_per_dim(self, q_base: td.Normal) -> Tensor:
         return td.kl_divergence(q_base, td.Normal(self.loc, self.scale, validate_args=False))  # (B, D)
 
-    def analytic_kl(self, q: td.Distribution) -> Tensor:
-        return td.kl_divergence(q, self.distribution())  # (B,)
+    def analytic_kl(self, q: td.Distribution) -> Tensor | None:
+        """KL(q || N(0, I)) (B,) for Gaussian posteriors: torch's closed form for the diagonal one; for one with a
+        covariance, -H(q) - E_q log N(z; 0, I) = 0.5 (tr Sigma + |mu|^2 + D log 2 pi) - H(q); None for the rest."""
+        if isinstance(q, td.Independent):
+            return td.kl_divergence(q, self.distribution())  # (B,)
+        if isinstance(q, td.MultivariateNormal | td.LowRankMultivariateNormal):
+            d = q.event_shape[-1]
+            return 0.5 * (q.variance.sum(-1) + q.mean.pow(2).sum(-1) + d * math.log(2 * math.pi)) - q.entropy()
+        return None

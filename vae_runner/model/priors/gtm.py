@@ -65,8 +65,9 @@ class GTMVampPrior(PseudoInputPrior):
         grid_dim: int,
         grid_size: int,
         hidden: list[int],
+        posterior: nn.Module | None = None,
     ):
-        super().__init__(latent_dim, encoder)
+        super().__init__(latent_dim, encoder, posterior)
         self.grid_size = grid_size
         self.shape = data.shape
         self.squash = data.in_unit_range

@@ -1,7 +1,7 @@
 """What the VampPrior and the GTM-VampPrior share: a mixture whose components are the model's own posteriors
 q(z | u_k) of K pseudo-inputs u_k in data space. A subclass says where the u_k come from: its `pseudo_inputs()`, a
-method or a sub-module, returns them as (K, *data shape). The encoder is the VAE's, held without registering it so
-that it is not saved twice."""
+method or a sub-module, returns them as (K, *data shape). The encoder and the posterior family are the VAE's, held
+without registering them so that they are not saved twice."""
 
 from __future__ import annotations
 
@@ -17,10 +17,18 @@ def squash(raw: Tensor, unit_range: bool) -> Tensor:
 
 
 class PseudoInputPrior(MixturePrior):
-    def __init__(self, latent_dim: int, encoder: nn.Module):
+    def __init__(self, latent_dim: int, encoder: nn.Module, posterior: nn.Module | None = None):
         super().__init__(latent_dim)
-        object.__setattr__(self, "encoder", encoder)  # not a registered sub-module: the VAE saves it once
+        # not registered sub-modules: the VAE saves them once
+        object.__setattr__(self, "encoder", encoder)
+        object.__setattr__(self, "posterior", posterior)  # None: the encoder's outputs are a Gaussian's (mu, logvar)
 
     def mixture_params(self):
-        means, logvars = self.encoder(self.pseudo_inputs())  # (K, D) each
-        return means, logvars, None
+        """The pseudo-inputs' posteriors as one diagonal-Gaussian mixture: K components for posterior=gaussian (the
+        VampPrior), K x C for a mixture posterior, each q's diagonal stand-in for the others (posteriors/base.py)."""
+        params = self.encoder(self.pseudo_inputs())
+        params = torch.cat(params, dim=-1) if isinstance(params, tuple) else params
+        if self.posterior is None:
+            return *params.chunk(2, dim=-1), None
+        means, logvars, log_w = self.posterior.components(params)  # (K, C, D), (K, C, D), (K, C) or None
+        return means.flatten(-3, -2), logvars.flatten(-3, -2), None if log_w is None else log_w.flatten(-2)

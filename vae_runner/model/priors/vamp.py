@@ -54,8 +54,9 @@ class VampPrior(PseudoInputPrior):
         init: str,
         init_mean: float,
         init_std: float,
+        posterior: nn.Module | None = None,
     ):
-        super().__init__(latent_dim, encoder)
+        super().__init__(latent_dim, encoder, posterior)
         self.pseudo_inputs = PseudoInputs(data, n_components, init, init_mean, init_std)  # a module: u = its output
 
     def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:
