@@ -6,6 +6,7 @@ prior and several seeds, and write reproduction/REPRODUCTION.md.
     python reproduction/reproduce.py --priors gaussian vamp --seeds 14 15 16 --jobs 2
     python reproduction/reproduce.py --report-only   # just rewrite the table from the runs
     python reproduction/reproduce.py --priors gaussian --seeds 14 --ablate all  # each protocol part off in turn
+    python reproduction/reproduce.py --priors gaussian vamp --posteriors iaf mixture  # richer q(z|x) beside
 
 Every (dataset, prior, seed) is one `vae-run experiment=ll_<dataset>_<prior> seed=<seed>` in
 <root>/ll_<dataset>_<prior>/seed<seed>. Re-running the script is resuming it: a finished run (metrics.json) is
@@ -44,8 +45,10 @@ KEPT = (
     "epoch_time_s",
     "train_time_s",
     "device",
+    "test/active_units",
 )
 PRIORS = ["gaussian", "vamp", "mog", "gtm", "gtm_vamp", "flow"]
+POSTERIORS = ["iaf", "mixture", "full", "lowrank"]  # beside the protocol's Gaussian posterior (--posteriors)
 DATASETS = {"fashion_mnist": "Fashion-MNIST", "mnist": "dynamic MNIST"}
 # One protocol part off at a time (what the part is replaced by): where a row misses the paper, these show which part
 # the gap comes from. Each runs as ll_<dataset>_<prior>/ablate-<name>/seed<seed>.
@@ -69,9 +72,16 @@ PAPER = {
 }
 
 
-def run_dir(root: Path, dataset: str, prior: str, seed: int, ablation: str | None = None) -> Path:
+def run_dir(
+    root: Path, dataset: str, prior: str, seed: int, ablation: str | None = None, posterior: str | None = None
+) -> Path:
+    """<root>/ll_<dataset>_<prior>[/ablate-<name> | /posterior-<name>]/seed<seed>."""
     base = root / f"ll_{dataset}_{prior}"
-    return (base if ablation is None else base / f"ablate-{ablation}") / f"seed{seed}"
+    if ablation is not None:
+        base = base / f"ablate-{ablation}"
+    if posterior is not None:
+        base = base / f"posterior-{posterior}"
+    return base / f"seed{seed}"
 
 
 def command(dataset: str, prior: str, seed: int, out: Path, threads: int | None, extra: list[str]) -> list[str]:
@@ -100,8 +110,9 @@ def have_mnist() -> bool:
 
 
 def ledger_path(ledger: Path, out: Path) -> Path:
-    """The ledger file of the run in `out` (<root>/ll_<dataset>_<prior>[/ablate-<name>]/seed<seed>)."""
-    parts = [out.parent.name, out.name] if out.parent.name.startswith("ablate-") else [out.name]
+    """The ledger file of the run in `out` (<root>/ll_<dataset>_<prior>[/ablate-<name>|/posterior-<name>]/seed<s>)."""
+    variant = out.parent.name.startswith(("ablate-", "posterior-"))
+    parts = [out.parent.name, out.name] if variant else [out.name]
     base = out.parent.parent if len(parts) == 2 else out.parent
     return ledger / ("_".join([base.name, *parts]) + ".json")
 
@@ -182,6 +193,33 @@ def ablation_rows(root: Path, ledger: Path, datasets: list[str], priors: list[st
                     f"{diff} | {len(lls)} | {', '.join(waiting)} |"
                 )
     return rows
+
+
+def posterior_rows(root: Path, ledger: Path, datasets: list[str], priors: list[str], seeds: list[int]) -> list[str]:
+    """Markdown rows of the protocol with a richer posterior (`--posteriors`) beside the Gaussian posterior's:
+    log p(x), the ELBO, the gap log p(x) - ELBO (amortisation + approximation) and the active units."""
+    rows = []
+    for dataset in datasets:
+        for prior in priors:
+            gaussian = [progress(run_dir(root, dataset, prior, s), ledger) for s in seeds]
+            base = [r["test/log_likelihood"] for r in gaussian if r["status"] == "finished"]
+            for name in ["gaussian", *POSTERIORS]:
+                outs = [run_dir(root, dataset, prior, s, posterior=None if name == "gaussian" else name) for s in seeds]
+                if name != "gaussian" and not outs[0].parent.is_dir():
+                    if not any(ledger_path(ledger, out).is_file() for out in outs):
+                        continue
+                runs = [progress(out, ledger) for out in outs]
+                done = [r for r in runs if r["status"] == "finished"]
+                lls = [r["test/log_likelihood"] for r in done]
+                diff = f"{statistics.fmean(lls) - statistics.fmean(base):+.2f}" if lls and base else ""
+                gaps = [r["test/log_likelihood"] - r["test/elbo"] for r in done if "test/elbo" in r]
+                waiting = [f"epoch {r['epoch']}" for r in runs if r["status"] == "training"]
+                rows.append(
+                    f"| {DATASETS[dataset]} | {prior} | {name} | {fmt_ms(lls)} | {diff} | "
+                    f"{fmt_ms([r['test/elbo'] for r in done if 'test/elbo' in r])} | {fmt_ms(gaps)} | "
+                    f"{per_seed(done, 'test/active_units')} | {len(done)} | {', '.join(waiting)} |"
+                )
+    return rows if len(rows) > sum(1 for _ in datasets) * len(priors) else []
 
 
 # README.md's copy of the table lies between these two lines; report() rewrites it along with REPRODUCTION.md.
@@ -286,6 +324,20 @@ def report(
             *ablations,
             "",
         ]
+    posteriors = posterior_rows(root, ledger, datasets, priors, seeds)
+    if posteriors:
+        lines += [
+            "## Richer posteriors",
+            "",
+            "Each row: the protocol with `posterior=<name>` (`--posteriors <name>`); the difference is to the "
+            "Gaussian posterior's mean over the same seeds; gap = log p(x) - ELBO, the amortisation and "
+            "approximation gap that a richer q can close.",
+            "",
+            "| dataset | prior | posterior | log p(x) | vs Gaussian q | ELBO | gap | active units | n | unfinished |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            *posteriors,
+            "",
+        ]
     text = "\n".join(lines)
     path.write_text(text)
     if readme is not None:
@@ -307,6 +359,13 @@ def main() -> None:
         default=[],
         choices=["all", *ABLATIONS],
         help="also run the protocol with each named part switched off (all: every one)",
+    )
+    parser.add_argument(
+        "--posteriors",
+        nargs="+",
+        default=[],
+        choices=POSTERIORS,
+        help="also run the protocol with each of these posteriors (posterior=<name>) in place of the Gaussian",
     )
     parser.add_argument("--out", type=Path, default=LEDGER / "REPRODUCTION.md")
     parser.add_argument("--ledger", type=Path, default=LEDGER, help="where finished runs are kept (one JSON each)")
@@ -336,22 +395,23 @@ def main() -> None:
         threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
         ablations = list(ABLATIONS) if "all" in args.ablate else args.ablate
         todo = [
-            (d, p, s, a)
+            (d, p, s, a, None)
             for s in args.seeds
             for d in datasets
             for p in args.priors
             for a in [None, *ablations]
             if a != "vamp_init_0.05" or p == "vamp"
         ]
+        todo += [(d, p, s, None, q) for s in args.seeds for d in datasets for p in args.priors for q in args.posteriors]
 
         def one(job):
-            d, p, s, a = job
-            out = run_dir(args.root, d, p, s, a)
+            d, p, s, a, q = job
+            out = run_dir(args.root, d, p, s, a, q)
             if progress(out, args.ledger)["status"] == "finished":
                 print(f"{out}: finished ({ledger_path(args.ledger, out)})", flush=True)
                 return
             out.parent.mkdir(parents=True, exist_ok=True)
-            extra = args.extra + (ABLATIONS[a] if a else [])
+            extra = args.extra + (ABLATIONS[a] if a else []) + ([f"posterior={q}"] if q else [])
             with open(out.parent / f"seed{s}.log", "a") as log:
                 done = subprocess.run(command(d, p, s, out, threads, extra), stdout=log, stderr=log, check=False)
             print(f"{out}: exit {done.returncode}", flush=True)

@@ -111,3 +111,20 @@ def test_the_repository_readme_carries_the_markers_and_reproduction_md_s_table()
     ours = [line for line in block.splitlines() if line.startswith("|")]
     theirs = (root / "reproduction/REPRODUCTION.md").read_text().split("\n## ")[0]
     assert ours and ours == [line for line in theirs.splitlines() if line.startswith("|")]
+
+
+def test_richer_posterior_rows_show_the_gap_beside_the_gaussian_posterior(tmp_path):
+    root, ledger = tmp_path / "runs", tmp_path / "ledger"
+    for path, ll, elbo in [
+        (reproduce.run_dir(root, "fashion_mnist", "gaussian", 14), -229.0, -233.0),
+        (reproduce.run_dir(root, "fashion_mnist", "gaussian", 14, posterior="iaf"), -228.0, -231.5),
+    ]:
+        finished(path, ll, 300)
+        metrics = json.loads((path / "metrics.json").read_text())
+        (path / "metrics.json").write_text(json.dumps({**metrics, "test/elbo": elbo, "test/active_units": 40}))
+    text = reproduce.report(root, ledger, ["fashion_mnist"], ["gaussian"], [14], tmp_path / "R.md", "")
+    row = next(line for line in text.splitlines() if "| iaf |" in line)
+    assert "| -228.00 | +1.00 | -231.50 | 3.50 | 40 | 1 |" in row
+    assert (ledger / "ll_fashion_mnist_gaussian_posterior-iaf_seed14.json").is_file()
+    for name in reproduce.POSTERIORS:
+        assert make_cfg("experiment=ll_fashion_mnist_vamp", f"posterior={name}", shrink=False).latent_dim == 40
