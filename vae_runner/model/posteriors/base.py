@@ -53,8 +53,12 @@ class Draws:
 
     def rsample(self, sample_shape=()) -> Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape + (self.noise_dim,)
-        mean = self.mean
-        return self.from_noise(torch.randn(shape, dtype=mean.dtype, device=mean.device))
+        like = self.reference()
+        return self.from_noise(torch.randn(shape, dtype=like.dtype, device=like.device))
+
+    def reference(self) -> Tensor:
+        """A tensor of the distribution's dtype and device (its mean, unless that is costly)."""
+        return self.mean
 
     def sample(self, sample_shape=()) -> Tensor:
         with torch.no_grad():

@@ -86,6 +86,9 @@ class FlowGaussian(Draws, td.Distribution):
         self._last = (z, log_q)
         return z
 
+    def reference(self) -> Tensor:
+        return self.base.base_dist.loc
+
     @property
     def mean(self) -> Tensor:
         return self.flow(self.base.base_dist.loc)[0]
