@@ -56,7 +56,8 @@ def test_the_joint_posterior_is_the_product_of_the_present_experts_and_the_prior
     shaped = {n: x[:, c].reshape(len(x), *s) for n, c, s in blocks(data.modalities)}
     mus, logvars = zip(*(experts[n](shaped[n]).chunk(2, dim=-1) for n in ("image", "label", "attributes")))
     for drop in ([], ["label"], ["image", "attributes"]):
-        mu, logvar = model.encoder(hide(x, data.modalities, drop))
+        q = model.posterior(hide(x, data.modalities, drop))
+        mu, logvar = q.mean, q.logvar
         precision = 1 + sum(torch.exp(-lv) for n, lv in zip(("image", "label", "attributes"), logvars) if n not in drop)
         weighted = sum(
             m * torch.exp(-lv) for n, m, lv in zip(("image", "label", "attributes"), mus, logvars) if n not in drop
@@ -98,10 +99,10 @@ def test_modality_dropout_hides_some_in_training_keeps_one_per_row_and_is_off_in
     model = build_model(cfg, data, CPU)
     x = data.test.truth[:8]
     model.eval()
-    assert torch.equal(model.encoder(x)[0], model.encoder(x)[0])
+    assert torch.equal(model.posterior(x).mean, model.posterior(x).mean)
     model.train()
     torch.manual_seed(1)
-    assert not torch.allclose(model.encoder(x)[0], model.eval().encoder(x)[0])
+    assert not torch.allclose(model.posterior(x).mean, model.eval().posterior(x).mean)
 
 
 def test_bad_modality_settings_fail_with_the_fix():
@@ -191,3 +192,25 @@ def test_a_multimodal_run_trains_alone_under_the_batched_launcher():
 
     assert why_alone(make_cfg()) is None
     assert why_alone(make_cfg("modalities.use=[image,label]")) == "several modalities (modalities.use)"
+
+
+@pytest.mark.parametrize("joint", ["moe", "mopoe"])
+def test_mixture_joints_have_the_joint_posteriors_densities_and_train_in_vae_run(joint, tmp_path):
+    """modalities.joint=moe|mopoe: q is model/joint_posteriors.py's mixture (the stand-alone model's) of the same
+    experts, as a posterior of the contract (its draws reparameterised); a vae-run trains and scores cross-modally."""
+    from vae_runner import run
+    from vae_runner.model.joint_posteriors import JOINTS
+
+    cfg = make_cfg(*BASE, f"modalities.joint={joint}")
+    data = load_data(cfg, CPU)
+    model = build_model(cfg, data, CPU).eval()
+    x = data.test.x[:12]
+    e, d = 3, cfg.latent_dim
+    params = model.encode(x)
+    mu, logvar = (params[:, i * e * d : (i + 1) * e * d].unflatten(-1, (e, d)).movedim(-2, 0) for i in (0, 1))
+    reference = JOINTS[joint](mu, logvar, present(x, data.modalities))
+    q = model.posterior(x)
+    z = q.rsample((4,))
+    assert torch.allclose(q.log_prob(z), reference.log_prob(z), atol=1e-5)
+    metrics = run.train(make_cfg(*BASE, f"modalities.joint={joint}", "trainer.limit_batches=3"), tmp_path)
+    assert all(np.isfinite(metrics[k]) for k in ("test/elbo", "test/log_likelihood", "test/log_p_label_given_image"))

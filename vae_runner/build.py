@@ -31,7 +31,7 @@ from vae_runner.host.cpu_features import slow_bf16_warning
 from vae_runner.loggers.base import RunLogger
 from vae_runner.loggers.hparams import hparams_of
 from vae_runner.model.critic import FactorCritic, parameter_groups
-from vae_runner.model.modalities import join_modalities
+from vae_runner.model.modalities import JointPosterior, join_modalities
 from vae_runner.model.vae import VAE
 from vae_runner.runs.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from vae_runner.runs.directory import BEST
@@ -142,6 +142,7 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device, fresh: 
         encoder, decoder, likelihood = join_modalities(
             data.modalities, (encoder, decoder, likelihood), d, cfg.modalities
         )
+        posterior = JointPosterior(d, len(data.modalities), cfg.modalities.joint)
     # A prior gets the encoder and the data when its constructor asks for them by name (see priors/base.py).
     wanted = inspect.signature(get_class(cfg.prior._target_)).parameters
     extras = {k: v for k, v in (("encoder", encoder), ("posterior", posterior), ("data", data)) if k in wanted}

@@ -101,6 +101,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("modalities.hidden", _width_list, f"a non-empty list of integers in [1, {MAX_WIDTH}]"),
     ("modalities.dropout", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     ("modalities.missing", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    ("modalities.joint", lambda v: v in ("poe", "moe", "mopoe"), "poe, moe or mopoe"),
     ("evaluation.imputation.samples", _pos_int, "an integer >= 1"),
     ("evaluation.imputation.draws", lambda v: v >= 2, "an integer >= 2"),
     ("evaluation.imputation.level", _fraction, "a number strictly between 0 and 1"),
@@ -229,7 +230,7 @@ def posterior_problems(cfg: DictConfig) -> list[str]:
     needs = [
         (get("objective.tc_weight", 0), "objective.tc_weight > 0 (its estimator reads q's per-dimension Normals)"),
         (get("objective.dip", "none") != "none", "objective.dip (DIP-VAE reads q's means and variances)"),
-        (list(get("modalities.use", ["image"])) != ["image"], "several modalities (a product of Gaussian experts)"),
+        (list(get("modalities.use", ["image"])) != ["image"], "several modalities (modalities.joint is the posterior)"),
     ]
     name = target.rsplit(".", 1)[-1]
     return [f"{what} needs posterior=gaussian, not posterior._target_={name}" for on, what in needs if on]

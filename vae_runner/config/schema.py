@@ -112,6 +112,7 @@ class ModalitiesConfig:
     hidden: list[int] = MISSING
     dropout: float = MISSING
     missing: float = MISSING
+    joint: str = MISSING  # poe | moe | mopoe
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """A multimodal VAE inside the ordinary `VAE` (vae-run's `modalities.use`): the data are packed rows, the
-modalities side by side (data/modalities.py), and three small modules split them:
+modalities side by side (data/modalities.py), and four small modules split them:
 
-- `ModalityEncoders`: one expert q_m(z | x_m) per modality, joined by a product of experts with the prior expert
-  N(0, I) over the modalities a row has (MVAE, Wu & Goodman 2018; model/joint_posteriors.py), so q(z | x) is the
-  diagonal Gaussian every objective option, prior and evaluation already work with. A modality is missing when its
-  whole block is NaN; a missing entry inside a present block reads as 0. In training, `dropout` hides each present
+- `ModalityEncoders`: one expert q_m(z | x_m) per modality; `JointPosterior` joins the experts of the modalities a
+  row has (`modalities.joint`: poe, the product of experts with the prior expert N(0, I), MVAE, Wu & Goodman 2018,
+  a diagonal Gaussian; moe, MMVAE's mixture; mopoe, the mixture of subsets' products; model/joint_posteriors.py),
+  a posterior of the contract every objective option, prior and evaluation read (model/posteriors/base.py). A
+  modality is missing when its whole block is NaN; a missing entry inside a present block reads as 0. In training, `dropout` hides each present
   modality from the joint with that probability (each row keeps one): MVAE's sub-sampled terms, which train the
   unimodal posteriors that cross-modal generation needs (the likelihood still scores everything the row has);
 - `ModalityDecoders`: one decoder per modality, their outputs flattened side by side;
@@ -17,6 +18,8 @@ The image's encoder, decoder and likelihood come from the run's `architecture` a
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributions as td
 from torch import Tensor, nn
@@ -24,8 +27,11 @@ from torch import Tensor, nn
 from vae_runner.data.modalities import blocks, present
 from vae_runner.model.decoders import MLPDecoder
 from vae_runner.model.encoders import MLPEncoder
-from vae_runner.model.joint_posteriors import product_params
+from vae_runner.model.joint_posteriors import JOINTS, product_params
 from vae_runner.model.likelihoods import Categorical, Gaussian
+from vae_runner.model.posteriors.base import Posterior
+from vae_runner.model.posteriors.gaussian import DiagonalGaussian
+from vae_runner.model.posteriors.mixture import GaussianMixture
 
 
 class ModalityEncoders(nn.Module):
@@ -38,7 +44,9 @@ class ModalityEncoders(nn.Module):
         self.experts = nn.ModuleDict(experts)
         self.dropout = float(dropout)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> Tensor:
+        """The experts' means, log-variances and presence side by side, (..., B, E * (2D + 1)): JointPosterior's
+        input."""
         have = present(x, self.layout)  # (E, ..., B)
         if self.training and self.dropout > 0:
             have = drop_some(have, self.dropout)
@@ -49,7 +57,44 @@ class ModalityEncoders(nn.Module):
                 for n, cols, shape in self.blocks
             )
         )
-        return product_params(torch.stack(mus), torch.stack(logvars), have)
+        experts = [torch.stack(t).movedim(0, -2).flatten(-2) for t in (mus, logvars)]  # (..., B, E * D) each
+        return torch.cat([*experts, have.movedim(0, -1).to(experts[0].dtype)], dim=-1)
+
+
+class JointPosterior(Posterior):
+    """q(z | the modalities present) from ModalityEncoders' output, `joint` (modalities.joint) one of
+    model/joint_posteriors.py's: poe (a diagonal Gaussian), moe, mopoe (mixtures, model/posteriors/mixture.py's
+    GaussianMixture with weight 0 on the components an example cannot have, trained by its implicit
+    reparameterisation)."""
+
+    def __init__(self, latent_dim: int, experts: int, joint: str):
+        super().__init__(latent_dim)
+        self.experts, self.joint = int(experts), str(joint)
+
+    @property
+    def outputs(self) -> int:
+        return self.experts * (2 * self.latent_dim + 1)
+
+    def forward(self, params: Tensor) -> td.Distribution:
+        e, d = self.experts, self.latent_dim
+        mu, logvar = (params[..., i * e * d : (i + 1) * e * d].unflatten(-1, (e, d)).movedim(-2, 0) for i in (0, 1))
+        have = params[..., 2 * e * d :].movedim(-1, 0) > 0.5  # (E, ..., B)
+        if self.joint == "poe":
+            return DiagonalGaussian(*product_params(mu, logvar, have))
+        q = JOINTS[self.joint](mu, logvar, have)  # a UniformMixture: components (C, ..., B, D), allowed (C, ..., B)
+        # a row with no modality (a probe's label hidden from a label-only row) gets the prior N(0, I), as with poe
+        first = (torch.arange(len(q.allowed), device=mu.device) == 0).view(-1, *[1] * (q.allowed.dim() - 1))
+        prior = first & ~q.allowed.any(0)  # (C, ..., B)
+        allowed = q.allowed | prior
+        means, logvars = (t.masked_fill(prior[..., None], 0.0).movedim(0, -2) for t in (q.mu, q.logvar))
+        logits = torch.zeros_like(allowed, dtype=mu.dtype).masked_fill(~allowed, -math.inf)
+        return GaussianMixture(logits.movedim(0, -1), means, logvars)
+
+    def components(self, params: Tensor):
+        q = self(params)
+        if isinstance(q, DiagonalGaussian):
+            return q.base_dist.loc.unsqueeze(-2), q.logvar.unsqueeze(-2), None
+        return q.means, q.logvars, q.log_w
 
 
 def drop_some(have: Tensor, rate: float) -> Tensor:
