@@ -5,9 +5,10 @@ modalities side by side (data/modalities.py), and four small modules split them:
   row has (`modalities.joint`: poe, the product of experts with the prior expert N(0, I), MVAE, Wu & Goodman 2018,
   a diagonal Gaussian; moe, MMVAE's mixture; mopoe, the mixture of subsets' products; model/joint_posteriors.py),
   a posterior of the contract every objective option, prior and evaluation read (model/posteriors/base.py). A
-  modality is missing when its whole block is NaN; a missing entry inside a present block reads as 0. In training, `dropout` hides each present
-  modality from the joint with that probability (each row keeps one): MVAE's sub-sampled terms, which train the
-  unimodal posteriors that cross-modal generation needs (the likelihood still scores everything the row has);
+  modality is missing when its whole block is NaN; a missing entry inside a present block reads as 0. In
+  training, `dropout` hides each present modality from the joint with that probability (each row keeps one): MVAE's
+  sub-sampled terms, which train the unimodal posteriors that cross-modal generation needs (the likelihood still
+  scores everything the row has);
 - `ModalityDecoders`: one decoder per modality, their outputs flattened side by side;
 - `ModalityLikelihood`: one likelihood per modality; log p(x | z) is the sum over the present modalities of each
   one's log-density of its observed entries.
