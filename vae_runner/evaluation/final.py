@@ -48,8 +48,7 @@ def final_report(model, objective, data, cfg, logger, step: int) -> dict:
     metrics.update(test_log_likelihood(model, data.test, ev, seed))
     with stage("active units, KL per dimension, ELBO surgery"):
         params = dx.encode_params(model, data.test, cfg.trainer.eval_batch_size)
-        mu = model.variational(params).mean
-        activity, active = latent_diagnostics(model, params, ev, seed, metrics, logger, step)
+        mu, activity, active = latent_diagnostics(model, params, ev, seed, metrics, logger, step)
     extra_scores(model, data, cfg, mu, metrics, logger, step)
     with stage("pictures"):
         pictures(model, data, cfg, logger, step, mu, activity, active, metrics)
@@ -102,9 +101,10 @@ def test_log_likelihood(model, test, ev, seed: int) -> dict:
 
 def latent_diagnostics(model, params, ev, seed: int, metrics: dict, logger, step: int):
     """Active units, KL per dimension (and its picture) and ELBO surgery of the test codes (the encoder's outputs
-    `params`) into `metrics`; returns the dimensions' activity and the active ones."""
+    `params`) into `metrics`; returns the codes (the posterior means), the dimensions' activity and the active ones."""
     q = model.variational(params)
-    activity, active = dx.active_units(q.mean, ev.active_threshold)
+    mu = q.mean
+    activity, active = dx.active_units(mu, ev.active_threshold)
     metrics.update(
         {
             "test/active_units": len(active),
@@ -121,10 +121,10 @@ def latent_diagnostics(model, params, ev, seed: int, metrics: dict, logger, step
     m = min(ev.surgery_points, len(params))
     surgery = dx.elbo_surgery(model.prior, model.variational(params[:m]), ev.surgery_samples, seed)
     if surgery is None:  # posterior=iaf: model/posteriors/iaf.py
-        return activity, active
+        return mu, activity, active
     metrics.update({f"test/{k}": v for k, v in surgery.items() if k in ("avg_kl", "mutual_information", "marginal_kl")})
     metrics.update({"test/surgery_points": m, "test/surgery_samples": ev.surgery_samples})
-    return activity, active
+    return mu, activity, active
 
 
 def linear_probe_and_triplets(model, data, cfg, mu, metrics: dict) -> None:

@@ -13,6 +13,11 @@ from torch import Tensor, nn
 from vae_runner.model.layers import conv_plan, gated_stack, he_init_, mlp
 
 
+def encoder_output(out: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+    """An encoder's output as one tensor (..., B, outputs): a user encoder's pair (mu, logvar) side by side."""
+    return torch.cat(out, dim=-1) if isinstance(out, tuple) else out
+
+
 class MLPEncoder(nn.Module):
     def __init__(self, input_shape, latent_dim: int, hidden: list[int], outputs: int | None = None):
         super().__init__()

@@ -91,12 +91,6 @@ class JointPosterior(Posterior):
         logits = torch.zeros_like(allowed, dtype=mu.dtype).masked_fill(~allowed, -math.inf)
         return GaussianMixture(logits.movedim(0, -1), means, logvars)
 
-    def components(self, params: Tensor):
-        q = self(params)
-        if isinstance(q, DiagonalGaussian):
-            return q.base_dist.loc.unsqueeze(-2), q.logvar.unsqueeze(-2), None
-        return q.means, q.logvars, q.log_w
-
 
 def drop_some(have: Tensor, rate: float) -> Tensor:
     """`have` (E, ..., B) with each modality further hidden with probability `rate`, every row keeping one."""

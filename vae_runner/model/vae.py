@@ -21,6 +21,7 @@ import torch
 import torch.distributions as td
 from torch import Tensor, nn
 
+from vae_runner.model.encoders import encoder_output
 from vae_runner.model.posteriors.gaussian import GaussianPosterior
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # name -> autocast dtype (None: no autocast)
@@ -92,7 +93,7 @@ class VAE(nn.Module):
         """The encoder's output for x, (..., B, posterior.outputs), in float32 whatever the network precision."""
         with autocast(x.device, self.network_precision):
             params = self.encoder(x)
-        return (torch.cat(params, dim=-1) if isinstance(params, tuple) else params).float()
+        return encoder_output(params).float()
 
     def posterior(self, x: Tensor) -> td.Distribution:
         """q(z|x), batch shape (B,), event shape (D,): the contract of model/posteriors/base.py."""

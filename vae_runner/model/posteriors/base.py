@@ -15,14 +15,17 @@ A posterior option is an `nn.Module` built with `latent_dim=` (plus its own sett
     (the KL per latent dimension and free bits then use the totals);
   - `aggregate_log_prob(z)`: log (1/B) sum_j q(z | x_j), the batch's aggregate posterior (ELBO surgery), or None
     where a density at other examples' draws has no cheap form;
-- `components(params)`: a diagonal-Gaussian mixture (means (..., C, D), log-variances, log-weights (..., C) or None
-  for one component) standing for q(z|x): the VampPrior's components (exactly q where q is such a mixture).
+  - `components()`: a diagonal-Gaussian mixture (means (..., B, C, D), log-variances, log-weights (..., B, C) or
+    None for one component) standing for q: the VampPrior's components (exactly q where q is such a mixture);
+- `components(params)`: the components of q(z|x) for these encoder outputs (`forward(params).components()`).
 
 A closed-form KL to the prior is the prior's business (`Prior.analytic_kl`): it exists for Gaussian posteriors and
 the Gaussian prior; everything else uses log q(z|x) - log p(z) at the sampled z.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -38,8 +41,7 @@ class Posterior(nn.Module):
         raise NotImplementedError
 
     def components(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        mu, logvar = params[..., : 2 * self.latent_dim].chunk(2, dim=-1)
-        return mu.unsqueeze(-2), logvar.unsqueeze(-2), None
+        return self(params).components()
 
 
 class Draws:
@@ -67,7 +69,10 @@ class Draws:
     def marginal(self):
         return None
 
+    def components(self) -> tuple[Tensor, Tensor, Tensor | None]:
+        raise NotImplementedError
+
     def aggregate_log_prob(self, z: Tensor) -> Tensor | None:
         """z (N, D) -> (N,) log (1/B) sum_j q(z | x_j) over this (B,)-batch's posteriors, chunked over j."""
         parts = [self.log_prob(c.unsqueeze(-2)) for c in z.split(256)]  # (n, B) each
-        return torch.logsumexp(torch.cat(parts), dim=-1) - torch.log(torch.tensor(float(self.batch_shape[-1])))
+        return torch.logsumexp(torch.cat(parts), dim=-1) - math.log(self.batch_shape[-1])

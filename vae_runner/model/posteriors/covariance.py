@@ -26,6 +26,10 @@ class CovarianceDraws(Draws):
     def marginal(self) -> td.Normal:
         return td.Normal(self.mean, self.variance.sqrt(), validate_args=False)
 
+    def components(self) -> tuple[Tensor, Tensor, None]:
+        """The diagonal Gaussian with q's exact marginals (the correlations left out)."""
+        return self.mean.unsqueeze(-2), self.variance.log().unsqueeze(-2), None
+
 
 class FullGaussian(CovarianceDraws, td.MultivariateNormal):
     def from_noise(self, eps: Tensor) -> Tensor:
@@ -45,14 +49,7 @@ class LowRankGaussian(CovarianceDraws, td.LowRankMultivariateNormal):
         return self.loc + wide + self.cov_diag.sqrt() * eps[..., :d]
 
 
-class CovariancePosterior(Posterior):
-    def components(self, params: Tensor):
-        """The diagonal Gaussian with q's exact marginals (the correlations left out)."""
-        q = self(params)
-        return q.mean.unsqueeze(-2), q.variance.log().unsqueeze(-2), None
-
-
-class FullPosterior(CovariancePosterior):
+class FullPosterior(Posterior):
     @property
     def outputs(self) -> int:
         d = self.latent_dim
@@ -67,7 +64,7 @@ class FullPosterior(CovariancePosterior):
         return FullGaussian(mu, scale_tril=tril, validate_args=False)
 
 
-class LowRankPosterior(CovariancePosterior):
+class LowRankPosterior(Posterior):
     def __init__(self, latent_dim: int, rank: int):
         super().__init__(latent_dim)
         self.rank = int(rank)

@@ -30,6 +30,9 @@ class DiagonalGaussian(td.Independent, Draws):
     def marginal(self) -> td.Normal:
         return self.base_dist
 
+    def components(self) -> tuple[Tensor, Tensor, None]:
+        return self.base_dist.loc.unsqueeze(-2), self.logvar.unsqueeze(-2), None
+
     def aggregate_log_prob(self, z: Tensor) -> Tensor:
         return torch.cat([mixture_log_prob(c, self.base_dist.loc, self.logvar) for c in z.split(1024)])
 

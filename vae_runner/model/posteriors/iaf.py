@@ -114,6 +114,10 @@ class FlowGaussian(Draws, td.Distribution):
     def aggregate_log_prob(self, z: Tensor) -> None:
         return None
 
+    def components(self):
+        """The base Gaussian's (before the flow)."""
+        return self.base.components()
+
 
 class IAFPosterior(Posterior):
     def __init__(self, latent_dim: int, depth: int, hidden: int, context: int):

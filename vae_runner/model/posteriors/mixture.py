@@ -66,15 +66,21 @@ class GaussianMixture(Draws, td.Distribution):
         cum = self.log_w.exp().cumsum(-1)  # (*batch, C)
         u = normal_cdf(eps[..., -1:]) * cum[..., -1:]
         pick = (u > cum).sum(-1, keepdim=True).clamp_max(cum.shape[-1] - 1)  # (S..., *batch, 1)
-        shape = (*pick.shape[:-1], 1, self.means.shape[-1])
-        mu = self.means.expand(*pick.shape[:-1], *self.means.shape[-2:]).gather(-2, pick[..., None].expand(shape))
-        sd = self.scales.expand(*pick.shape[:-1], *self.scales.shape[-2:]).gather(-2, pick[..., None].expand(shape))
-        z = mu.squeeze(-2) + sd.squeeze(-2) * eps[..., :-1]
+        lead, (c, d) = pick.shape[:-1], self.means.shape[-2:]
+        index = pick[..., None].expand(*lead, 1, d)
+
+        def chosen(t: Tensor) -> Tensor:  # (..., B, C, D) -> the picked component's (S..., *batch, D)
+            return t.expand(*lead, c, d).gather(-2, index).squeeze(-2)
+
+        z = chosen(self.means) + chosen(self.scales) * eps[..., :-1]
         return implicit_draw(z, self.log_w, self.means, self.scales)
 
     def log_prob(self, z: Tensor) -> Tensor:
         per = td.Normal(self.means, self.scales, validate_args=False).log_prob(z.unsqueeze(-2)).sum(-1)  # (..., C)
         return torch.logsumexp(self.log_w + per, dim=-1)
+
+    def components(self) -> tuple[Tensor, Tensor, Tensor]:
+        return self.means, self.logvars, self.log_w
 
     def marginal(self) -> td.MixtureSameFamily:
         """q(z_d|x): a 1-D mixture per dimension, batch (..., B, D)."""
@@ -106,7 +112,3 @@ class MixturePosterior(Posterior):
 
     def forward(self, params: Tensor) -> GaussianMixture:
         return GaussianMixture(*self.split(params))
-
-    def components(self, params: Tensor):
-        logits, means, logvars = self.split(params)
-        return means, logvars, torch.log_softmax(logits, dim=-1)

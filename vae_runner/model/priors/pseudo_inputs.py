@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vae_runner.model.encoders import encoder_output
 from vae_runner.model.priors.mixture import MixturePrior
 
 
@@ -26,8 +27,7 @@ class PseudoInputPrior(MixturePrior):
     def mixture_params(self):
         """The pseudo-inputs' posteriors as one diagonal-Gaussian mixture: K components for posterior=gaussian (the
         VampPrior), K x C for a mixture posterior, each q's diagonal stand-in for the others (posteriors/base.py)."""
-        params = self.encoder(self.pseudo_inputs())
-        params = torch.cat(params, dim=-1) if isinstance(params, tuple) else params
+        params = encoder_output(self.encoder(self.pseudo_inputs()))
         if self.posterior is None:
             return *params.chunk(2, dim=-1), None
         means, logvars, log_w = self.posterior.components(params)  # (K, C, D), (K, C, D), (K, C) or None
