@@ -203,3 +203,18 @@ def test_an_encoder_of_your_own_without_outputs_fits_the_gaussian_posterior_only
     assert outputs_for(node, build_option("posterior", "gaussian", latent_dim=3)) == {}
     with pytest.raises(UserError, match="outputs"):
         outputs_for(node, build_option("posterior", "full", latent_dim=3))
+
+
+@pytest.mark.parametrize("name", POSTERIORS)
+def test_aggregate_posterior_is_the_mean_of_the_batchs_densities(name):
+    """Each posterior's own aggregate_log_prob (the mixture-density formula where it has one) against the
+    definition log (1/B) sum_j q(z | x_j), from log_prob; IAF states it has none."""
+    module, params = posterior(name, d=3)
+    q = module(params)
+    z = torch.randn(7, 3, dtype=torch.float64)
+    got = q.aggregate_log_prob(z)
+    if name == "iaf":
+        assert got is None
+        return
+    definition = torch.logsumexp(q.log_prob(z[:, None, :]), dim=-1) - math.log(3)
+    assert torch.allclose(got, definition, atol=1e-9)
