@@ -33,6 +33,8 @@ def test_every_option_composes_and_trains(group, option, data_root, tmp_path, no
         overrides += [o for o in dataset_overrides(name, data_root) if not o.startswith(drop)]
     if option == "correlated_gaussian":  # a table's likelihood
         overrides += ["dataset=tabular", "dataset.table=wine"]
+    if option == "mmvae":  # a mixture posterior's objective
+        overrides += ["posterior=mixture"]
     cfg = make_cfg(*overrides)
     metrics = run.train(cfg, tmp_path, overrides)
     for k in ("test/elbo", "test/recon", "test/kl", "val/elbo"):

@@ -142,7 +142,7 @@ def build_model(cfg: DictConfig, data: DataSplits, device: torch.device, fresh: 
         encoder, decoder, likelihood = join_modalities(
             data.modalities, (encoder, decoder, likelihood), d, cfg.modalities
         )
-        posterior = JointPosterior(d, len(data.modalities), cfg.modalities.joint)
+        posterior = JointPosterior(d, len(data.modalities), cfg.modalities.joint, cfg.modalities.subset_prior)
     # A prior gets the encoder and the data when its constructor asks for them by name (see priors/base.py).
     wanted = inspect.signature(get_class(cfg.prior._target_)).parameters
     extras = {k: v for k, v in (("encoder", encoder), ("posterior", posterior), ("data", data)) if k in wanted}

@@ -14,6 +14,17 @@ others and with every prior and likelihood:
   `free_bits` nats instead;
 - IWAE (Burda et al. 2016): with k > 1 the loss is minus the importance-weighted bound
   log (1/k) sum_j p(x|z_j) p(z_j)^beta' / q(z_j|x)^beta' (beta' the current KL weight); k = 1 is the ELBO exactly;
+- `gradient: dreg` (Tucker et al. 2019): the doubly reparameterised gradient of the bound, q's parameters held
+  fixed in log q(z|x) so that they learn through z only, each sample's pathwise gradient weighted by the square of
+  its normalised importance weight (k = 1: the "sticking the landing" gradient of Roeder et al. 2017); the value is
+  the bound's. For a Gaussian, full, low-rank or mixture q and the multimodal joints (IAF refused: its log-density
+  at its own draws with the parameters held fixed needs the flow inverted);
+- `stratified` (MMVAE, Shi et al. 2019, for a mixture q: posterior=mixture, modalities.joint=moe|mopoe): k draws from
+  every component c, each reparameterised, and the bound sum_c w_c(x) log (1/k) sum_j p(x, z_cj) / q(z_cj|x), every
+  component's importance-weighted bound weighted by its exact weight (MMVAE's "looser" bound; the weights of
+  posterior=mixture learn through w_c). `objective=mmvae` is MMVAE's training objective: k = 30, stratified, DReG.
+  Training only: the reported terms are the ELBO's at the stratified draws (sum_c w_c of each component's first
+  draw's terms), evaluation's the usual;
 - triplet loss (TVAE, Ishfaq et al. 2018): on labelled data, `triplet_weight` * max(0, ||mu_a - mu_p|| -
   ||mu_a - mu_n|| + `triplet_margin`) over triplets drawn from the batch (anchor and positive of one class,
   negative of another), reported as `triplet`;
@@ -61,6 +72,20 @@ def drop_inputs(x: Tensor, rate: float) -> Tensor:
     return x.masked_fill(torch.rand(x.shape, device=x.device) < rate, float("nan"))
 
 
+def stratified_draws(q, k: int) -> tuple[Tensor, Tensor]:
+    """k reparameterised draws from each component of a Gaussian mixture q (posterior=mixture, the multimodal
+    mixtures), (k, C, B, D), and the components' log weights (C, B)."""
+    if not hasattr(q, "components") or not hasattr(q, "log_w"):
+        raise UserError(
+            f"objective.stratified draws from each component of a mixture posterior; q(z|x) here is "
+            f"{type(q).__name__}. Use posterior=mixture or modalities.joint=moe|mopoe, or objective.stratified=false."
+        )
+    means, logvars, log_w = q.components()  # (B, C, D), (B, C, D), (B, C)
+    eps = torch.randn(k, *means.shape, device=means.device, dtype=means.dtype)
+    z = means + torch.exp(0.5 * logvars) * eps  # (k, B, C, D)
+    return z.movedim(2, 1), log_w.movedim(-1, 0)
+
+
 def triplet_loss(mu: Tensor, y: Tensor, margin: float) -> Tensor:
     """(B,) hinge per anchor over one random (positive, negative) pair per anchor from the batch; 0 for anchors
     without a positive or a negative."""
@@ -99,6 +124,8 @@ class Objective:
         cycle_epochs: float,
         cycle_ratio: float,
         input_dropout: float,
+        gradient: str,
+        stratified: bool,
     ):
         self.beta = float(beta)
         self.k = int(k)
@@ -116,6 +143,7 @@ class Objective:
         self.factor_vae_weight = float(factor_vae_weight)  # the critic's settings are read by build (model/critic.py)
         self.cycle = (float(cycle_epochs), float(cycle_ratio))
         self.input_dropout = float(input_dropout)
+        self.gradient, self.stratified = str(gradient), bool(stratified)
         self.dataset_size: int | None = None  # the training split's size (tc_estimator=mss), set by the run
         if self.cycle[0] > 0 and (warmup_epochs or warmup_steps):
             raise UserError(
@@ -159,29 +187,11 @@ class Objective:
         global RNG. `weight`: the KL weight instead of this objective's at `progress` (a batched sweep's per-member
         weights, shape (M, 1) against terms of shape (M, B))."""
         weight = self.kl_weight(progress) if weight is None else weight
-        q = model.posterior(x if self.input_dropout == 0 or progress is None else drop_inputs(x, self.input_dropout))
-        if noise is None:
-            z = q.rsample((self.k,))  # (k, B, D), reparameterised
+        x_in = x if self.input_dropout == 0 or progress is None else drop_inputs(x, self.input_dropout)
+        if progress is not None and (self.gradient == "dreg" or self.stratified):
+            q, z, terms, loss = self._reweighted(model, x, x_in, weight)
         else:
-            z = q.from_noise(noise(self.k, q.noise_dim))
-        x_k = x if self.k == 1 else x.repeat(self.k, *[1] * (x.dim() - 1))  # (k*B, *shape)
-        log_px = model.decode(z.flatten(0, 1)).log_prob(x_k).unflatten(0, (self.k, -1))  # (k, B)
-        recon = log_px[0]  # (B,) the reported terms use the first sample
-        kl = model.prior.analytic_kl(q) if self.analytic_kl else None
-        log_ratio = None  # log q(z|x) - log p(z) for every sample, when needed
-        if kl is None or self.k > 1:
-            log_ratio = q.log_prob(z) - model.prior.log_prob(z.flatten(0, 1)).unflatten(0, (self.k, -1))  # (k, B)
-        if kl is None:
-            kl = log_ratio[0]
-        terms = {"elbo": recon - kl, "recon": recon, "kl": kl}
-        if self.k == 1:
-            kl_term = kl + self._free_bits_penalty(model, q, z[0])
-            loss = -(recon - weight * kl_term)
-        else:
-            log_w = log_px - weight * log_ratio  # (k, B)
-            bound = torch.logsumexp(log_w, dim=0) - math.log(self.k)
-            terms["iwae"] = torch.logsumexp(log_px - log_ratio, dim=0) - math.log(self.k)
-            loss = -(bound - weight * self._free_bits_penalty(model, q, z[0]))
+            q, z, terms, loss = self._bound(model, x, x_in, weight, noise)
         if self.triplet_weight > 0:
             if y is None:
                 raise UserError(
@@ -194,6 +204,73 @@ class Objective:
             loss = loss + self._penalties(model, q, z[0], terms)
         terms["loss"] = loss
         return terms
+
+    def _bound(self, model, x: Tensor, x_in: Tensor, weight, noise) -> tuple:
+        """(q, z (k, B, D), terms, loss) of the ELBO (k = 1) or the IWAE bound, the gradient pathwise."""
+        q = model.posterior(x_in)
+        if noise is None:
+            z = q.rsample((self.k,))  # (k, B, D), reparameterised
+        else:
+            z = q.from_noise(noise(self.k, q.noise_dim))
+        log_px = self._log_px(model, x, z)  # (k, B)
+        recon = log_px[0]  # (B,) the reported terms use the first sample
+        kl = model.prior.analytic_kl(q) if self.analytic_kl else None
+        log_ratio = None  # log q(z|x) - log p(z) for every sample, when needed
+        if kl is None or self.k > 1:
+            log_ratio = q.log_prob(z) - self._log_prior(model, z)  # (k, B)
+        if kl is None:
+            kl = log_ratio[0]
+        terms = {"elbo": recon - kl, "recon": recon, "kl": kl}
+        if self.k == 1:
+            kl_term = kl + self._free_bits_penalty(model, q, z[0])
+            loss = -(recon - weight * kl_term)
+        else:
+            log_w = log_px - weight * log_ratio  # (k, B)
+            bound = torch.logsumexp(log_w, dim=0) - math.log(self.k)
+            terms["iwae"] = torch.logsumexp(log_px - log_ratio, dim=0) - math.log(self.k)
+            loss = -(bound - weight * self._free_bits_penalty(model, q, z[0]))
+        return q, z, terms, loss
+
+    def _reweighted(self, model, x: Tensor, x_in: Tensor, weight) -> tuple:
+        """(q, z, terms, loss) in training with `gradient=dreg` and/or `stratified`: the bound
+        sum_c w_c [log (1/k) sum_j exp(log_w_cj)] over strata c (one stratum of weight 1 unless stratified)."""
+        params = model.encode(x_in)
+        q = model.variational(params)
+        q_fixed = model.variational(params.detach()) if self.gradient == "dreg" else q
+        if self.stratified:
+            z, log_strata = stratified_draws(q, self.k)  # (k, C, B, D), (C, B)
+        else:
+            z, log_strata = q.rsample((self.k,))[:, None], torch.zeros(1, len(x), device=x.device)
+        k, c = z.shape[:2]
+        path = z.view_as(z)  # the draws as the bound reads them: DReG reweights the gradient reaching them
+        flat = path.flatten(0, 1)  # (k * C, B, D)
+        log_px = self._log_px(model, x, flat).unflatten(0, (k, c))  # (k, C, B)
+        log_ratio = (q_fixed.log_prob(flat) - self._log_prior(model, flat)).unflatten(0, (k, c))
+        log_w = log_px - weight * log_ratio
+        strata = torch.logsumexp(log_w, dim=0) - math.log(k)  # (C, B)
+        share = log_strata.exp()
+        bound = (share * strata).sum(0)
+        if self.gradient == "dreg":
+            normalised = torch.softmax(log_w, dim=0).detach()  # (k, C, B)
+            if path.requires_grad:
+                path.register_hook(lambda g: g * normalised[..., None])  # with the value's own weight: weight squared
+            fixed = share.detach()
+            surrogate = (fixed * (normalised * log_w).sum(0) + (share - fixed) * strata.detach()).sum(0)
+            bound = bound.detach() + surrogate - surrogate.detach()  # the bound's value, DReG's gradient
+        recon, kl = ((share * t[0]).sum(0) for t in (log_px, log_ratio))
+        terms = {"elbo": recon - kl, "recon": recon, "kl": kl}
+        if k > 1:
+            terms["iwae"] = (share * (torch.logsumexp(log_px - log_ratio, dim=0) - math.log(k))).sum(0)
+        loss = -(bound - weight * self._free_bits_penalty(model, q, z[0, 0]))
+        return q, z[:, 0], terms, loss
+
+    def _log_px(self, model, x: Tensor, z: Tensor) -> Tensor:
+        """log p(x | z) (S, B) for draws z (S, B, D)."""
+        x_s = x if len(z) == 1 else x.repeat(len(z), *[1] * (x.dim() - 1))  # (S*B, *shape)
+        return model.decode(z.flatten(0, 1)).log_prob(x_s).unflatten(0, (len(z), -1))
+
+    def _log_prior(self, model, z: Tensor) -> Tensor:
+        return model.prior.log_prob(z.flatten(0, 1)).unflatten(0, (len(z), -1))
 
     def _penalties(self, model, q: td.Distribution, z: Tensor, terms: dict[str, Tensor]) -> Tensor:
         """(B,) the weighted batch penalties of latent_penalties.py, each also reported as a term. The total

@@ -102,6 +102,8 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("modalities.dropout", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     ("modalities.missing", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     ("modalities.joint", lambda v: v in ("poe", "moe", "mopoe"), "poe, moe or mopoe"),
+    ("modalities.subset_prior", lambda v: v in ("every", "full"), "every or full"),
+    ("objective.gradient", lambda v: v in ("pathwise", "dreg"), "pathwise or dreg"),
     ("evaluation.imputation.samples", _pos_int, "an integer >= 1"),
     ("evaluation.imputation.draws", lambda v: v >= 2, "an integer >= 2"),
     ("evaluation.imputation.level", _fraction, "a number strictly between 0 and 1"),
@@ -222,18 +224,45 @@ def resolved(path: str):
 
 
 def posterior_problems(cfg: DictConfig) -> list[str]:
-    """What needs the diagonal Gaussian posterior (its per-dimension means and variances) today."""
+    """What needs the diagonal Gaussian posterior (its per-dimension means and variances) today, and what the
+    objective's gradient and stratification need of q."""
     target = str(OmegaConf.select(cfg, "posterior._target_", default=".GaussianPosterior"))
-    if target.endswith(".GaussianPosterior"):
-        return []
+    name = target.rsplit(".", 1)[-1]
     get = lambda key, default: OmegaConf.select(cfg, key, default=default)  # noqa: E731
     needs = [
         (get("objective.tc_weight", 0), "objective.tc_weight > 0 (its estimator reads q's per-dimension Normals)"),
         (get("objective.dip", "none") != "none", "objective.dip (DIP-VAE reads q's means and variances)"),
         (list(get("modalities.use", ["image"])) != ["image"], "several modalities (modalities.joint is the posterior)"),
     ]
-    name = target.rsplit(".", 1)[-1]
-    return [f"{what} needs posterior=gaussian, not posterior._target_={name}" for on, what in needs if on]
+    gaussian = [] if name == "GaussianPosterior" else needs
+    return [f"{what} needs posterior=gaussian, not posterior._target_={name}" for on, what in gaussian if on] + (
+        objective_problems(name, get)
+    )
+
+
+def objective_problems(name: str, get) -> list[str]:
+    """objective.stratified needs a mixture q and no per-draw penalty; objective.gradient=dreg no flow."""
+    problems = []
+    several = list(get("modalities.use", ["image"])) != ["image"]
+    joint = get("modalities.joint", "poe")
+    if get("objective.stratified", False):
+        if not (joint in ("moe", "mopoe") if several else name == "MixturePosterior"):
+            what = f"modalities.joint={joint}" if several else f"posterior._target_={name}"
+            problems.append(
+                f"objective.stratified=true draws from each component of a mixture posterior, and {what} is none "
+                f"(use posterior=mixture, or modalities.joint=moe or mopoe with several modalities)"
+            )
+        if get("objective.free_bits", 0) or get("objective.mmd_weight", 0) or get("objective.factor_vae_weight", 0):
+            problems.append(
+                "objective.stratified=true with objective.free_bits, mmd_weight or factor_vae_weight (these read one "
+                "draw from q per example; the stratified draws are one per component): set them to 0"
+            )
+    if get("objective.gradient", "pathwise") == "dreg" and name == "IAFPosterior":
+        problems.append(
+            "objective.gradient=dreg with posterior=iaf (DReG holds q's parameters fixed in log q(z|x) at q's own "
+            "draws, which for the flow means inverting it at every step): use gradient=pathwise"
+        )
+    return problems
 
 
 def validate(cfg: DictConfig) -> None:

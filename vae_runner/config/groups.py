@@ -157,6 +157,8 @@ class ObjectiveConfig:
     cycle_epochs: float = MISSING  # cyclical KL schedule: cycle length (0 = off)
     cycle_ratio: float = MISSING
     input_dropout: float = MISSING  # training: entries further hidden from the encoder (missing-data models)
+    gradient: str = MISSING  # pathwise | dreg (doubly reparameterised, Tucker et al. 2019)
+    stratified: bool = MISSING  # a mixture q: k draws per component, each component's bound by its weight (MMVAE)
 
 
 @dataclass

@@ -113,6 +113,7 @@ class ModalitiesConfig:
     dropout: float = MISSING
     missing: float = MISSING
     joint: str = MISSING  # poe | moe | mopoe
+    subset_prior: str = MISSING  # mopoe: every | full
 
 
 @dataclass

@@ -6,7 +6,9 @@ q_m(z | x_m) = N(mu_m, diag(exp(logvar_m))) and a mask of which modalities each 
   prior;
 - `mixture_of_experts` (MMVAE, Shi et al. 2019): the uniform mixture of the present experts;
 - `mixture_of_products` (MoPoE, Sutter et al. 2021): the uniform mixture, over every non-empty subset of the present
-  modalities, of the subset's product of experts (with the prior expert).
+  modalities, of the subset's product of experts; `subset_prior` says which products include the prior expert:
+  `every` subset's (ours, the default), or only the `full` subset's, the one of all the model's modalities (the
+  official MoPoE code and MultiVae, which follows it; a row missing a modality then has no product with the prior).
 
 Each returns a `torch.distributions` object with batch shape (B,) and event shape (D,): `rsample` (mixtures: a
 component drawn uniformly, then its reparameterised draw; the weights are constants, so no gradient is lost) and
@@ -27,11 +29,13 @@ def diagonal(mu: Tensor, logvar: Tensor) -> td.Independent:
     return td.Independent(td.Normal(mu, torch.exp(0.5 * logvar), validate_args=False), 1, validate_args=False)
 
 
-def product_params(mu: Tensor, logvar: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and log-variance (B, D) of the prior expert N(0, I) times the present experts (E, B, D)."""
+def product_params(mu: Tensor, logvar: Tensor, present: Tensor, prior: bool = True) -> tuple[Tensor, Tensor]:
+    """Mean and log-variance (B, D) of the present experts (E, B, D) times the prior expert N(0, I) (`prior`; without
+    it, a row with no present expert gets N(0, I) as a stand-in, for a component its mixture weighs 0)."""
     precision = torch.exp(-logvar) * present[..., None]  # (E, B, D); absent experts weigh nothing
-    total = 1.0 + precision.sum(0)  # the prior expert's precision is 1, its mean 0
-    return (mu * precision).sum(0) / total, -torch.log(total)
+    total = precision.sum(0)
+    total = total + 1.0 if prior else torch.where(present.any(0)[..., None], total, torch.ones_like(total))
+    return (mu * precision).sum(0) / total, -torch.log(total)  # the prior expert: precision 1, mean 0
 
 
 def product_of_experts(mu: Tensor, logvar: Tensor, present: Tensor) -> td.Independent:
@@ -80,17 +84,19 @@ def subsets(n: int) -> list[tuple[int, ...]]:
     return [s for size in range(1, n + 1) for s in itertools.combinations(range(n), size)]
 
 
-def mixture_of_products(mu: Tensor, logvar: Tensor, present: Tensor) -> UniformMixture:
-    """The uniform mixture over the non-empty subsets of each example's present modalities of their products."""
+def mixture_of_products(mu: Tensor, logvar: Tensor, present: Tensor, subset_prior: str = "every") -> UniformMixture:
+    """The uniform mixture over the non-empty subsets of each example's present modalities of their products, the
+    prior expert in `every` subset's product or in the `full` subset's only."""
     means = []
     logvars = []
     allowed = []
     for subset in subsets(len(mu)):
         chosen = torch.zeros_like(present)
         chosen[list(subset)] = True
-        q = product_of_experts(mu, logvar, present & chosen)
-        means.append(q.base_dist.loc)
-        logvars.append(2 * q.base_dist.scale.log())
+        prior = subset_prior == "every" or len(subset) == len(mu)
+        mean, log_var = product_params(mu, logvar, present & chosen, prior)
+        means.append(mean)
+        logvars.append(log_var)
         allowed.append((present | ~chosen).all(0))  # every modality of the subset is present
     return UniformMixture(torch.stack(means), torch.stack(logvars), torch.stack(allowed))
 

@@ -66,11 +66,12 @@ class JointPosterior(Posterior):
     """q(z | the modalities present) from ModalityEncoders' output, `joint` (modalities.joint) one of
     model/joint_posteriors.py's: poe (a diagonal Gaussian), moe, mopoe (mixtures, model/posteriors/mixture.py's
     GaussianMixture with weight 0 on the components an example cannot have, trained by its implicit
-    reparameterisation)."""
+    reparameterisation); `subset_prior` (modalities.subset_prior, mopoe): the subsets whose product has the prior
+    expert, `every` or the `full` one only."""
 
-    def __init__(self, latent_dim: int, experts: int, joint: str):
+    def __init__(self, latent_dim: int, experts: int, joint: str, subset_prior: str = "every"):
         super().__init__(latent_dim)
-        self.experts, self.joint = int(experts), str(joint)
+        self.experts, self.joint, self.subset_prior = int(experts), str(joint), str(subset_prior)
 
     @property
     def outputs(self) -> int:
@@ -82,7 +83,8 @@ class JointPosterior(Posterior):
         have = params[..., 2 * e * d :].movedim(-1, 0) > 0.5  # (E, ..., B)
         if self.joint == "poe":
             return DiagonalGaussian(*product_params(mu, logvar, have))
-        q = JOINTS[self.joint](mu, logvar, have)  # a UniformMixture: components (C, ..., B, D), allowed (C, ..., B)
+        more = {"subset_prior": self.subset_prior} if self.joint == "mopoe" else {}
+        q = JOINTS[self.joint](mu, logvar, have, **more)  # components (C, ..., B, D), allowed (C, ..., B)
         # a row with no modality (a probe's label hidden from a label-only row) gets the prior N(0, I), as with poe
         first = (torch.arange(len(q.allowed), device=mu.device) == 0).view(-1, *[1] * (q.allowed.dim() - 1))
         prior = first & ~q.allowed.any(0)  # (C, ..., B)

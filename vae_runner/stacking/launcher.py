@@ -40,6 +40,7 @@ def why_alone(cfg) -> str | None:
         (name(cfg.prior) in STACKED_PRIORS, f"prior {name(cfg.prior)}"),
         (name(cfg.likelihood) in STACKED_LIKELIHOODS, f"likelihood {name(cfg.likelihood)}"),
         (cfg.objective.k == 1 and not cfg.objective.triplet_weight, "objective k > 1 or a triplet loss"),
+        (cfg.objective.gradient == "pathwise", "objective.gradient=dreg"),
         (not penalised(cfg.objective), "a batch penalty (objective.tc_weight, dip, mmd_weight, factor_vae_weight)"),
         (str(cfg.optimizer._target_) in STACKED_OPTIMIZERS, f"optimizer {cfg.optimizer._target_}"),
         (cfg.trainer.precision == "fp32" and not cfg.trainer.compile, "bf16 or torch.compile"),
