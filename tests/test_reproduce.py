@@ -128,3 +128,17 @@ def test_richer_posterior_rows_show_the_gap_beside_the_gaussian_posterior(tmp_pa
     assert (ledger / "ll_fashion_mnist_gaussian_posterior-iaf_seed14.json").is_file()
     for name in reproduce.POSTERIORS:
         assert make_cfg("experiment=ll_fashion_mnist_vamp", f"posterior={name}", shrink=False).latent_dim == 40
+
+
+def test_a_call_for_some_priors_and_seeds_still_reports_every_row_on_record(tmp_path, monkeypatch):
+    """`--priors gaussian --seeds 14` runs those only, but the table it writes keeps the other priors' and seeds'
+    rows (a subset once shrank the committed table to one row)."""
+    root, ledger = tmp_path / "runs", tmp_path / "ledger"
+    finished(reproduce.run_dir(root, "fashion_mnist", "gaussian", 14), -229.0, 300)
+    finished(reproduce.run_dir(root, "fashion_mnist", "vamp", 16), -227.0, 300)
+    argv = ["reproduce.py", "--report-only", "--root", str(root), "--ledger", str(ledger), "--priors", "gaussian"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "14", "--out", str(tmp_path / "R.md"), "--readme", "none"])
+    reproduce.main()
+    text = (tmp_path / "R.md").read_text()
+    vamp = next(line for line in text.splitlines() if "| vamp |" in line and "Fashion" in line)
+    assert "seed 16: -227.00" in vamp and "Richer posteriors" not in text  # no richer posterior on record: no table

@@ -224,7 +224,7 @@ class Gaussian(Likelihood):
 
 
 class Categorical(Likelihood):
-    """One of data_shape[-1] classes, given one-hot (a label modality, model/multimodal.py): logits = the decoder's
+    """One of data_shape[-1] classes, given one-hot (a label modality, model/modalities.py): logits = the decoder's
     output; `mean` is the class probabilities."""
 
     def forward(self, params: Tensor) -> td.Distribution:
