@@ -65,9 +65,9 @@ class ModalityEncoders(nn.Module):
 class JointPosterior(Posterior):
     """q(z | the modalities present) from ModalityEncoders' output, `joint` (modalities.joint) one of
     model/joint_posteriors.py's: poe (a diagonal Gaussian), moe, mopoe (mixtures, model/posteriors/mixture.py's
-    GaussianMixture with weight 0 on the components an example cannot have, trained by its implicit
-    reparameterisation); `subset_prior` (modalities.subset_prior, mopoe): the subsets whose product has the prior
-    expert, `every` or the `full` one only."""
+    GaussianMixture with weight 0 on the components an example cannot have; the weights are constants, so a draw
+    picks its component and is reparameterised within it); `subset_prior` (modalities.subset_prior, mopoe): the
+    subsets whose product has the prior expert, `every` or the `full` one only."""
 
     def __init__(self, latent_dim: int, experts: int, joint: str, subset_prior: str = "every"):
         super().__init__(latent_dim)
@@ -91,7 +91,7 @@ class JointPosterior(Posterior):
         allowed = q.allowed | prior
         means, logvars = (t.masked_fill(prior[..., None], 0.0).movedim(0, -2) for t in (q.mu, q.logvar))
         logits = torch.zeros_like(allowed, dtype=mu.dtype).masked_fill(~allowed, -math.inf)
-        return GaussianMixture(logits.movedim(0, -1), means, logvars)
+        return GaussianMixture(logits.movedim(0, -1), means, logvars, fixed=True)  # constant weights: picked draws
 
 
 def drop_some(have: Tensor, rate: float) -> Tensor:
