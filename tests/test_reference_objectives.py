@@ -176,6 +176,19 @@ def test_what_the_reweighted_options_need_is_refused_in_one_message():
     with pytest.raises(UserError, match="modalities.joint=poe is none"):
         validate(make_cfg("modalities.use=[image,label]", "dataset.binarize=static", "objective=mmvae"))
     validate(make_cfg("posterior=mixture", "objective=mmvae"))
+    with pytest.raises(UserError, match="trainer.monitor=iwae"):
+        validate(make_cfg("trainer.monitor=iwae"))
+
+
+def test_monitor_iwae_picks_best_pt_by_the_validation_bound(tmp_path, no_threads):
+    """objective=mmvae's validation ELBO peaked during the warm-up on digits (README, Multimodal):
+    trainer.monitor=iwae selects by the bound it trains instead."""
+    from vae_runner.training.trainer import MONITORED
+
+    assert MONITORED["iwae"] == "iwae"
+    cfg = make_cfg("objective=iwae", "objective.k=2", "trainer.monitor=iwae", "trainer.epochs=3")
+    metrics = run.train(cfg, tmp_path)
+    assert np.isfinite(metrics["val/iwae"]) and metrics["val/iwae"] >= metrics["val/elbo"] - 1.0
 
 
 @pytest.mark.parametrize(

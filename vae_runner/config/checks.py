@@ -71,7 +71,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.limit_batches", _opt_pos_int, "null or an integer >= 1"),
     ("trainer.num_threads", _opt_pos_int, "null or an integer >= 1"),
     ("trainer.early_stopping", _opt_pos_int, "null or an integer >= 1"),
-    ("trainer.monitor", lambda v: v in ("elbo", "imputation"), "elbo or imputation"),
+    ("trainer.monitor", lambda v: v in ("elbo", "iwae", "imputation"), "elbo, iwae or imputation"),
     ("trainer.grad_clip", lambda v: v is None or _finite_pos(v), "null or a finite number > 0"),
     ("logger.n_images", _pos_int, "an integer >= 1"),
     ("logger.images_every", _pos_int, "an integer >= 1 (epochs)"),
@@ -257,6 +257,11 @@ def objective_problems(name: str, get) -> list[str]:
                 "objective.stratified=true with objective.free_bits, mmd_weight or factor_vae_weight (these read one "
                 "draw from q per example; the stratified draws are one per component): set them to 0"
             )
+    if get("trainer.monitor", "elbo") == "iwae" and get("objective.k", 1) < 2:
+        problems.append(
+            "trainer.monitor=iwae selects by the validation split's importance-weighted bound, which needs "
+            "objective.k >= 2 (objective=iwae or objective=mmvae): set objective.k or trainer.monitor=elbo"
+        )
     if get("objective.gradient", "pathwise") == "dreg" and name == "IAFPosterior":
         problems.append(
             "objective.gradient=dreg with posterior=iaf (DReG holds q's parameters fixed in log q(z|x) at q's own "

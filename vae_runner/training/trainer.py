@@ -51,7 +51,8 @@ def warmup_outlasts_training(full_weight_epoch: int, epochs: int) -> str | None:
     )
 
 
-MONITORED = {"elbo": "elbo", "imputation": "imputation_ll"}  # trainer.monitor -> the validation metric it reads
+# trainer.monitor -> the validation metric it reads
+MONITORED = {"elbo": "elbo", "iwae": "iwae", "imputation": "imputation_ll"}
 
 
 def patience_exhausted(patience: int | None, epoch: int, best_epoch: int, full_weight_epoch: int) -> bool:
