@@ -75,7 +75,7 @@ def drop_inputs(x: Tensor, rate: float) -> Tensor:
 def stratified_draws(q, k: int) -> tuple[Tensor, Tensor]:
     """k reparameterised draws from each component of a Gaussian mixture q (posterior=mixture, the multimodal
     mixtures), (k, C, B, D), and the components' log weights (C, B)."""
-    if not hasattr(q, "components") or not hasattr(q, "log_w"):
+    if not hasattr(q, "log_w"):  # every posterior has components(); only a mixture has weights
         raise UserError(
             f"objective.stratified draws from each component of a mixture posterior; q(z|x) here is "
             f"{type(q).__name__}. Use posterior=mixture or modalities.joint=moe|mopoe, or objective.stratified=false."
