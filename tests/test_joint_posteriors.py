@@ -98,3 +98,11 @@ def test_draws_carry_gradients_to_the_experts(joint):
     z = joint(mu, logvar, torch.ones(E, B, dtype=torch.bool)).rsample((5,))
     z.sum().backward()
     assert mu.grad.abs().sum() > 0 and logvar.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("joint", [product_of_experts, mixture_of_experts, mixture_of_products])
+def test_a_row_with_no_modality_gets_the_prior(joint):
+    mu, logvar = experts(4)
+    q = joint(mu, logvar, present_mask())  # example 2 has no modality
+    z = torch.randn(20, B, D)
+    assert torch.allclose(q.log_prob(z)[:, 2], td.Normal(0.0, 1.0).log_prob(z[:, 2]).sum(-1), atol=1e-5)

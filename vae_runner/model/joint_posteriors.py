@@ -10,9 +10,10 @@ q_m(z | x_m) = N(mu_m, diag(exp(logvar_m))) and a mask of which modalities each 
   `every` subset's (ours, the default), or only the `full` subset's, the one of all the model's modalities (the
   official MoPoE code and MultiVae, which follows it; a row missing a modality then has no product with the prior).
 
-Each returns a `torch.distributions` object with batch shape (B,) and event shape (D,): `rsample` (mixtures: a
-component drawn uniformly, then its reparameterised draw; the weights are constants, so no gradient is lost) and
-`log_prob`. Expert tensors are (E, B, D) for E modalities, `present` is (E, B) bool.
+Each returns a posterior of the contract (model/posteriors/base.py) with batch shape (B,) and event shape (D,): the
+product a DiagonalGaussian, the mixtures a GaussianMixture with constant weights (a draw picks a component uniformly
+among the allowed ones and is reparameterised within it; no gradient is lost). Expert tensors are (E, B, D) for E
+modalities (or (E, ..., B, D)), `present` is (E, B) bool.
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ import itertools
 import math
 
 import torch
-import torch.distributions as td
 from torch import Tensor
 
-
-def diagonal(mu: Tensor, logvar: Tensor) -> td.Independent:
-    return td.Independent(td.Normal(mu, torch.exp(0.5 * logvar), validate_args=False), 1, validate_args=False)
+from vae_runner.model.posteriors.gaussian import DiagonalGaussian
+from vae_runner.model.posteriors.mixture import GaussianMixture
 
 
 def product_params(mu: Tensor, logvar: Tensor, present: Tensor, prior: bool = True) -> tuple[Tensor, Tensor]:
@@ -38,45 +37,26 @@ def product_params(mu: Tensor, logvar: Tensor, present: Tensor, prior: bool = Tr
     return (mu * precision).sum(0) / total, -torch.log(total)  # the prior expert: precision 1, mean 0
 
 
-def product_of_experts(mu: Tensor, logvar: Tensor, present: Tensor) -> td.Independent:
+def product_of_experts(mu: Tensor, logvar: Tensor, present: Tensor) -> DiagonalGaussian:
     """The prior expert N(0, I) times the present experts (E, B, D): one diagonal Gaussian (B,) x (D,)."""
-    return diagonal(*product_params(mu, logvar, present))
+    return DiagonalGaussian(*product_params(mu, logvar, present))
 
 
-class UniformMixture(td.Distribution):
-    """A uniform mixture over each example's allowed components: means and log-variances (C, B, D), `allowed` (C, B)
-    bool with at least one True per example."""
-
-    arg_constraints: dict = {}
-    has_rsample = True
-
-    def __init__(self, mu: Tensor, logvar: Tensor, allowed: Tensor):
-        self.mu = mu
-        self.logvar = logvar
-        self.allowed = allowed
-        super().__init__(mu.shape[1:2], mu.shape[2:], validate_args=False)
-
-    def log_prob(self, z: Tensor) -> Tensor:
-        """z (..., B, D) -> (..., B): log (1/|allowed|) sum_c allowed_c N(z; mu_c, var_c)."""
-        per = diagonal(self.mu, self.logvar).log_prob(z.unsqueeze(-3))  # (..., C, B)
-        per = per.masked_fill(~self.allowed, -math.inf)
-        return torch.logsumexp(per, dim=-2) - torch.log(self.allowed.sum(0).to(per.dtype))
-
-    def rsample(self, sample_shape=()) -> Tensor:
-        shape = torch.Size(sample_shape)
-        weights = self.allowed.T.to(self.mu.dtype)  # (B, C)
-        pick = torch.multinomial(weights, max(1, shape.numel()), replacement=True).T.reshape(*shape, -1)  # (..., B)
-        rows = torch.arange(self.mu.shape[1], device=self.mu.device)
-        mu, logvar = self.mu[pick, rows], self.logvar[pick, rows]  # (..., B, D)
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-
-    def sample(self, sample_shape=()) -> Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape)
+def uniform_mixture(means: Tensor, logvars: Tensor, allowed: Tensor) -> GaussianMixture:
+    """The uniform mixture over each row's allowed components, means and log-variances (C, ..., B, D), `allowed`
+    (C, ..., B) bool; a row with none allowed (a probe's label hidden from a label-only row) gets the prior N(0, I),
+    as with the product of experts. Constant weights: a draw picks its component, reparameterised within it."""
+    first = (torch.arange(len(allowed), device=allowed.device) == 0).view(-1, *[1] * (allowed.dim() - 1))
+    prior = first & ~allowed.any(0)  # (C, ..., B)
+    allowed = allowed | prior
+    means, logvars = (t.masked_fill(prior[..., None], 0.0).movedim(0, -2) for t in (means, logvars))
+    logits = torch.zeros_like(allowed, dtype=means.dtype).masked_fill(~allowed, -math.inf)
+    return GaussianMixture(logits.movedim(0, -1), means, logvars, fixed=True)
 
 
-def mixture_of_experts(mu: Tensor, logvar: Tensor, present: Tensor) -> UniformMixture:
-    return UniformMixture(mu, logvar, present)
+def mixture_of_experts(mu: Tensor, logvar: Tensor, present: Tensor) -> GaussianMixture:
+    """The uniform mixture of the present experts (E, B, D)."""
+    return uniform_mixture(mu, logvar, present)
 
 
 def subsets(n: int) -> list[tuple[int, ...]]:
@@ -84,7 +64,7 @@ def subsets(n: int) -> list[tuple[int, ...]]:
     return [s for size in range(1, n + 1) for s in itertools.combinations(range(n), size)]
 
 
-def mixture_of_products(mu: Tensor, logvar: Tensor, present: Tensor, subset_prior: str = "every") -> UniformMixture:
+def mixture_of_products(mu: Tensor, logvar: Tensor, present: Tensor, subset_prior: str = "every") -> GaussianMixture:
     """The uniform mixture over the non-empty subsets of each example's present modalities of their products, the
     prior expert in `every` subset's product or in the `full` subset's only."""
     means = []
@@ -98,7 +78,7 @@ def mixture_of_products(mu: Tensor, logvar: Tensor, present: Tensor, subset_prio
         means.append(mean)
         logvars.append(log_var)
         allowed.append((present | ~chosen).all(0))  # every modality of the subset is present
-    return UniformMixture(torch.stack(means), torch.stack(logvars), torch.stack(allowed))
+    return uniform_mixture(torch.stack(means), torch.stack(logvars), torch.stack(allowed))
 
 
 JOINTS = {"poe": product_of_experts, "moe": mixture_of_experts, "mopoe": mixture_of_products}

@@ -19,8 +19,6 @@ The image's encoder, decoder and likelihood come from the run's `architecture` a
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.distributions as td
 from torch import Tensor, nn
@@ -28,11 +26,9 @@ from torch import Tensor, nn
 from vae_runner.data.modalities import blocks, present
 from vae_runner.model.decoders import MLPDecoder
 from vae_runner.model.encoders import MLPEncoder
-from vae_runner.model.joint_posteriors import JOINTS, product_params
+from vae_runner.model.joint_posteriors import JOINTS
 from vae_runner.model.likelihoods import Categorical, Gaussian
 from vae_runner.model.posteriors.base import Posterior
-from vae_runner.model.posteriors.gaussian import DiagonalGaussian
-from vae_runner.model.posteriors.mixture import GaussianMixture
 
 
 class ModalityEncoders(nn.Module):
@@ -81,17 +77,8 @@ class JointPosterior(Posterior):
         e, d = self.experts, self.latent_dim
         mu, logvar = (params[..., i * e * d : (i + 1) * e * d].unflatten(-1, (e, d)).movedim(-2, 0) for i in (0, 1))
         have = params[..., 2 * e * d :].movedim(-1, 0) > 0.5  # (E, ..., B)
-        if self.joint == "poe":
-            return DiagonalGaussian(*product_params(mu, logvar, have))
         more = {"subset_prior": self.subset_prior} if self.joint == "mopoe" else {}
-        q = JOINTS[self.joint](mu, logvar, have, **more)  # components (C, ..., B, D), allowed (C, ..., B)
-        # a row with no modality (a probe's label hidden from a label-only row) gets the prior N(0, I), as with poe
-        first = (torch.arange(len(q.allowed), device=mu.device) == 0).view(-1, *[1] * (q.allowed.dim() - 1))
-        prior = first & ~q.allowed.any(0)  # (C, ..., B)
-        allowed = q.allowed | prior
-        means, logvars = (t.masked_fill(prior[..., None], 0.0).movedim(0, -2) for t in (q.mu, q.logvar))
-        logits = torch.zeros_like(allowed, dtype=mu.dtype).masked_fill(~allowed, -math.inf)
-        return GaussianMixture(logits.movedim(0, -1), means, logvars, fixed=True)  # constant weights: picked draws
+        return JOINTS[self.joint](mu, logvar, have, **more)
 
 
 def drop_some(have: Tensor, rate: float) -> Tensor:
