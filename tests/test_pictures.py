@@ -10,10 +10,30 @@ from vae_runner.evaluation.pictures import (
     labelled_scatter,
     latent_density_picture,
     recon_grid,
+    tile,
     traversal_picture,
 )
+from vae_runner.loggers.png import save_png
 
 matplotlib.use("Agg")
+
+
+def test_tile_and_save_png_match_torchvision(tmp_path):
+    """Our grid and PNG writer (no torchvision import at start-up) give torchvision's pixels, to the byte."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.utils import make_grid, save_image
+
+    g = torch.Generator().manual_seed(0)
+    for n, channels, nrow in [(1, 3, 8), (5, 1, 8), (16, 3, 8), (13, 3, 4), (64, 1, 8)]:
+        x = torch.rand(n, channels, 7, 9, generator=g)
+        assert torch.equal(tile(x, nrow), make_grid(x, nrow=nrow, padding=2, pad_value=1.0))
+    for img in (torch.rand(3, 20, 30, generator=g), torch.rand(1, 5, 6, generator=g)):
+        save_png(img, tmp_path / "ours.png")
+        save_image(img, tmp_path / "theirs.png")
+        assert np.array_equal(
+            np.asarray(Image.open(tmp_path / "ours.png")), np.asarray(Image.open(tmp_path / "theirs.png"))
+        )
 
 
 def test_input_and_reconstruction_rows_are_labelled():

@@ -17,8 +17,9 @@ from torch import nn
 
 from vae_runner.config.checks import validate
 from vae_runner.config.compose import construct
+from vae_runner.config.keys import RUN_KEYS
 from vae_runner.config.plain import plain
-from vae_runner.data import RUN_KEYS, DataSplits, bootstrap_resample, prepare
+from vae_runner.data import DataSplits, bootstrap_resample, prepare
 from vae_runner.data.missingness import check_missing_pixels, hide_missing
 from vae_runner.data.modalities import with_modalities
 from vae_runner.data.tabular import standardized

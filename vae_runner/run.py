@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torchvision.utils import save_image
 
 from vae_runner import build
 from vae_runner.config.checks import validate
@@ -33,6 +32,7 @@ from vae_runner.host.cpu_features import device_name
 from vae_runner.host.signals import Interrupted, requeue_if_launcher_can, stop_signals_to
 from vae_runner.imputation.table import impute_table
 from vae_runner.loggers.console import summary
+from vae_runner.loggers.png import save_png
 from vae_runner.runs.checkpoint import load_checkpoint, load_weights, resolve_checkpoint, set_rng_state, sweep_runs
 from vae_runner.runs.directory import (
     BEST,
@@ -195,7 +195,7 @@ def sample(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dic
         picture = image_grid(images)
     else:
         picture = scatter({"test data": data.test.floats()[:2000], "samples": x}, f"{cfg.n} samples from the prior")
-    save_image(picture, run_dir / "samples.png")
+    save_png(picture, run_dir / "samples.png")
     log.info("%d samples of %s in %s (samples.pt, samples.npy, samples.png)", cfg.n, state["path"], run_dir)
     return {"samples": cfg.n, "checkpoint": str(state["path"])}
 

@@ -16,8 +16,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vae_runner.config.keys import RUN_KEYS
 from vae_runner.config.schema import register_configs
-from vae_runner.data import RUN_KEYS
 from vae_runner.errors import UserError
 
 

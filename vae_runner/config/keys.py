@@ -14,6 +14,8 @@ Every consumer reads its list here (a key names a node and everything under it: 
 
 from __future__ import annotations
 
+# dataset-group keys read by the run (build.load_data), not passed to the loader
+RUN_KEYS = ("binarize", "name")
 MODEL_KEYS = ("dataset", "architecture", "posterior", "prior", "likelihood", "latent_dim")
 LOCATION_KEYS = ("dataset.root", "dataset.download", "dataset.system_dirs")  # where the data lives on this machine
 

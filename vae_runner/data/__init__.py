@@ -20,8 +20,6 @@ from torch import Tensor
 # the same split the binary sets are theirs, and a CUDA run scores the same test set as a CPU run.
 EVAL_BINARIZE_SEED = 777
 STATIC_TRAIN_SEED = 778  # binarize=static: the training set's one draw
-# dataset-group keys read by the run (build.load_data), not passed to the loader
-RUN_KEYS = ("binarize", "name")
 
 
 @dataclass

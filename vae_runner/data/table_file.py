@@ -17,10 +17,12 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from vae_runner.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a typed file is read (start-up: tests/test_startup.py)
 
 log = logging.getLogger(__name__)
 MISSING_TOKENS = ("NA", "NaN", "N/A", "null", "None", "?", ".")  # any case; "." as SAS and Stata write it
@@ -145,6 +147,8 @@ def _typed(file: Path, suffix: str) -> TextTable:
             f"{file}: reading {suffix} files needs the {needs} package: pip install 'vae-runner[tables]' (or "
             f"pip install {needs}), or save the table as CSV."
         ) from None
+    import pandas as pd
+
     readers = {".parquet": pd.read_parquet, ".dta": pd.read_stata, ".xlsx": pd.read_excel}
     try:
         frame = readers.get(suffix, lambda f: pd.read_sas(f, encoding="utf-8"))(file)
@@ -162,6 +166,8 @@ def frame_text(frame: pd.DataFrame, dialect: Dialect = Dialect()) -> TextTable:
 
 def _text(value) -> str:
     """One typed cell as text: '' where missing, a float by repr (read back exactly), a date in ISO form."""
+    import pandas as pd  # loaded already: the cell comes from a DataFrame
+
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     if isinstance(value, float):

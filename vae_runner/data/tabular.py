@@ -21,7 +21,6 @@ import logging
 from dataclasses import replace
 
 import torch
-from sklearn import datasets
 
 from vae_runner.data import DataSplits, Split, carve
 from vae_runner.data.column_codes import encode
@@ -31,11 +30,12 @@ from vae_runner.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# table -> (loader, whether its target is a class label); diabetes' target is a disease-progression score
+# table -> (scikit-learn's loader and its arguments, whether its target is a class label); diabetes' target is a
+# disease-progression score. scikit-learn is imported when a bundled table is loaded (start-up: tests/test_startup.py).
 TABLES = {
-    "breast_cancer": (datasets.load_breast_cancer, True),
-    "wine": (datasets.load_wine, True),
-    "diabetes": (lambda: datasets.load_diabetes(scaled=False), False),
+    "breast_cancer": (("load_breast_cancer", {}), True),
+    "wine": (("load_wine", {}), True),
+    "diabetes": (("load_diabetes", {"scaled": False}), False),
 }
 
 
@@ -116,7 +116,10 @@ def bundled(table: str, label_column: bool):
     loader, labelled = TABLES[table]
     if label_column and not labelled:
         raise UserError(f"dataset.label_column=true needs a labelled table (breast_cancer, wine); {table} has none.")
-    bunch = loader()
+    from sklearn import datasets
+
+    name, arguments = loader
+    bunch = getattr(datasets, name)(**arguments)
     x = torch.as_tensor(bunch.data, dtype=torch.float32)  # (N, F)
     columns = list(map(str, bunch.feature_names))
     binary = zero_one_columns(x)

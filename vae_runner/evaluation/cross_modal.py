@@ -21,7 +21,6 @@ import itertools
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from torch import Tensor
 
 from vae_runner.data import Split
@@ -82,6 +81,8 @@ def cross_modal_scores(model, data, cfg, metrics: dict, logger, step: int) -> No
 def label_to_image(model, data, x, y, only, cfg, metrics: dict, logger, step: int) -> None:
     """Coherence label -> image (the classifier fitted to the first `evaluation.probe_train_points` training rows
     that have their image), and the picture of images given each label."""
+    from sklearn.linear_model import LogisticRegression  # where it is used: start-up (tests/test_startup.py)
+
     layout, seed = data.modalities, cfg.seed
     seen = (~torch.isnan(data.train.x[:, blocks(layout)[0][1]]).all(1)).nonzero()[:, 0]
     seen = seen[: cfg.evaluation.probe_train_points]  # training rows that have their image

@@ -27,10 +27,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import mutual_info_score
-from sklearn.tree import DecisionTreeClassifier
 
 CodesOf = Callable[[np.ndarray], np.ndarray]  # (N, F) factor indices -> (N, D) codes
 
@@ -44,6 +40,8 @@ def discretise(codes: np.ndarray, bins: int) -> np.ndarray:
 
 def mutual_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> np.ndarray:
     """(D, F) I(z_d; v_k) in nats, codes discretised."""
+    from sklearn.metrics import mutual_info_score  # scikit-learn where a score needs it (start-up: test_startup.py)
+
     z = discretise(codes, bins)
     return np.array(
         [[mutual_info_score(factors[:, k], z[:, d]) for k in range(factors.shape[1])] for d in range(z.shape[1])]
@@ -52,6 +50,8 @@ def mutual_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -
 
 def factor_entropies(factors: np.ndarray) -> np.ndarray:
     """(F,) H(v_k) in nats, from the factors' empirical frequencies."""
+    from sklearn.metrics import mutual_info_score
+
     return np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
 
 
@@ -72,6 +72,8 @@ def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
 
 
 def sap(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarray, factors_test: np.ndarray) -> float:
+    from sklearn.tree import DecisionTreeClassifier
+
     d_count, f_count = codes.shape[1], factors.shape[1]
     accuracy = np.zeros((d_count, f_count))
     for d in range(d_count):
@@ -98,6 +100,8 @@ def dci(
     trees: int = 50,
     seed: int = 0,
 ) -> dict[str, float]:
+    from sklearn.ensemble import RandomForestClassifier
+
     d_count, f_count = codes.shape[1], factors.shape[1]
     importance, accuracy = np.zeros((d_count, f_count)), []
     for k in range(f_count):
@@ -144,6 +148,8 @@ def beta_vae_score(
 
     x, y = points(n_train)
     x_test, y_test = points(n_test)
+    from sklearn.linear_model import LogisticRegression
+
     return float(LogisticRegression(max_iter=2000).fit(x, y).score(x_test, y_test))
 
 

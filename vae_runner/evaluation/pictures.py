@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from vae_runner.data.modalities import as_images
 from vae_runner.rng import seeded
@@ -26,7 +25,24 @@ def image_grid(x: Tensor, nrow: int = 8, min_side: int = 32) -> Tensor:
     scale = -(-min_side // min(x.shape[-2:]))
     if scale > 1:
         x = F.interpolate(x, scale_factor=scale, mode="nearest")
-    return make_grid(x, nrow=nrow, padding=2, pad_value=1.0)
+    return tile(x, nrow)
+
+
+def tile(x: Tensor, nrow: int, padding: int = 2, pad_value: float = 1.0) -> Tensor:
+    """Images (N, C, H, W) -> (3, H', W'): rows of `nrow`, `padding` pixels of `pad_value` between them and around
+    the edge (torchvision's make_grid layout: one image comes back as it is; grey images become RGB)."""
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if len(x) == 1:
+        return x[0]
+    n, c, h, w = x.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    cells = F.pad(x, (padding, 0, padding, 0), value=pad_value)  # each image with its top and left border
+    cells = torch.cat([cells, cells.new_full((rows * cols - n, *cells.shape[1:]), pad_value)])  # the last row's gap
+    grid = cells.reshape(rows, cols, c, h + padding, w + padding).permute(2, 0, 3, 1, 4)
+    grid = grid.reshape(c, rows * (h + padding), cols * (w + padding))
+    return F.pad(grid, (0, padding, 0, padding), value=pad_value)  # the bottom and right edge
 
 
 def recon_grid(inputs: Tensor, recons: Tensor, nrow: int = 8) -> Tensor:

@@ -8,9 +8,6 @@ and R mice's `norm` (`mice_norm`: chained Bayesian linear regressions, parameter
 from __future__ import annotations
 
 import numpy as np
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.experimental import enable_iterative_imputer  # noqa: F401 - makes IterativeImputer importable
-from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 
 from vae_runner.imputation.mice_norm import mice_norm
 
@@ -27,6 +24,10 @@ def baseline_imputations(
     for the imputers in `names`. `fit`: a table with NaN for missing entries (the training rows) to fit the imputers
     on, which then impute `table`'s rows (kNN's neighbours come from `fit`); None: fit on the hidden `table` itself
     (transductive)."""
+    from sklearn.ensemble import RandomForestRegressor  # scikit-learn where it is used (tests/test_startup.py)
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401 - makes IterativeImputer importable
+    from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+
     hidden = np.where(mask, np.nan, table)
 
     def impute(imputer) -> np.ndarray:

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,8 @@ class Pooled:
         return (r + 2 / (self.df + 3)) / (r + 1)
 
     def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        from scipy import stats  # where it is used: start-up (tests/test_startup.py)
+
         half = stats.t.ppf(0.5 + level / 2, self.df) * self.std_error
         return self.estimate - half, self.estimate + half
 

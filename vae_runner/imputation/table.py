@@ -34,8 +34,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
@@ -45,6 +45,9 @@ from vae_runner.data.table_file import TextTable, is_missing, is_table_file, rea
 from vae_runner.errors import UserError
 from vae_runner.imputation.diagnostics import plot_imputed_densities, write_missing_patterns
 from vae_runner.imputation.importance import importance_imputations, proper_imputations
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is built (start-up: tests/test_startup.py)
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +169,8 @@ def write_outputs(run_dir: Path, filled: Filled, text: TextTable) -> None:
 
 def frame(columns: list[str], rows: list[list[str]]) -> pd.DataFrame:
     """Rows of text as a DataFrame: a column whose every cell reads as a number becomes numbers (empty: NaN)."""
+    import pandas as pd
+
     out = pd.DataFrame(rows, columns=columns, dtype=object)
     for name in columns:
         numbers = pd.to_numeric(out[name].replace("", None), errors="coerce")

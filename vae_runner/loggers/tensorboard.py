@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from torch import Tensor
-from torchvision.utils import save_image
 
 from vae_runner.loggers.base import RunLogger
+from vae_runner.loggers.png import save_png
 
 
 class TensorBoardLogger(RunLogger):
@@ -35,7 +35,7 @@ class TensorBoardLogger(RunLogger):
         if self.writer:
             self.writer.add_image(tag, img, step)
         if png:
-            save_image(img, self.run_dir / png)
+            save_png(img, self.run_dir / png)
 
     def hparams(self, hparams: dict) -> None:
         """The run's hyper-parameters for the HParams tab, written into this run's own event file
