@@ -47,3 +47,40 @@ def test_a_bf16_run_on_a_cpu_without_it_is_warned(cpuinfo, warned, tmp_path, mon
     run.train(make_cfg("trainer.precision=bf16", "evaluation.precision=bf16", "trainer.limit_batches=1"), tmp_path)
     said = [r.getMessage() for r in caplog.records if "=bf16, but this CPU" in r.getMessage()]
     assert [m.split("=")[0] for m in said] == (["trainer.precision", "evaluation.precision"] if warned else [])
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, chosen", [(X86_AVX2, "fp32"), (X86_BF16, "bf16"), (SAPPHIRE, "bf16"), (GRAVITON2, "fp32"), ("", "fp32")]
+)
+def test_auto_is_bf16_where_it_is_native_and_fp32_elsewhere(cpuinfo, chosen):
+    flags = cpu_features.cpu_flags(cpuinfo)
+    assert cpu_features.chosen_precision("auto", CPU, flags) == chosen
+    assert [cpu_features.chosen_precision(p, CPU, flags) for p in ("fp32", "bf16")] == ["fp32", "bf16"]
+
+
+@pytest.mark.parametrize("cpuinfo, chosen", [(X86_AVX2, "fp32"), (SAPPHIRE, "bf16")])
+def test_an_auto_run_trains_and_evaluates_in_the_chosen_precision_and_says_so(
+    cpuinfo, chosen, tmp_path, monkeypatch, caplog, no_threads
+):
+    from vae_runner.model.vae import VAE
+
+    real, entered = cpu_features.cpu_flags, []
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: real(cpuinfo))
+    real_precision = VAE.precision
+    monkeypatch.setattr(VAE, "precision", lambda self, name: entered.append(name) or real_precision(self, name))
+    caplog.set_level(logging.INFO, logger="vae_runner")
+    run.train(make_cfg("trainer.precision=auto", "evaluation.precision=auto", "trainer.limit_batches=1"), tmp_path)
+    assert set(entered) == {chosen}  # every training step's and the log-likelihood's networks
+    said = [r.getMessage() for r in caplog.records if "precision=auto:" in r.getMessage()]
+    assert [m.split(":")[1].split()[0] for m in said] == [chosen, chosen]
+    assert said[0].startswith("trainer.precision=auto") and said[1].startswith("evaluation.precision=auto")
+
+
+@pytest.mark.parametrize("cpuinfo, alone", [(X86_AVX2, None), (SAPPHIRE, "bf16 or torch.compile")])
+def test_the_batched_launcher_stacks_an_auto_run_only_where_it_resolves_to_fp32(cpuinfo, alone, monkeypatch):
+    from vae_runner.stacking.launcher import why_alone
+
+    real = cpu_features.cpu_flags
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: real(cpuinfo))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert why_alone(make_cfg("trainer.precision=auto")) == alone  # a stack trains in fp32 (stacking/loop.py)

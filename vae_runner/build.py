@@ -28,7 +28,7 @@ from vae_runner.evaluation.diagnostics import active_units, encode_split
 from vae_runner.evaluation.metrics import evaluate_split
 from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.host import threads
-from vae_runner.host.cpu_features import slow_bf16_warning
+from vae_runner.host.cpu_features import precision_line, slow_bf16_warning
 from vae_runner.loggers.base import RunLogger
 from vae_runner.loggers.hparams import hparams_of
 from vae_runner.model.critic import FactorCritic, parameter_groups
@@ -216,6 +216,8 @@ def set_threads(cfg: DictConfig, model: VAE, objective, data: DataSplits, device
     setting = "trainer.precision" if stage == "training" else "evaluation.precision"
     if OmegaConf.select(cfg, setting) == "bf16" and (warning := slow_bf16_warning(setting, device)):
         log.warning(warning)
+    if line := precision_line(setting, OmegaConf.select(cfg, setting), device):
+        log.info(line)
     rows = cfg.trainer.batch_size if stage == "training" else cfg.trainer.eval_batch_size
 
     def step_macs() -> float:

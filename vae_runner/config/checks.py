@@ -38,7 +38,7 @@ def _fraction(v) -> bool:
 
 
 def _precision(v) -> bool:
-    return v in ("fp32", "bf16")  # the names of vae_runner.model.vae.PRECISIONS (kept torch-free here)
+    return v in ("auto", "fp32", "bf16")  # auto and vae_runner.model.vae.PRECISIONS' names (kept torch-free here)
 
 
 # Upper bounds on sizes, so that a typo (latent_dim=1000000) is a message, not an out-of-memory crash.
@@ -77,8 +77,8 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("logger.images_every", _pos_int, "an integer >= 1 (epochs)"),
     ("evaluation.iw_samples", lambda v: 1 <= v <= 10**6, "an integer in [1, 10^6]"),
     ("evaluation.chunk_rows", _pos_int, "an integer >= 1"),
-    ("trainer.precision", _precision, "fp32 or bf16"),
-    ("evaluation.precision", _precision, "fp32 or bf16"),
+    ("trainer.precision", _precision, "auto, fp32 or bf16"),
+    ("evaluation.precision", _precision, "auto, fp32 or bf16"),
     ("evaluation.test_limit", _opt_pos_int, "null or an integer >= 1"),
     ("evaluation.active_threshold", _finite_nonneg, "a finite number >= 0"),
     ("evaluation.kl_samples", _pos_int, "an integer >= 1"),

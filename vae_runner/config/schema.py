@@ -47,7 +47,7 @@ class TrainerConfig:
     grad_clip: Optional[float] = MISSING  # clip the gradient's global norm to this
     device: Device = MISSING
     num_threads: Optional[int] = MISSING  # torch intra-op threads; null keeps torch's default
-    precision: str = MISSING  # fp32 | bf16: the encoder's and decoder's matrix products under bf16 autocast
+    precision: str = MISSING  # fp32 | bf16 | auto: the encoder's and decoder's matrix products under bf16 autocast
     compile: bool = MISSING  # torch.compile the encoder and decoder (falls back to eager, with a message)
     flush_denormal: bool = MISSING  # CPU: flush float32 subnormals to zero (a slow path on some CPUs)
 
@@ -80,7 +80,7 @@ class ImputationConfig:
 class EvaluationConfig:
     iw_samples: int = MISSING  # K for the importance-sampled test log-likelihood (papers: 5000)
     chunk_rows: int = MISSING  # memory bound: (image, sample) rows per decoder forward
-    precision: str = MISSING  # fp32 | bf16 (the decoder's matrix products in bfloat16, for speed)
+    precision: str = MISSING  # fp32 | bf16 | auto (the decoder's matrix products in bfloat16, for speed)
     test_limit: Optional[int] = MISSING  # log-likelihood on the first N test images only (null: all)
     active_threshold: float = MISSING  # active unit: Cov_x(E_q[z_d]) above this
     kl_samples: int = MISSING  # Monte-Carlo draws per example for the KL per dimension

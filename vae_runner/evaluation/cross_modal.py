@@ -28,6 +28,7 @@ from vae_runner.data.modalities import blocks, hide, image_block
 from vae_runner.evaluation.imputation import crps, interval_coverage
 from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.evaluation.pictures import image_grid, label_rows
+from vae_runner.host.cpu_features import chosen_precision
 from vae_runner.imputation.importance import importance_imputations
 from vae_runner.rng import seeded
 
@@ -54,7 +55,12 @@ def cross_modal_scores(model, data, cfg, metrics: dict, logger, step: int) -> No
         key = frozenset(keep)
         if key not in cache:
             cache[key] = log_likelihood(
-                model, Split(only(key)), ev.imputation.samples, ev.chunk_rows, cfg.seed, precision=ev.precision
+                model,
+                Split(only(key)),
+                ev.imputation.samples,
+                ev.chunk_rows,
+                cfg.seed,
+                precision=chosen_precision(ev.precision, x.device),
             )
         return cache[key]
 

@@ -29,6 +29,7 @@ from vae_runner.evaluation.pictures import (
     log_pictures,
     traversal_picture,
 )
+from vae_runner.host.cpu_features import chosen_precision
 from vae_runner.loggers.console import stage
 
 
@@ -89,7 +90,7 @@ def test_log_likelihood(model, test, ev, seed: int) -> dict:
             chunk_rows=ev.chunk_rows,
             seed=seed,
             limit=ev.test_limit,
-            precision=ev.precision,
+            precision=chosen_precision(ev.precision, test.x.device),
         )
     return {
         "test/log_likelihood": ll.mean().item(),

@@ -73,3 +73,21 @@ def slow_bf16_warning(setting: str, device: torch.device, flags: set[str] | None
         f"avx512_bf16 or AMX (Intel Cooper Lake, Sapphire Rapids and later; AMD Zen 4 and later), Arm CPUs with BF16, "
         f"and NVIDIA GPUs from Ampere on."
     )
+
+
+def chosen_precision(setting: str, device: torch.device, flags: set[str] | None = None) -> str:
+    """The precision `setting` (trainer.precision, evaluation.precision) runs in on `device`: `auto` is bf16 where
+    bf16 matrix products are native (CUDA with bf16, CPUs with avx512_bf16, AMX or Arm's BF16) and fp32 elsewhere
+    (including where it cannot be told); fp32 and bf16 are themselves."""
+    if setting != "auto":
+        return setting
+    return "bf16" if native_bf16(device, flags) else "fp32"
+
+
+def precision_line(name: str, setting: str, device: torch.device, flags: set[str] | None = None) -> str | None:
+    """The log line saying what `name`=auto chose on `device`, and why (None for an explicit setting)."""
+    if setting != "auto":
+        return None
+    chosen = chosen_precision(setting, device, flags)
+    why = "native bf16 matrix products" if chosen == "bf16" else "no native bf16 matrix products"
+    return f"{name}=auto: {chosen} on this {device.type.upper()} ({why}; set {name}=fp32 or bf16 to choose)"

@@ -15,10 +15,12 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import OmegaConf, open_dict, read_write
 
+from vae_runner.host.cpu_features import chosen_precision
 from vae_runner.host.signals import Interrupted
 from vae_runner.runs.directory import CHECKPOINTS, METRICS
 from vae_runner.stacking.model import STACKED_PRIORS
@@ -43,12 +45,18 @@ def why_alone(cfg) -> str | None:
         (cfg.objective.gradient == "pathwise", "objective.gradient=dreg"),
         (not penalised(cfg.objective), "a batch penalty (objective.tc_weight, dip, mmd_weight, factor_vae_weight)"),
         (str(cfg.optimizer._target_) in STACKED_OPTIMIZERS, f"optimizer {cfg.optimizer._target_}"),
-        (cfg.trainer.precision == "fp32" and not cfg.trainer.compile, "bf16 or torch.compile"),
+        (training_precision(cfg) == "fp32" and not cfg.trainer.compile, "bf16 or torch.compile"),
         (cfg.missing.kind == "none" and cfg.dataset.name != "tabular", "missing entries or a table"),
         (list(cfg.modalities.use) == ["image"], "several modalities (modalities.use)"),
         (not cfg.trainer.bootstrap, "a bootstrap resample of its own (trainer.bootstrap)"),
     ]
     return next((why for ok, why in checks if not ok), None)
+
+
+def training_precision(cfg) -> str:
+    """trainer.precision as the run would resolve it on this machine (auto: bf16 where it is native)."""
+    cuda = cfg.trainer.device == "cuda" or (cfg.trainer.device == "auto" and torch.cuda.is_available())
+    return chosen_precision(cfg.trainer.precision, torch.device("cuda" if cuda else "cpu"))
 
 
 def penalised(objective) -> bool:

@@ -25,6 +25,7 @@ import torch
 from vae_runner.config.overrides import shell_override
 from vae_runner.data import TrainBatches
 from vae_runner.errors import UserError
+from vae_runner.host.cpu_features import chosen_precision
 from vae_runner.host.signals import Interrupted, StopRequest, requeue_if_launcher_can, stop_signals_to
 from vae_runner.loggers.console import Console
 from vae_runner.runs.checkpoint import rng_state, training_state
@@ -97,7 +98,7 @@ class Trainer:
             log.warning(warning)
         self.device = data.train.x.device
         # Read once: per-step reads of a DictConfig cost more than a small step's arithmetic.
-        self.precision = cfg.precision
+        self.precision = chosen_precision(cfg.precision, self.device)  # auto: bf16 where it is native
         self.grad_clip = cfg.grad_clip
         self.log_every = cfg.log_every
         self.epoch = 0
