@@ -43,6 +43,7 @@ def batched_after(cfgs) -> Stack:
         pytest.param(("prior=mog", "objective.free_bits=0.1"), id="mog"),
         pytest.param(("prior=vamp", "prior.n_components=20"), id="vamp"),
         pytest.param(("optimizer=adam_normgrad",), id="normgrad"),
+        pytest.param(("likelihood=gaussian",), id="gaussian-likelihood"),  # a learned sigma per member
         pytest.param(LRS, id="lr"),
         pytest.param(("optimizer=adam_normgrad", *LRS), id="normgrad-lr"),
     ],
@@ -106,15 +107,15 @@ def test_member_grad_norms_and_clipping_are_clip_grad_norm_per_member():
 
 
 @pytest.mark.parametrize(
-    "override, reason",
+    "overrides, reason",
     [
-        ("prior=gtm", "its prior (GTMPrior)"),
-        ("architecture=conv", "Conv2d"),
-        ("likelihood=gaussian", "its likelihood"),
+        (("dataset=digits", "prior=gtm"), "its prior (GTMPrior)"),
+        (("dataset=digits", "architecture=conv"), "Conv2d"),
+        (("dataset=tabular", "likelihood=correlated_gaussian"), "its likelihood (CorrelatedGaussian)"),
     ],
 )
-def test_what_cannot_stack_says_why(override, reason, no_threads):
-    cfg = make_cfg("dataset=digits", override)
+def test_what_cannot_stack_says_why(overrides, reason, no_threads):
+    cfg = make_cfg(*overrides)
     device = build.setup(cfg)
     model = build.build_model(cfg, build.load_data(cfg, device), device)
     assert reason in not_stackable(model)

@@ -9,8 +9,10 @@ On CPU, batched layers beat vmap over stacked nn.Linear modules (`torch.func.sta
 benchmarks/bench_batched.py): vmap transposes and copies every weight at every call.
 
 What stacks: encoders and decoders made of nn.Linear and element-wise modules (architecture=mlp, gated_mlp), the
-priors in STACKED_PRIORS (gaussian; mog and vamp, whose parameters get a leading member axis), and likelihoods
-without parameters (bernoulli, mse). `not_stackable` names what does not, so that run trains alone.
+priors in STACKED_PRIORS (gaussian; mog and vamp, whose parameters get a leading member axis), likelihoods without
+parameters (bernoulli, mse) and those in STACKED_LIKELIHOODS (gaussian: its learned sigma (*shape) becomes
+(M, 1, *shape), one per member, broadcasting over the batch axis). `not_stackable` names what does not, so that run
+trains alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Identity, nn.Sequen
 # Priors whose parameters stack on a leading member axis: their density code (priors/mixture.py) broadcasts over it,
 # and the VampPrior's pseudo-inputs go through the stacked encoder.
 STACKED_PRIORS = ("GaussianPrior", "MoGPrior", "VampPrior")
+# Likelihoods that broadcast over the member axis: without parameters, or (Gaussian) with parameters shaped like one
+# example that act on the decoder's output element-wise: stacked as (M, 1, *shape), they broadcast over (M, B, *shape).
+STACKED_LIKELIHOODS = ("Bernoulli", "MSE", "Gaussian")
 
 
 class StackedLinear(nn.Module):
@@ -48,8 +53,8 @@ def not_stackable(model: nn.Module) -> str | None:
     """Why `model` cannot be one member of a stack (None: it can)."""
     if type(model.prior).__name__ not in STACKED_PRIORS:
         return f"its prior ({type(model.prior).__name__}) has no batched version (those that have: {STACKED_PRIORS})"
-    if any(True for _ in model.likelihood.parameters()):  # buffers (constants) are shared by every member
-        return f"its likelihood ({type(model.likelihood).__name__}) has parameters of its own"
+    if (kind := type(model.likelihood).__name__) not in STACKED_LIKELIHOODS:
+        return f"its likelihood ({kind}) has no batched version (those that have: {STACKED_LIKELIHOODS})"
     for part in ("encoder", "decoder"):
         for name, module in getattr(model, part).named_modules():
             if not isinstance(module, (nn.Linear, *ELEMENTWISE)) and list(module.parameters(recurse=False)):
@@ -74,6 +79,11 @@ def stack_vaes(models: list[nn.Module]) -> nn.Module:
         owner, _, leaf = name.rpartition(".")
         module = stacked.prior.get_submodule(owner)
         setattr(module, leaf, nn.Parameter(torch.stack([m.prior.get_parameter(name).detach() for m in models])))
+    for name, _ in models[0].likelihood.named_parameters():  # (M, 1, *shape): broadcast over the batch axis
+        owner, _, leaf = name.rpartition(".")
+        module = stacked.likelihood.get_submodule(owner)
+        values = torch.stack([m.likelihood.get_parameter(name).detach() for m in models])
+        setattr(module, leaf, nn.Parameter(values.unsqueeze(1).contiguous()))
     return stacked
 
 
@@ -85,6 +95,8 @@ def member_view(stacked: nn.Module, name: str, value: Tensor, m: int) -> Tensor:
         return value[m].t() if leaf == "weight" else value[m, 0]
     if name.startswith("prior.") and name in dict(stacked.named_parameters()):
         return value[m]  # a stacked prior parameter
+    if name.startswith("likelihood.") and name in dict(stacked.named_parameters()):
+        return value[m, 0]  # a stacked likelihood parameter
     return value
 
 
