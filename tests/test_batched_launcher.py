@@ -20,11 +20,11 @@ def metrics_of(sweep: Path) -> dict[str, dict]:
 
 def test_a_batched_sweep_writes_the_runs_a_sequential_sweep_writes(tmp_path):
     args = [*FAST, "trainer.limit_batches=3", "logger.images_every=1"]
-    batched_sweep = ["-m", "hydra/launcher=batched", *SWEEP, "prior=gaussian,gtm", *args, "hydra.sweep.dir=b"]
+    batched_sweep = ["-m", "hydra/launcher=batched", *SWEEP, "prior=gaussian,flow", *args, "hydra.sweep.dir=b"]
     done = vae_run(*batched_sweep, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = done.stdout + done.stderr
-    assert "training 2 runs as one stack" in out and "trains alone: prior GTMPrior" in out
+    assert "training 2 runs as one stack" in out and "trains alone: prior FlowPrior" in out
     basic = vae_run("-m", *SWEEP, "prior=gaussian", *args, "hydra.sweep.dir=s", cwd=tmp_path)
     assert basic.returncode == 0, basic.stderr
     batched, sequential = metrics_of(tmp_path / "b"), metrics_of(tmp_path / "s")

@@ -25,22 +25,27 @@ from torch import Tensor, nn
 ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Identity, nn.Sequential)
 # Priors whose parameters stack on a leading member axis: their density code (priors/mixture.py) broadcasts over it,
 # and the VampPrior's pseudo-inputs go through the stacked encoder.
-STACKED_PRIORS = ("GaussianPrior", "MoGPrior", "VampPrior")
+# GTM's grid network is stacked too (its first layer reads the fixed grid every member shares).
+STACKED_PRIORS = ("GaussianPrior", "MoGPrior", "VampPrior", "GTMPrior", "GTMVampPrior")
 # Likelihoods that broadcast over the member axis: without parameters, or (Gaussian) with parameters shaped like one
 # example that act on the decoder's output element-wise: stacked as (M, 1, *shape), they broadcast over (M, B, *shape).
 STACKED_LIKELIHOODS = ("Bernoulli", "MSE", "Gaussian")
 
 
 class StackedLinear(nn.Module):
-    """M linear maps: weight (M, in, out), bias (M, 1, out); x (M, ..., in) -> (M, ..., out)."""
+    """M linear maps: weight (M, in, out), bias (M, 1, out); x (M, ..., in) -> (M, ..., out), or with `shared_input`
+    x (..., in), one input for every member (a prior's fixed grid), -> (M, ..., out)."""
 
-    def __init__(self, layers: list[nn.Linear]):
+    def __init__(self, layers: list[nn.Linear], shared_input: bool = False):
         super().__init__()
         self.weight = nn.Parameter(torch.stack([layer.weight.detach().t() for layer in layers]).contiguous())
         self.bias = nn.Parameter(torch.stack([layer.bias.detach()[None] for layer in layers]).contiguous())
+        self.shared_input = shared_input
 
     def forward(self, x: Tensor) -> Tensor:
         m, n_in, n_out = self.weight.shape
+        if self.shared_input:
+            x = x.expand(m, *x.shape)
         h = torch.baddbmm(self.bias, x.reshape(m, -1, n_in), self.weight)  # (M, N, out)
         return h.view(*x.shape[:-1], n_out)
 
@@ -75,7 +80,15 @@ def stack_vaes(models: list[nn.Module]) -> nn.Module:
             layers = [getattr(model, part).get_submodule(name) for model in models]
             parent, _, leaf = name.rpartition(".")
             getattr(stacked, part).get_submodule(parent).register_module(leaf, StackedLinear(layers))
+    prior_linears = [name for name, m in stacked.prior.named_modules() if isinstance(m, nn.Linear)]  # GTM's net
+    for i, name in enumerate(prior_linears):  # (the encoder a VampPrior reads is not a sub-module: stacked above)
+        parent, _, leaf = name.rpartition(".")
+        layers = [model.prior.get_submodule(name) for model in models]
+        stacked.prior.get_submodule(parent).register_module(leaf, StackedLinear(layers, shared_input=i == 0))
+    stacked_prior = {f"{name}.{leaf}" for name in prior_linears for leaf in ("weight", "bias")}
     for name, _ in models[0].prior.named_parameters():  # (M, *shape): each member's own prior parameters
+        if name in stacked_prior:
+            continue
         owner, _, leaf = name.rpartition(".")
         module = stacked.prior.get_submodule(owner)
         setattr(module, leaf, nn.Parameter(torch.stack([m.prior.get_parameter(name).detach() for m in models])))
@@ -94,7 +107,7 @@ def member_view(stacked: nn.Module, name: str, value: Tensor, m: int) -> Tensor:
     if isinstance(stacked.get_submodule(owner) if owner else stacked, StackedLinear):
         return value[m].t() if leaf == "weight" else value[m, 0]
     if name.startswith("prior.") and name in dict(stacked.named_parameters()):
-        return value[m]  # a stacked prior parameter
+        return value[m]  # a stacked prior parameter (not of a StackedLinear: handled above)
     if name.startswith("likelihood.") and name in dict(stacked.named_parameters()):
         return value[m, 0]  # a stacked likelihood parameter
     return value

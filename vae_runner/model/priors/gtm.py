@@ -75,7 +75,8 @@ class GTMVampPrior(PseudoInputPrior):
         self.net = mlp([grid_dim, *hidden, math.prod(data.shape)])
 
     def pseudo_inputs(self) -> Tensor:
-        return squash(self.net(self.grid).view(-1, *self.shape), self.squash)  # (K, *shape)
+        raw = self.net(self.grid)  # (K, prod(shape)); (M, K, prod(shape)) in a stack (stacking/model.py)
+        return squash(raw.view(*raw.shape[:-1], *self.shape), self.squash)  # (K, *shape)
 
     def picture_batches(self, decode) -> dict[str, tuple[Tensor, int]]:
         u = self.pseudo_inputs()
