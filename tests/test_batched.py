@@ -44,6 +44,7 @@ def batched_after(cfgs) -> Stack:
         pytest.param(("prior=vamp", "prior.n_components=20"), id="vamp"),
         pytest.param(("prior=gtm", "prior.grid_size=4"), id="gtm"),  # its grid network stacked, the grid shared
         pytest.param(("prior=gtm_vamp", "prior.grid_size=4"), id="gtm_vamp"),
+        pytest.param(("prior=flow",), id="flow"),  # the coupling nets stacked
         pytest.param(("optimizer=adam_normgrad",), id="normgrad"),
         pytest.param(("likelihood=gaussian",), id="gaussian-likelihood"),  # a learned sigma per member
         pytest.param(LRS, id="lr"),
@@ -111,7 +112,6 @@ def test_member_grad_norms_and_clipping_are_clip_grad_norm_per_member():
 @pytest.mark.parametrize(
     "overrides, reason",
     [
-        (("dataset=digits", "prior=flow"), "its prior (FlowPrior)"),
         (("dataset=digits", "architecture=conv"), "Conv2d"),
         (("dataset=tabular", "likelihood=correlated_gaussian"), "its likelihood (CorrelatedGaussian)"),
     ],

@@ -20,22 +20,22 @@ def metrics_of(sweep: Path) -> dict[str, dict]:
 
 def test_a_batched_sweep_writes_the_runs_a_sequential_sweep_writes(tmp_path):
     args = [*FAST, "trainer.limit_batches=3", "logger.images_every=1"]
-    batched_sweep = ["-m", "hydra/launcher=batched", *SWEEP, "prior=gaussian,flow", *args, "hydra.sweep.dir=b"]
+    batched_sweep = ["-m", "hydra/launcher=batched", *SWEEP, "posterior=gaussian,mixture", *args, "hydra.sweep.dir=b"]
     done = vae_run(*batched_sweep, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = done.stdout + done.stderr
-    assert "training 2 runs as one stack" in out and "trains alone: prior FlowPrior" in out
-    basic = vae_run("-m", *SWEEP, "prior=gaussian", *args, "hydra.sweep.dir=s", cwd=tmp_path)
+    assert "training 2 runs as one stack" in out and "trains alone: posterior MixturePosterior" in out
+    basic = vae_run("-m", *SWEEP, "posterior=gaussian", *args, "hydra.sweep.dir=s", cwd=tmp_path)
     assert basic.returncode == 0, basic.stderr
     batched, sequential = metrics_of(tmp_path / "b"), metrics_of(tmp_path / "s")
     assert len(batched) == 4 and len(sequential) == 2
     for name, alone in sequential.items():
-        settings = name.split("_", 1)[1] + ",prior=gaussian"  # 1_seed=1 -> *_seed=1,prior=gaussian
+        settings = name.split("_", 1)[1] + ",posterior=gaussian"  # 1_seed=1 -> *_seed=1,posterior=gaussian
         member = batched[next(n for n in batched if n.split("_", 1)[1] == settings)]
         for key in ("test/elbo", "test/log_likelihood", "val/elbo", "test/kl"):
             assert abs(member[key] - alone[key]) < 1e-3 * abs(alone[key]) + 1e-3, (name, key)
         assert member["epochs"] == alone["epochs"] == 2 and member["steps"] == alone["steps"] == 6
-    stacked = next(d for d in (tmp_path / "b").iterdir() if d.name.endswith("seed=1,prior=gaussian"))
+    stacked = next(d for d in (tmp_path / "b").iterdir() if d.name.endswith("seed=1,posterior=gaussian"))
     assert (stacked / ".hydra" / "config.yaml").is_file()
     log = (stacked / "vae-run.log").read_text()
     assert "one of a stack of 2 runs" in log and "epoch 2/2: val ELBO" in log and "test ELBO" in log

@@ -1,6 +1,6 @@
 """`hydra/launcher=batched` (the class Hydra sees is in hydra_plugins/vae_runner_batched): a sweep's jobs whose
 configs differ only in what a stack trains per member (config/keys.py MEMBER_KEYS: seed, beta, warm-up, grad
-clip, learning rate) and whose models stack (an MLP or gated MLP; a Gaussian, MoG, VampPrior or either GTM prior;
+clip, learning rate) and whose models stack (an MLP or gated MLP; any of the six priors;
 a Bernoulli, MSE or Gaussian likelihood; fp32; Adam or AdamNormGrad) train together, each group as one stack in
 this process (stacking/loop.py).
 Then every job runs as Hydra's basic launcher runs it, in job order: a stacked member's job finds its trained run

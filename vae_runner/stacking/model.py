@@ -9,10 +9,10 @@ On CPU, batched layers beat vmap over stacked nn.Linear modules (`torch.func.sta
 benchmarks/bench_batched.py): vmap transposes and copies every weight at every call.
 
 What stacks: encoders and decoders made of nn.Linear and element-wise modules (architecture=mlp, gated_mlp), the
-priors in STACKED_PRIORS (gaussian; mog and vamp, whose parameters get a leading member axis), likelihoods without
-parameters (bernoulli, mse) and those in STACKED_LIKELIHOODS (gaussian: its learned sigma (*shape) becomes
-(M, 1, *shape), one per member, broadcasting over the batch axis). `not_stackable` names what does not, so that run
-trains alone.
+priors in STACKED_PRIORS (all six: their parameters get a leading member axis, their networks are stacked
+layers), and the likelihoods in STACKED_LIKELIHOODS (bernoulli and mse, without parameters; gaussian, whose learned
+sigma (*shape) becomes (M, 1, *shape), one per member, broadcasting over the batch axis). `not_stackable` names what
+does not, so that run trains alone.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from torch import Tensor, nn
 ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Identity, nn.Sequential)
 # Priors whose parameters stack on a leading member axis: their density code (priors/mixture.py) broadcasts over it,
 # and the VampPrior's pseudo-inputs go through the stacked encoder.
-# GTM's grid network is stacked too (its first layer reads the fixed grid every member shares).
-STACKED_PRIORS = ("GaussianPrior", "MoGPrior", "VampPrior", "GTMPrior", "GTMVampPrior")
+# A prior's own networks are stacked too (the flow's coupling nets; GTM's grid network, whose first layer reads the
+# fixed grid every member shares: the prior's class names that network `grid_network`).
+STACKED_PRIORS = ("GaussianPrior", "MoGPrior", "VampPrior", "GTMPrior", "GTMVampPrior", "FlowPrior")
 # Likelihoods that broadcast over the member axis: without parameters, or (Gaussian) with parameters shaped like one
 # example that act on the decoder's output element-wise: stacked as (M, 1, *shape), they broadcast over (M, B, *shape).
 STACKED_LIKELIHOODS = ("Bernoulli", "MSE", "Gaussian")
@@ -80,11 +81,13 @@ def stack_vaes(models: list[nn.Module]) -> nn.Module:
             layers = [getattr(model, part).get_submodule(name) for model in models]
             parent, _, leaf = name.rpartition(".")
             getattr(stacked, part).get_submodule(parent).register_module(leaf, StackedLinear(layers))
-    prior_linears = [name for name, m in stacked.prior.named_modules() if isinstance(m, nn.Linear)]  # GTM's net
-    for i, name in enumerate(prior_linears):  # (the encoder a VampPrior reads is not a sub-module: stacked above)
+    prior_linears = [name for name, m in stacked.prior.named_modules() if isinstance(m, nn.Linear)]
+    grid_network = getattr(type(stacked.prior), "grid_network", None)
+    grid_fed = next((n for n in prior_linears if n.startswith(f"{grid_network}.")), None) if grid_network else None
+    for name in prior_linears:  # (the encoder a VampPrior reads is not a sub-module: stacked above)
         parent, _, leaf = name.rpartition(".")
         layers = [model.prior.get_submodule(name) for model in models]
-        stacked.prior.get_submodule(parent).register_module(leaf, StackedLinear(layers, shared_input=i == 0))
+        stacked.prior.get_submodule(parent).register_module(leaf, StackedLinear(layers, shared_input=name == grid_fed))
     stacked_prior = {f"{name}.{leaf}" for name in prior_linears for leaf in ("weight", "bias")}
     for name, _ in models[0].prior.named_parameters():  # (M, *shape): each member's own prior parameters
         if name in stacked_prior:

@@ -49,7 +49,7 @@ class FlowPrior(Prior):
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """z -> (e = f^{-1}(z), log|det d e / d z|)."""
-        logdet = torch.zeros(z.shape[0], device=z.device, dtype=z.dtype)
+        logdet = torch.zeros(z.shape[:-1], device=z.device, dtype=z.dtype)  # (..., B): a stack's (M, B) too
         for layer in reversed(self.layers):
             z, ld = layer.inverse(z)
             logdet = logdet + ld

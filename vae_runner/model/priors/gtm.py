@@ -26,6 +26,8 @@ def grid(grid_dim: int, grid_size: int) -> Tensor:
 
 
 class GTMPrior(MixturePrior):
+    grid_network = "net"  # fed the fixed grid (a batched launcher's stack shares it among members: stacking/model.py)
+
     def __init__(
         self,
         latent_dim: int,
@@ -57,6 +59,8 @@ class GTMPrior(MixturePrior):
 
 
 class GTMVampPrior(PseudoInputPrior):
+    grid_network = "net"
+
     def __init__(
         self,
         latent_dim: int,
