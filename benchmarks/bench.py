@@ -21,6 +21,11 @@ Images/s is the training images seen divided by the training time summed over ep
 After training, the test ELBO of every implementation is computed by the same fp32 code (one sample, fixed seed),
 and the runner's importance-sampled test log-likelihood estimator (vae_runner.evaluation.metrics.log_likelihood) is
 timed in fp32 and bf16 on --ll-images test images with K = --ll-k. --json writes everything, with the machine.
+
+The matmul floor (`floor` in the output): the training step's matrix products alone - for each nn.Linear of the
+runner's encoder and decoder, the forward product and the two of the backward pass at --batch-size, timed with
+torch.mm on the same threads in fp32 and in bf16 - as GFLOP per step, GFLOP/s and seconds per epoch; each runner
+row gets the share of its precision's floor it reaches (floor s/epoch / its median s/epoch).
 """
 
 from __future__ import annotations
@@ -52,6 +57,40 @@ RUNNER_VARIANTS = {
     "runner-bf16-compile": ["trainer.precision=bf16", "trainer.compile=true"],
 }
 PLAIN_VARIANTS = {"plain": False, "plain-flush": True}  # name -> flush subnormals
+
+
+def matmul_floor(model: torch.nn.Module, batch: int, n_batches: int, device: torch.device) -> dict:
+    """The seconds per epoch of a training step's matrix products alone, fp32 and bf16 (see the docstring)."""
+    shapes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        pairs = []
+        for n_in, n_out in shapes:  # forward x W^T, backward dY W and dY^T x
+            sizes = ((batch, n_in), (n_in, n_out), (batch, n_out))
+            x, w, dy = (torch.randn(*s, device=device, dtype=dtype) for s in sizes)
+            pairs += [(x, w), (dy, w.t()), (dy.t(), x)]
+        seconds = step_seconds(pairs, device)
+        gflop = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in pairs) / 1e9
+        out[name] = {
+            "gflop_per_step": round(gflop, 6),
+            "gflop_per_s": round(gflop / seconds, 1),
+            "epoch_s": round(seconds * n_batches, 6),
+        }
+    return out
+
+
+def step_seconds(pairs: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device, repeats: int = 50) -> float:
+    """Seconds for one pass of torch.mm over `pairs` (after 5 warm-up passes)."""
+    for _ in range(5):
+        for a, b in pairs:
+            torch.mm(a, b)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for a, b in pairs:
+            torch.mm(a, b)
+    sync(device)
+    return (time.perf_counter() - t0) / repeats
 
 
 def sync(device: torch.device) -> None:
@@ -303,6 +342,10 @@ def main() -> None:
         ):
             if a in results and b in results:
                 ratios[f"{a} / {b}"] = round(results[a]["images_per_s"] / results[b]["images_per_s"], 3)
+        floor = matmul_floor(reference.trainer.model, args.batch_size, reference.n_batches, reference.device)
+        for name, row in results.items():
+            precision = "bf16" if "bf16" in name else "fp32"
+            row["share_of_floor"] = round(floor[precision]["epoch_s"] / row["median_epoch_s"], 6)
         ll = {}
         if args.ll_images and any(isinstance(impl, Runner) for impl in impls):
             runner = next(impl for impl in impls if isinstance(impl, Runner))
@@ -328,9 +371,10 @@ def main() -> None:
         "images_per_epoch": n_images,
         "results": results,
         "ratios": ratios,
+        "floor": floor,
         "log_likelihood": ll,
     }
-    print(json.dumps({k: result[k] for k in ("results", "ratios", "log_likelihood")}, indent=2))
+    print(json.dumps({k: result[k] for k in ("results", "ratios", "floor", "log_likelihood")}, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -173,6 +173,12 @@ def test_bench_script_runs_every_implementation(tmp_path):
     assert set(result["results"]) == {"plain", "plain-flush", "runner", "runner-bf16"}
     for r in result["results"].values():
         assert len(r["epoch_s"]) == 2 and r["images_per_s"] > 0 and math.isfinite(r["test_elbo"])
+    # the floor: forward and two backward products of each Linear (64-32-8 encoder, 4-32-64 decoder) at batch 64
+    flops = 3 * 2 * 64 * (64 * 32 + 32 * 8 + 4 * 32 + 32 * 64)
+    for precision in ("fp32", "bf16"):
+        assert result["floor"][precision]["gflop_per_step"] == round(flops / 1e9, 6)
+        assert result["floor"][precision]["epoch_s"] > 0
+    assert all(r["share_of_floor"] > 0 for name, r in result["results"].items() if name.startswith("runner"))
     assert result["images_per_epoch"] == 3 * 64
     assert {"runner / plain", "runner / plain-flush", "runner-bf16 / runner"} <= set(result["ratios"])
     assert result["log_likelihood"]["fp32"]["images_per_s"] > 0
