@@ -281,8 +281,8 @@ def test_a_users_own_prior_plugs_in_by_target(tmp_path, no_threads):
         ("beta=nan", "beta=nan"),
         ("trainer.epochs=0", "epochs"),
         ("mode=eval", "ckpt="),
-        ("trainer.precision=fp16", "trainer.precision='fp16' (must be fp32 or bf16)"),
-        ("evaluation.precision=fp16", "evaluation.precision='fp16' (must be fp32 or bf16)"),
+        ("trainer.precision=fp16", "trainer.precision='fp16' (must be auto, fp32 or bf16)"),
+        ("evaluation.precision=fp16", "evaluation.precision='fp16' (must be auto, fp32 or bf16)"),
     ],
 )
 def test_bad_values_fail_before_any_data_is_read(override, fragment, tmp_path, monkeypatch):
