@@ -157,14 +157,15 @@ def test_mopoe_subset_prior_full_puts_the_prior_expert_in_the_full_subsets_produ
     present = torch.ones(2, 4, dtype=torch.bool)
     every, full = (mixture_of_products(mu, logvar, present, s) for s in ("every", "full"))
     for m in range(2):  # subsets (0,), (1,), (0, 1): a singleton is the expert itself under full
-        torch.testing.assert_close(full.mu[m], mu[m])
-        torch.testing.assert_close(full.logvar[m], logvar[m])
-        torch.testing.assert_close(every.logvar[m], -torch.log(1 + torch.exp(-logvar[m])))
-    torch.testing.assert_close(full.mu[2], every.mu[2])  # the full subset: the product with the prior in both
+        torch.testing.assert_close(full.means[:, m], mu[m])  # components (B, C, D)
+        torch.testing.assert_close(full.logvars[:, m], logvar[m])
+        torch.testing.assert_close(every.logvars[:, m], -torch.log(1 + torch.exp(-logvar[m])))
+    torch.testing.assert_close(full.means[:, 2], every.means[:, 2])  # the full subset: the prior in both products
     present[1, :2] = False  # rows without modality 1: only the singleton {0} is allowed, and its values are finite
     q = mixture_of_products(mu, logvar, present, "full")
-    assert torch.isfinite(q.mu).all() and torch.isfinite(q.log_prob(torch.randn(4, 3))).all()
-    assert q.allowed[:, :2].tolist() == [[True, True], [False, False], [False, False]]
+    assert torch.isfinite(q.means).all() and torch.isfinite(q.log_prob(torch.randn(4, 3))).all()
+    allowed = torch.isfinite(q.log_w)  # (B, C): weight 0 on the subsets a row cannot have
+    assert allowed[:2].tolist() == [[True, False, False], [True, False, False]]
 
 
 def test_what_the_reweighted_options_need_is_refused_in_one_message():
