@@ -161,6 +161,7 @@ def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_p
         assert set(tags) == {"0_beta=1", "1_beta=4"}  # latent_dim=3 and FAST's settings: the same in both
         for run in tags.values():
             assert {"train/elbo", "val/elbo", "test/elbo", "test/log_likelihood", "train/beta"} <= set(run)
+            assert not {"test/iw_samples", "test/log_likelihood_images", "test/surgery_points"} & set(run)  # counts
         groups = _get(
             f"{base}/data/plugin/hparams/session_groups",
             {
@@ -174,7 +175,10 @@ def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_p
         assert sorted(g["name"] for g in groups) == ["0_beta=1", "1_beta=4"]
         assert sorted(g["hparams"]["beta"] for g in groups) == [1.0, 4.0]
         assert all(g["hparams"]["prior"] == "GaussianPrior" for g in groups)
-        infos = _get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})["hparamInfos"]
+        experiment = _get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+        metric_tags = {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert "test/log_likelihood" in metric_tags and "test/iw_samples" not in metric_tags
+        infos = experiment["hparamInfos"]
         assert infos[0]["name"] == "beta" and infos[0].get("differs")  # the HParams tab shows it first
         assert not any(i.get("differs") for i in infos[1:])  # constants: after it, shown only when asked for
     finally:

@@ -154,9 +154,34 @@ def factor_labels(dim_factor: list[str] | None, active: list[int]) -> list[str] 
     return None if dim_factor is None else [name if d in active else "" for d, name in enumerate(dim_factor)]
 
 
+# How a number was computed (sample sizes, counts, seeds), not a result: in metrics.json, never a logger's scalar (a
+# one-point chart among the results, and a metric column in TensorBoard's HParams tab).
+HOW_COMPUTED = (
+    "test/iw_samples",
+    "test/log_likelihood_images",
+    "test/surgery_points",
+    "test/surgery_samples",
+    "test/disentanglement_points",
+    "test/disentanglement_seed",
+    "test/impute_draws",
+    "test/impute_entries",
+    "test/impute_rows",
+    "test/impute_samples",
+)
+
+
+def final_scalars(metrics: dict) -> dict[str, float]:
+    """The final numbers a logger charts: the test/ results that are numbers, not the counts in HOW_COMPUTED."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith("test/") and isinstance(v, (int, float)) and k not in HOW_COMPUTED
+    }
+
+
 def pictures(model, data, cfg, logger, step: int, mu, activity, active, metrics: dict) -> None:
     ev, seed = cfg.evaluation, cfg.seed
-    logger.scalars({k: v for k, v in metrics.items() if k.startswith("test/") and isinstance(v, (int, float))}, step)
+    logger.scalars(final_scalars(metrics), step)
     log_pictures(model, data, logger, logger.n_images, step, seed, prefix="test/")
     if data.is_image:
         dims = active + [d for d in torch.argsort(activity, descending=True).tolist() if d not in active]
