@@ -85,3 +85,17 @@ def test_every_prior_from_the_cli_in_one_sweep(tmp_path):
         OmegaConf.load(d / ".hydra" / "config.yaml").prior._target_.rsplit(".", 1)[-1] for d in dirs
     ) == sorted(["GaussianPrior", "MoGPrior", "VampPrior", "GTMPrior", "GTMVampPrior", "FlowPrior"])
     assert all((d / "latent_density.png").is_file() for d in dirs)
+
+
+def test_help_names_each_group_what_it_chooses_its_options_and_its_default(tmp_path):
+    from vae_runner.config.command_line import groups
+
+    done = vae_run("--help", cwd=tmp_path)
+    assert done.returncode == 0 and not list(tmp_path.iterdir())  # nothing run, nothing written
+    text = done.stdout
+    for group, options in groups().items():
+        assert f"\n  {group} " in text, group
+        for option in options:
+            assert option in text, (group, option)
+    assert "  prior           p(z)\n" in text and "gaussian*" in text and "tensorboard*" in text
+    assert "vae-run --cfg job" in text and "--hydra-help" in text

@@ -124,6 +124,11 @@ def main() -> None:
     from vae_runner.config.command_line import problem
     from vae_runner.config.overrides import typed_paths
 
+    if {"--help", "-h"} & set(sys.argv[1:]):  # ours: each group, what it chooses and its options (config/help.py)
+        from vae_runner.config.help import help_text
+
+        print(help_text())
+        sys.exit(0)
     sys.argv[1:] = typed_paths(sys.argv[1:])  # a sweep member's directory, typed as it is
     if message := problem(sys.argv[1:]):
         print(f"vae-run: error: {message}", file=sys.stderr)
