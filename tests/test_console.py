@@ -79,3 +79,15 @@ def test_a_warm_up_longer_than_the_training_is_warned_with_the_fix(tmp_path, cap
     caplog.clear()
     run.train(make_cfg("trainer.epochs=2", "objective.warmup_epochs=2"), tmp_path / "in_time")
     assert not [r for r in caplog.records if "reaches the full KL weight" in r.getMessage()]
+
+
+def test_the_console_shows_every_nth_validation_and_the_log_file_every_one(tmp_path):
+    from conftest import FAST, vae_run
+
+    done = vae_run(*FAST, "trainer.epochs=25", "logger.log_every_epochs=10", "hydra.run.dir=run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = [line.split(" - epoch ")[1].split(":")[0] for line in done.stdout.splitlines() if " - epoch " in line]
+    assert shown == ["1/25", "10/25", "20/25", "25/25"]  # the first, every 10th and the last
+    log = (tmp_path / "run" / "vae-run.log").read_text()
+    assert log.count(" - epoch ") == 25 and log.count("final evaluation: ") > 0
+    assert "final evaluation: " not in done.stdout and "test ELBO" in done.stdout  # stages in the file only

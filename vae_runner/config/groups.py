@@ -185,6 +185,7 @@ class LoggerConfig:  # every logger option's: what a run logs, whatever it logs 
     n_images: int = MISSING  # samples / reconstructions per picture
     images_every: int = MISSING  # pictures at every N-th epoch's validation (and the last epoch's)
     progress_bar: bool = MISSING
+    log_every_epochs: int = MISSING  # the console's validation line every N epochs (vae-run.log: every epoch)
 
 
 @dataclass

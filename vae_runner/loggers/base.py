@@ -3,7 +3,8 @@ one module here with a subclass and one yaml in configs/logger/ naming it by `_t
 whichever is chosen, with the run directory and, for a resumed run, the step from which earlier events are dropped.
 
 Every option carries the settings of what a run logs, whatever it logs to: `n_images` per picture, pictures at
-every `images_every`-th validation (and the last), and the console's `progress_bar`.
+every `images_every`-th validation (and the last), the console's `progress_bar` and its validation line every
+`log_every_epochs` epochs (the first and last too; vae-run.log has every epoch's).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ class RunLogger:
     """Scalars by step, pictures ((3, H, W) in [0, 1]; a PNG copy in the run directory when `png` is named), the
     run's hyper-parameters once, `flush` after each validation and `close` at the end."""
 
-    def __init__(self, run_dir: Path, n_images: int, images_every: int, progress_bar: bool):
+    def __init__(self, run_dir: Path, n_images: int, images_every: int, progress_bar: bool, log_every_epochs: int):
         self.run_dir = run_dir
         self.n_images = n_images
         self.images_every = images_every
         self.progress_bar = progress_bar
+        self.log_every_epochs = log_every_epochs
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         raise NotImplementedError

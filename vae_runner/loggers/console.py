@@ -31,18 +31,30 @@ def duration(seconds: float) -> str:
 
 @contextlib.contextmanager
 def stage(name: str):
-    """A stage of the final evaluation, said when it starts and how long it took when it ends."""
-    log.info("final evaluation: %s ...", name)
+    """A stage of the final evaluation, said when it starts and how long it took when it ends (in vae-run.log; the
+    console shows the summary at the end)."""
+    log.info("final evaluation: %s ...", name, extra=FILE_ONLY)
     t0 = time.perf_counter()
     yield
-    log.info("final evaluation: %s done in %s", name, duration(time.perf_counter() - t0))
+    log.info("final evaluation: %s done in %s", name, duration(time.perf_counter() - t0), extra=FILE_ONLY)
+
+
+FILE_ONLY = {"console": False}  # `extra` of a log record that goes to vae-run.log but not to the console
+
+
+class ConsoleOnly(logging.Filter):
+    """The console handler's filter (train.yaml hydra.job_logging): drops the records marked FILE_ONLY."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "console", True)
 
 
 class Console:
     """The progress bar (steps over the whole run; resumes where a resumed run is) and the validation lines."""
 
-    def __init__(self, epochs: int, steps_per_epoch: int, done_steps: int, enabled: bool):
+    def __init__(self, epochs: int, steps_per_epoch: int, done_steps: int, enabled: bool, every: int = 1):
         self.epochs = epochs
+        self.every = max(1, int(every))  # logger.log_every_epochs: the console's validation lines
         self.bar = tqdm(
             total=epochs * steps_per_epoch,
             initial=done_steps,
@@ -70,12 +82,13 @@ class Console:
             parts.append(f"active units {metrics['active_units']:.0f}/{d},")
         if seconds is not None:
             parts.append(f"{seconds:.1f} s/epoch, {duration(seconds * (self.epochs - epoch))} left")
-        self.say(" ".join(parts).rstrip(","))
+        shown = epoch % self.every == 0 or epoch in (1, self.epochs)  # every line goes to vae-run.log
+        self.say(" ".join(parts).rstrip(","), extra=None if shown else FILE_ONLY)
 
-    def say(self, line: str, level: int = logging.INFO) -> None:
+    def say(self, line: str, level: int = logging.INFO, extra: dict | None = None) -> None:
         """A log line that does not break the progress bar."""
         self.bar.clear()
-        log.log(level, line)
+        log.log(level, line, extra=extra)
         self.bar.refresh()
 
     def close(self) -> None:

@@ -138,7 +138,8 @@ class Trainer:
 
     def fit(self) -> None:
         steps = len(self.batches)
-        self.console = Console(self.cfg.epochs, steps, self.epoch * steps + self.batch_index, self.logger.progress_bar)
+        done = self.epoch * steps + self.batch_index
+        self.console = Console(self.cfg.epochs, steps, done, self.logger.progress_bar, self.logger.log_every_epochs)
         self.session = (time.perf_counter(), None)
         self.checkpoints.start()
         try:
