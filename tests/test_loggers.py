@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 import torch
 from conftest import FAST, vae_run
 
@@ -36,3 +37,17 @@ def test_a_resumed_run_drops_the_rows_after_its_checkpoint(tmp_path):
     table = pd.read_csv(tmp_path / "metrics.csv")
     assert table.step.tolist() == [1, 2, 3, 4, 5, 6] and table.value.tolist() == [1, 2, 3, 4, 5, 60]
     assert (tmp_path / "samples.png").is_file()
+
+
+def test_logger_many_writes_tensorboard_and_csv_side_by_side(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    done = vae_run("logger=many", *FAST, "hydra.run.dir=run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    table = pd.read_csv(run / "metrics.csv")
+    assert table[table.tag == "test/elbo"].value.iloc[0] == metrics["test/elbo"]
+    events = EventAccumulator(str(run)).Reload()
+    assert events.Scalars("test/elbo")[0].value == pytest.approx(metrics["test/elbo"], rel=1e-6)  # float32 events
+    assert (run / "samples.png").is_file() and (run / "hparams.json").is_file()

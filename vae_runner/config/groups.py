@@ -193,6 +193,12 @@ class TensorBoardLoggerConfig(LoggerConfig):
     tensorboard: bool = MISSING  # write the event files (false: the PNG copies only)
 
 
+@dataclass
+class ManyLoggersConfig(LoggerConfig):
+    _recursive_: bool = MISSING  # false: ManyLoggers builds each of `loggers` itself
+    loggers: Any = MISSING  # name -> a logger option's node (its _target_ and own keys)
+
+
 SCHEMAS = {
     "dataset": DATASET_SCHEMAS,
     "architecture": {"mlp": MLPArchConfig, "gated_mlp": GatedMLPArchConfig, "conv": ConvArchConfig},
@@ -219,5 +225,5 @@ SCHEMAS = {
     },
     "objective": {"objective": ObjectiveConfig},
     "optimizer": {"optimizer": OptimizerConfig, "adam": AdamConfig, "adam_normgrad": AdamNormGradConfig},
-    "logger": {"logger": LoggerConfig, "tensorboard": TensorBoardLoggerConfig},
+    "logger": {"logger": LoggerConfig, "tensorboard": TensorBoardLoggerConfig, "many": ManyLoggersConfig},
 }
