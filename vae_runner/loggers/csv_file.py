@@ -20,16 +20,8 @@ FILE = "metrics.csv"
 
 
 class CSVLogger(RunLogger):
-    def __init__(
-        self,
-        run_dir: Path,
-        n_images: int,
-        images_every: int,
-        progress_bar: bool,
-        log_every_epochs: int,
-        purge_step=None,
-    ):
-        super().__init__(run_dir, n_images, images_every, progress_bar, log_every_epochs)
+    def __init__(self, run_dir: Path, purge_step=None, **settings):
+        super().__init__(run_dir, **settings)  # what every logger is given (loggers/base.py)
         self.path = Path(run_dir) / FILE
         kept = kept_rows(self.path, purge_step) if purge_step is not None and self.path.exists() else []
         self.file = self.path.open("w", newline="")

@@ -12,20 +12,10 @@ from vae_runner.loggers.base import RunLogger
 
 
 class ManyLoggers(RunLogger):
-    def __init__(
-        self,
-        run_dir: Path,
-        loggers: dict,
-        n_images: int,
-        images_every: int,
-        progress_bar: bool,
-        log_every_epochs: int,
-        purge_step=None,
-    ):
-        super().__init__(run_dir, n_images, images_every, progress_bar, log_every_epochs)
-        shared = {"n_images": n_images, "images_every": images_every, "progress_bar": progress_bar}
-        shared.update(log_every_epochs=log_every_epochs, run_dir=run_dir, purge_step=purge_step)
-        self.loggers = [instantiate(spec, **shared) for spec in loggers.values()]
+    def __init__(self, run_dir: Path, loggers: dict, purge_step=None, **settings):
+        super().__init__(run_dir, **settings)  # what every logger is given (loggers/base.py), passed on to each
+        given = {"run_dir": run_dir, "purge_step": purge_step, **settings}
+        self.loggers = [instantiate(spec, **given) for spec in loggers.values()]
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         for logger in self.loggers:

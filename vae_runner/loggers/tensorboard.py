@@ -14,17 +14,8 @@ from vae_runner.loggers.png import save_png
 class TensorBoardLogger(RunLogger):
     """`tensorboard`: write the event files (false: the PNG copies only)."""
 
-    def __init__(
-        self,
-        run_dir: Path,
-        tensorboard: bool,
-        n_images: int,
-        images_every: int,
-        progress_bar: bool,
-        log_every_epochs: int,
-        purge_step=None,
-    ):
-        super().__init__(run_dir, n_images, images_every, progress_bar, log_every_epochs)
+    def __init__(self, run_dir: Path, tensorboard: bool, purge_step=None, **settings):
+        super().__init__(run_dir, **settings)  # what every logger is given (loggers/base.py)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
