@@ -28,7 +28,7 @@ from vae_runner.evaluation.diagnostics import active_units, encode_split
 from vae_runner.evaluation.metrics import evaluate_split
 from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.host import threads
-from vae_runner.host.cpu_features import precision_line, slow_bf16_warning
+from vae_runner.host.cpu_features import chosen_device, precision_line, slow_bf16_warning
 from vae_runner.loggers.base import RunLogger
 from vae_runner.loggers.hparams import hparams_of
 from vae_runner.model.critic import FactorCritic, parameter_groups
@@ -50,7 +50,7 @@ def setup(cfg: DictConfig) -> torch.device:
             "trainer.device=cuda was asked for but torch sees no CUDA device (is this a CPU-only torch "
             "build or a machine without a GPU?). Use trainer.device=auto or trainer.device=cpu."
         )
-    device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu")
+    device = chosen_device(want)
     if device.type == "cpu":
         # Subnormal floats (Adam's decayed moments of dead units and never-lit pixels: ~250k of them after 10
         # Fashion-MNIST epochs) take a slow path on many CPUs; flushing them to zero leaves the metrics unchanged.

@@ -75,6 +75,7 @@ CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("trainer.grad_clip", lambda v: v is None or _finite_pos(v), "null or a finite number > 0"),
     ("logger.n_images", _pos_int, "an integer >= 1"),
     ("logger.images_every", _pos_int, "an integer >= 1 (epochs)"),
+    ("logger.log_every_epochs", _pos_int, "an integer >= 1 (epochs)"),
     ("evaluation.iw_samples", lambda v: 1 <= v <= 10**6, "an integer in [1, 10^6]"),
     ("evaluation.chunk_rows", _pos_int, "an integer >= 1"),
     ("trainer.precision", _precision, "auto, fp32 or bf16"),

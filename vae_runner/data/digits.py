@@ -25,7 +25,7 @@ def load_digits(val_fraction: float, test_fraction: float, split_seed: int) -> D
 def digits_file() -> tuple[np.ndarray, np.ndarray]:
     """(1797, 64) grey levels and (1797,) labels, read from the file scikit-learn ships (sklearn/datasets/data/
     digits.csv.gz, pixels then the label on each line) without importing scikit-learn (~1 s of start-up); its
-    load_digits where the file is not found (tests/test_datasets.py checks both agree)."""
+    load_digits where the file is not found (tests/test_startup.py checks both agree)."""
     spec = importlib.util.find_spec("sklearn")  # locates the package, imports nothing
     file = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
     if file is None or not file.exists():

@@ -50,6 +50,7 @@ def cross_modal_scores(model, data, cfg, metrics: dict, logger, step: int) -> No
     x, y = (test.x if test.truth is None else test.truth)[:n], test.y[:n]
     only = lambda keep: hide(x, layout, [m for m in names if m not in keep])  # noqa: E731
     cache: dict[frozenset, Tensor] = {}
+    precision = chosen_precision(ev.precision, x.device)
 
     def log_p(keep) -> Tensor:  # (n,) log p(x_keep)
         key = frozenset(keep)
@@ -60,7 +61,7 @@ def cross_modal_scores(model, data, cfg, metrics: dict, logger, step: int) -> No
                 ev.imputation.samples,
                 ev.chunk_rows,
                 cfg.seed,
-                precision=chosen_precision(ev.precision, x.device),
+                precision=precision,
             )
         return cache[key]
 

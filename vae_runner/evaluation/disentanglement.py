@@ -135,6 +135,8 @@ def _batch_fixing(k: int, sizes: tuple[int, ...], batch: int, rng: np.random.Gen
 def beta_vae_score(
     codes_of: CodesOf, sizes: tuple[int, ...], n_train: int, n_test: int, batch: int, seed: int
 ) -> float:
+    from sklearn.linear_model import LogisticRegression
+
     rng = np.random.default_rng(seed)
 
     def points(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,8 +150,6 @@ def beta_vae_score(
 
     x, y = points(n_train)
     x_test, y_test = points(n_test)
-    from sklearn.linear_model import LogisticRegression
-
     return float(LogisticRegression(max_iter=2000).fit(x, y).score(x_test, y_test))
 
 

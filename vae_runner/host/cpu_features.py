@@ -75,6 +75,11 @@ def slow_bf16_warning(setting: str, device: torch.device, flags: set[str] | None
     )
 
 
+def chosen_device(want: str) -> torch.device:
+    """trainer.device (auto | cpu | cuda) as a device: auto is CUDA where torch sees one, else the CPU."""
+    return torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu")
+
+
 def chosen_precision(setting: str, device: torch.device, flags: set[str] | None = None) -> str:
     """The precision `setting` (trainer.precision, evaluation.precision) runs in on `device`: `auto` is bf16 where
     bf16 matrix products are native (CUDA with bf16, CPUs with avx512_bf16, AMX or Arm's BF16) and fp32 elsewhere

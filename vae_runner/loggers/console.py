@@ -49,12 +49,18 @@ class ConsoleOnly(logging.Filter):
         return getattr(record, "console", True)
 
 
+def shown_on_console(epoch: int, every: int, epochs: int) -> bool:
+    """Whether epoch's validation line reaches the console (logger.log_every_epochs): every `every`-th epoch, the
+    first and the last; vae-run.log has them all."""
+    return epoch % every == 0 or epoch in (1, epochs)
+
+
 class Console:
     """The progress bar (steps over the whole run; resumes where a resumed run is) and the validation lines."""
 
-    def __init__(self, epochs: int, steps_per_epoch: int, done_steps: int, enabled: bool, every: int = 1):
+    def __init__(self, epochs: int, steps_per_epoch: int, done_steps: int, enabled: bool, every: int):
         self.epochs = epochs
-        self.every = max(1, int(every))  # logger.log_every_epochs: the console's validation lines
+        self.every = every  # logger.log_every_epochs: the console's validation lines
         self.bar = tqdm(
             total=epochs * steps_per_epoch,
             initial=done_steps,
@@ -82,7 +88,7 @@ class Console:
             parts.append(f"active units {metrics['active_units']:.0f}/{d},")
         if seconds is not None:
             parts.append(f"{seconds:.1f} s/epoch, {duration(seconds * (self.epochs - epoch))} left")
-        shown = epoch % self.every == 0 or epoch in (1, self.epochs)  # every line goes to vae-run.log
+        shown = shown_on_console(epoch, self.every, self.epochs)  # every line goes to vae-run.log
         self.say(" ".join(parts).rstrip(","), extra=None if shown else FILE_ONLY)
 
     def say(self, line: str, level: int = logging.INFO, extra: dict | None = None) -> None:

@@ -273,9 +273,9 @@ def posterior_draws(
     entries, the chain otherwise drifts toward a singular Sigma, the missing entries drawn ever closer to the
     collinear plane (breast_cancer, 300 rows at 30 % MCAR: the smallest eigenvalue 2e-5 at the ML fit, 5e-6 after
     20 steps); where every eigenvalue is above the floor (the inference study's tables) the draws are exact."""
-    mean, cov = full = fitted(x)
     from scipy import stats  # where it is used: start-up (tests/test_startup.py)
 
+    mean, cov = full = fitted(x)
     seen, n, f = ~x.isnan(), len(x), x.shape[1]
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     out = []

@@ -16,12 +16,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import OmegaConf, open_dict, read_write
 
-from vae_runner.host.cpu_features import chosen_precision
+from vae_runner.host.cpu_features import chosen_device, chosen_precision
 from vae_runner.host.signals import Interrupted
 from vae_runner.runs.directory import CHECKPOINTS, METRICS
 from vae_runner.stacking.model import STACKED_LIKELIHOODS, STACKED_PRIORS
@@ -55,8 +54,7 @@ def why_alone(cfg) -> str | None:
 
 def training_precision(cfg) -> str:
     """trainer.precision as the run would resolve it on this machine (auto: bf16 where it is native)."""
-    cuda = cfg.trainer.device == "cuda" or (cfg.trainer.device == "auto" and torch.cuda.is_available())
-    return chosen_precision(cfg.trainer.precision, torch.device("cuda" if cuda else "cpu"))
+    return chosen_precision(cfg.trainer.precision, chosen_device(cfg.trainer.device))
 
 
 def penalised(objective) -> bool:

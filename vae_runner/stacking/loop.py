@@ -22,7 +22,7 @@ from vae_runner.errors import UserError
 from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.host import threads
 from vae_runner.host.signals import Interrupted, StopRequest, stop_signals_to
-from vae_runner.loggers.console import FILE_ONLY
+from vae_runner.loggers.console import FILE_ONLY, shown_on_console
 from vae_runner.runs.checkpoint import training_state
 from vae_runner.runs.directory import CHECKPOINTS
 from vae_runner.runs.saved_config import config_record
@@ -218,9 +218,8 @@ def validate(stack: Stack, members: list[Member], epoch: int) -> None:
             member.checkpoints.keep_best(member_state(stack, i, member, {}))
         member.logger.flush()
     line = " | ".join(f"{metrics['elbo']:.2f}" for metrics in all_metrics)
-    every, last = members[0].logger.log_every_epochs, cfg.trainer.epochs
-    shown = epoch % every == 0 or epoch in (1, last)  # the console's cadence, as a run's (loggers/console.py)
-    log.info("epoch %d/%d: val ELBO per run %s", epoch, last, line, extra=None if shown else FILE_ONLY)
+    shown = shown_on_console(epoch, members[0].logger.log_every_epochs, cfg.trainer.epochs)  # as a run's line
+    log.info("epoch %d/%d: val ELBO per run %s", epoch, cfg.trainer.epochs, line, extra=None if shown else FILE_ONLY)
 
 
 def member_state(stack: Stack, i: int, member: Member, timing: dict, position: tuple[int, int] | None = None) -> dict:

@@ -111,7 +111,8 @@ class Trainer:
         self.epoch_times: list[float] = []
         self.stop = StopRequest()  # a stop signal, acted on after the current step
         self.last_train_loss: float | None = None  # the latest logging window's mean loss
-        self.console = Console(cfg.epochs, len(self.batches), 0, enabled=False)  # fit() makes the visible one
+        every = logger.log_every_epochs
+        self.console = Console(cfg.epochs, len(self.batches), 0, False, every)  # fit() makes the visible one
         self.earlier_train_time = 0.0  # the run's earlier sessions' training time
         self.session = (None, None)  # this session's start and end (perf_counter)
         self.steps_time = 0.0  # seconds inside train_epoch (steps, running metrics; no validation), every session
