@@ -264,3 +264,28 @@ def test_only_active_dimensions_are_named_after_a_factor():
 
     assert factor_labels(["pos_x", "pos_y", ""], active=[0]) == ["pos_x", "", ""]
     assert factor_labels(None, active=[0]) is None
+
+
+def unit(v):  # the factors, permuted, each in [0, 1): standard deviations ~0.29 (variances ~0.08)
+    order = [2, 0, 3, 1]
+    return v[:, order] / np.array(GRID_SIZES)[order]
+
+
+def test_the_factor_vae_score_prunes_on_the_standard_deviation_so_shrunk_codes_score_the_same():
+    """disentanglement_lib keeps a dimension whose standard deviation is >= 0.05; pruning on the variance instead
+    dropped every dimension of this code shrunk by 0.7 (variances ~0.04) and scored it 0."""
+    full = dis.factor_vae_score(unit, GRID_SIZES, 200, 100, 64, 0)
+    shrunk = dis.factor_vae_score(lambda v: 0.7 * unit(v), GRID_SIZES, 200, 100, 64, 0)
+    assert full > 0.97 and shrunk == full
+    assert dis.factor_vae_score(lambda v: 0.04 * unit(v), GRID_SIZES, 200, 100, 64, 0) == 0.0  # below: collapsed
+
+
+def test_a_constant_factor_does_not_inflate_dci_completeness():
+    """A factor no dimension predicts has all-zero importances; it weighs 0 in completeness (disentanglement_lib),
+    where an unweighted mean counted it as perfectly complete (1 of its 4 factors: 0.25 for pure noise)."""
+    f, ft = factor_sample(3000, 0), factor_sample(1000, 1)
+    f[:, 3], ft[:, 3] = 0, 0
+    noisy = dis.dci(noise(f), f, noise(ft), ft, trees=20)
+    assert noisy["completeness"] < 0.03
+    good = dis.dci(perfect(f), f, perfect(ft), ft, trees=20)
+    assert good["completeness"] > 0.97 and good["disentanglement"] > 0.97

@@ -14,11 +14,13 @@ scaling, ~0 for codes that ignore them.
 - DCI (Eastwood & Williams 2018): from the importances R (D x F) of a random forest per factor (the paper's second
   regressor, every dimension considered at each split; disentanglement_lib uses gradient boosting):
   disentanglement = sum_d rho_d (1 - H_F(R_d / sum R_d)) with rho_d = sum R_d / sum R; completeness =
-  mean_k (1 - H_D(R_k / sum R_k)); informativeness = mean test accuracy.
+  sum_k rho_k (1 - H_D(R_k / sum R_k)) with rho_k = sum R_k / sum R (disentanglement_lib's weights: a factor that
+  no dimension predicts, a constant one, counts 0); informativeness = mean test accuracy.
 - BetaVAE score (Higgins et al. 2017): a linear classifier's accuracy at naming the factor held fixed in a batch of
   pairs, from the mean |z1 - z2| of the batch.
 - FactorVAE score (Kim & Mnih 2018): codes divided by their standard deviation; in a batch with one factor held
-  fixed, the active dimension (variance >= 0.05) of least variance votes for that factor; the majority-vote
+  fixed, the active dimension (standard deviation >= 0.05, disentanglement_lib's pruning) of least variance votes for
+  that factor; the majority-vote
   classifier's accuracy (0 when no dimension is active: a collapsed posterior).
 """
 
@@ -117,7 +119,11 @@ def dci(
         if per_code[d] > 0
     )
     per_factor = importance.sum(0)
-    completeness = np.mean([1 - _normalised_entropy(importance[:, k] / per_factor[k], d_count) for k in range(f_count)])
+    completeness = sum(  # a factor no dimension predicts (a constant one) weighs 0, as in disentanglement_lib
+        (per_factor[k] / total) * (1 - _normalised_entropy(importance[:, k] / per_factor[k], d_count))
+        for k in range(f_count)
+        if per_factor[k] > 0
+    )
     return {
         "disentanglement": float(disentanglement),
         "completeness": float(completeness),
@@ -158,7 +164,8 @@ def factor_vae_score(
 ) -> float:
     rng = np.random.default_rng(seed)
     scale = codes_of(np.stack([rng.integers(n, size=n_scale) for n in sizes], axis=1)).std(0)
-    active = scale**2 >= 0.05  # disentanglement_lib's pruning: a dimension whose codes barely vary has no vote
+    active = scale >= 0.05  # disentanglement_lib's pruning (on the standard deviation): a dimension whose codes
+    # barely vary has no vote
     if not active.any():
         return 0.0
 
