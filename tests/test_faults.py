@@ -22,6 +22,7 @@ from vae_runner import build, run
 from vae_runner.errors import UserError
 from vae_runner.host.signals import Interrupted
 from vae_runner.objectives import Objective
+from vae_runner.optimizers import Adam
 from vae_runner.runs.checkpoint import load_checkpoint
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -107,14 +108,14 @@ def test_diverging_learning_rate_from_the_cli(tmp_path):
 
 def test_grad_clip_bounds_the_update(tmp_path, monkeypatch):
     seen = []
-    real_step = torch.optim.Adam.step
+    real_step = Adam.step
 
     def step(self, *a, **k):
         grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
         seen.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
         return real_step(self, *a, **k)
 
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    monkeypatch.setattr(Adam, "step", step)
     run.train(make_cfg("trainer.grad_clip=0.5", "trainer.limit_batches=4"), tmp_path)
     assert seen and max(seen) <= 0.5 + 1e-4
 

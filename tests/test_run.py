@@ -284,6 +284,7 @@ def test_a_users_own_prior_plugs_in_by_target(tmp_path, no_threads):
         ("trainer.precision=fp16", "trainer.precision='fp16' (must be auto, fp32 or bf16)"),
         ("evaluation.precision=fp16", "evaluation.precision='fp16' (must be auto, fp32 or bf16)"),
         ("logger.log_every_epochs=0", "logger.log_every_epochs=0 (must be an integer >= 1 (epochs))"),
+        ("optimizer.fused=false", "add optimizer._target_=torch.optim.Adam"),
     ],
 )
 def test_bad_values_fail_before_any_data_is_read(override, fragment, tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from vae_runner import build, run
 from vae_runner.config.compose import build_option
 from vae_runner.data import resample_binary
 from vae_runner.model.vae import autocast
+from vae_runner.optimizers import Adam
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +105,7 @@ def test_flushing_subnormals_leaves_the_metrics_unchanged(tmp_path, no_threads):
 
 def test_the_optimizer_is_fused_adam(tmp_path):
     trainer = build.make_trainer(make_cfg("dataset=digits"), tmp_path)
-    assert isinstance(trainer.optimizer, torch.optim.Adam) and trainer.optimizer.defaults["fused"]
+    assert isinstance(trainer.optimizer, Adam) and trainer.optimizer.defaults["fused"]
     trainer.logger.close()
 
 

@@ -88,3 +88,32 @@ def test_a_run_logs_its_choice(machine, tmp_path, caplog):
     trainer = build.make_trainer(make_cfg("trainer.num_threads=1"), tmp_path / "b")
     trainer.logger.close()
     assert "torch threads for training: 1 (trainer.num_threads)" in caplog.text
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "vamp"])
+def test_step_work_equals_torch_s_flop_counter(prior):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, data = tiny_vae(prior, "bernoulli"), tiny_data(32)
+    objective, x = build_option("objective", "elbo"), data.train.floats(slice(0, 32))
+    with torch.no_grad(), FlopCounterMode(display=False) as oracle:
+        objective(model, x)
+    assert threads.step_macs(model, objective, x) == oracle.get_total_flops() / 2 > 0
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_convolution_multiply_adds_equal_torch_s_flop_counter(transposed):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vae_runner.host.macs import CountMacs
+
+    conv = torch.nn.ConvTranspose2d if transposed else torch.nn.Conv2d
+    net = torch.nn.Sequential(conv(3, 8, 4, stride=2, padding=1, groups=1), conv(8, 4, 3, groups=2), torch.nn.Flatten())
+    x = torch.randn(5, 3, 9, 9)
+    with torch.no_grad(), FlopCounterMode(display=False) as oracle:
+        net(x)
+    with torch.no_grad(), CountMacs() as ours:
+        net(x)
+    assert ours.macs == oracle.get_total_flops() / 2 > 0

@@ -315,6 +315,12 @@ def validate(cfg: DictConfig) -> None:
                 f"(trainer.bootstrap=true 'seed=range(5)', then mode=impute ckpt=<the sweep directory>)"
             )
     problems += posterior_problems(cfg)
+    optimizer = OmegaConf.select(cfg, "optimizer._target_", default=None)
+    if str(optimizer).startswith("vae_runner.optimizers.") and not OmegaConf.select(cfg, "optimizer.fused", default=1):
+        problems.append(
+            f"optimizer.fused=false with {optimizer} (torch's fused Adam kernel, vae_runner/optimizers.py): for "
+            f"torch's other Adam implementations add optimizer._target_=torch.optim.Adam"
+        )
     if cfg.get("ckpt") and cfg.get("resume"):
         problems.append("give either ckpt= (mode=eval) or resume= (continue training), not both")
     if problems:

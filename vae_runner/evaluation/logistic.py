@@ -1,8 +1,9 @@
 """L2-penalised logistic regression in torch, the objective of scikit-learn's LogisticRegression(C) with its lbfgs
 solver: minimise C * sum_i loss_i + ||W||^2 / 2 (the intercept not penalised), the loss the binomial log-loss of
 one weight vector for two classes and the multinomial (softmax) log-loss of one vector per class otherwise. Convex,
-so L-BFGS in float64 reaches the same optimum (tests/test_logistic.py checks coefficients and predictions against
-scikit-learn's); it spares a run's final evaluation scikit-learn's ~1 s import (benchmarks/time_startup.py)."""
+so L-BFGS in float64 (ours, `lbfgs`) reaches the same optimum (tests/test_logistic.py checks coefficients and
+predictions against scikit-learn's); it spares a run's final evaluation scikit-learn's ~1 s import and torch.optim's
+import of torch._dynamo, ~1.8 s (benchmarks/time_startup.py)."""
 
 from __future__ import annotations
 
@@ -40,28 +41,68 @@ def fit_logistic(x: Tensor, y: Tensor, c: float = 1.0, standardise: bool = False
     z = (x - centre) / scale
     classes, target = torch.unique(y, return_inverse=True)
     outputs = 1 if len(classes) == 2 else len(classes)
-    weight = torch.zeros(x.shape[1], outputs, dtype=x.dtype, requires_grad=True)
-    bias = torch.zeros(outputs, dtype=x.dtype, requires_grad=True)
-    solver = torch.optim.LBFGS(
-        [weight, bias],
-        lr=1,
-        max_iter=max_iter,
-        tolerance_grad=1e-9,
-        tolerance_change=1e-12,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
+    features = x.shape[1]
 
-    def objective() -> Tensor:
-        solver.zero_grad()
+    def objective(theta: Tensor) -> Tensor:  # theta: the weights (F, outputs) then the biases (outputs,), flat
+        weight, bias = theta[: features * outputs].view(features, outputs), theta[features * outputs :]
         scores = z @ weight + bias
         if outputs == 1:
             loss = torch.nn.functional.binary_cross_entropy_with_logits(scores[:, 0], target.double(), reduction="sum")
         else:
             loss = torch.nn.functional.cross_entropy(scores, target, reduction="sum")
-        total = (c * loss + 0.5 * weight.pow(2).sum()) / len(z)  # divided by N: the same optimum, better scaled
-        total.backward()
-        return total
+        return (c * loss + 0.5 * weight.pow(2).sum()) / len(z)  # divided by N: the same optimum, better scaled
 
-    solver.step(objective)
-    return Logistic(classes, weight.detach(), bias.detach(), centre, scale)
+    theta = lbfgs(objective, torch.zeros((features + 1) * outputs, dtype=x.dtype), max_iter)
+    weight, bias = theta[: features * outputs].view(features, outputs), theta[features * outputs :]
+    return Logistic(classes, weight, bias, centre, scale)
+
+
+def _value_and_grad(f, theta: Tensor) -> tuple[float, Tensor]:
+    theta = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        value = f(theta)
+        (grad,) = torch.autograd.grad(value, theta)
+    return value.item(), grad
+
+
+def _direction(grad: Tensor, pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """-H grad, H the L-BFGS inverse-Hessian estimate from the (step, gradient change) pairs (two-loop recursion,
+    Nocedal & Wright 2006, Algorithm 7.4)."""
+    q, alphas = grad.clone(), []
+    for s, y in reversed(pairs):
+        alphas.append((s @ q) / (y @ s))
+        q -= alphas[-1] * y
+    if pairs:
+        s, y = pairs[-1]
+        q *= (s @ y) / (y @ y)
+    for (s, y), alpha in zip(pairs, reversed(alphas)):
+        q += s * (alpha - (y @ q) / (y @ s))
+    return -q
+
+
+def lbfgs(f, theta: Tensor, max_iter: int, tol_grad: float = 1e-9, tol_change: float = 1e-12, history: int = 20):
+    """The minimiser of the smooth convex f (a tensor -> scalar tensor) from `theta`: L-BFGS with a backtracking
+    (Armijo) line search, stopped when the largest gradient entry is below `tol_grad` or f changes by less than
+    `tol_change` (torch.optim.LBFGS's tolerances; it is not used because torch.optim imports torch._dynamo on first
+    use, 1.8 s of every run's final evaluation)."""
+    value, grad = _value_and_grad(f, theta)
+    pairs: list[tuple[Tensor, Tensor]] = []
+    for _ in range(max_iter):
+        if grad.abs().max() <= tol_grad:
+            break
+        d = _direction(grad, pairs)
+        slope = (grad @ d).item()
+        t = 1.0 if pairs else min(1.0, 1.0 / grad.abs().sum().item())
+        while True:
+            new_value, new_grad = _value_and_grad(f, theta + t * d)
+            if new_value <= value + 1e-4 * t * slope or t < 1e-12:
+                break
+            t /= 2
+        s, y = t * d, new_grad - grad
+        if (s @ y) > 1e-12 * (y @ y):  # curvature seen along the step (always, for strictly convex f)
+            pairs = [*pairs[-(history - 1) :], (s, y)]
+        done = abs(new_value - value) < tol_change
+        theta, value, grad = theta + s, new_value, new_grad
+        if done:
+            break
+    return theta.detach()

@@ -66,15 +66,17 @@ def busy_cores(samples: int = 20, interval: float = 0.005) -> float:
 
 
 def step_macs(model, objective, x, y=None) -> float:
-    """Multiply-adds of one forward pass of the loss on the batch `x` (labels `y`: encoder, prior, decoder,
-    likelihood), counted by torch's FLOP counter; the global RNG is left as it was, so the run's numbers do not
+    """Multiply-adds of the matrix products and convolutions of one forward pass of the loss on the batch `x`
+    (labels `y`: encoder, prior, decoder, likelihood), as torch's FlopCounterMode counts them (tests/test_threads.py)
+    without its import of torch._dynamo (1.8 s); the global RNG is left as it was, so the run's numbers do not
     change."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.random.fork_rng(devices=[]), torch.no_grad(), FlopCounterMode(display=False) as counter:
+    from vae_runner.host.macs import CountMacs
+
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), CountMacs() as counter:
         objective(model, x, y)
-    return counter.get_total_flops() / 2
+    return float(counter.macs)
 
 
 def choose(step_macs: float, runs_at_once: int = 1) -> tuple[int, str]:

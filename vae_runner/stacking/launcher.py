@@ -28,7 +28,11 @@ from vae_runner.stacking.model import STACKED_LIKELIHOODS, STACKED_PRIORS
 log = logging.getLogger("vae_runner")
 
 STACKED_ENCODERS = ("MLPEncoder", "GatedMLPEncoder")
-STACKED_OPTIMIZERS = ("torch.optim.Adam", "vae_runner.optimizers.AdamNormGrad")  # stacking/optimizer.py
+STACKED_OPTIMIZERS = (  # stacking/optimizer.py (torch.optim.Adam: the optimizer=adam of runs saved before 2026-12-07)
+    "vae_runner.optimizers.Adam",
+    "vae_runner.optimizers.AdamNormGrad",
+    "torch.optim.Adam",
+)
 
 
 def why_alone(cfg) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from vae_runner.optimizers import AdamNormGrad
+from vae_runner.optimizers import Adam, AdamNormGrad
 from vae_runner.stacking.model import member_optimizer_state
 
 
@@ -33,20 +33,21 @@ class StackedAdam:
         self.settings = dict(settings)
         self.norm_eps = norm_eps
         self.shared_lr = len(set(self.lrs)) == 1
+        adam = Adam if self.settings.get("fused") else torch.optim.Adam  # torch's: saved runs with fused=false
         if self.shared_lr:
-            self.adam = torch.optim.Adam(self.params, lr=self.lrs[0], **self.settings)
+            self.adam = adam(self.params, lr=self.lrs[0], **self.settings)
         else:
             self.weight_decay = self.settings.pop("weight_decay", 0.0)  # applied to the real parameters below
             self.shadows = [torch.zeros_like(p) for p in self.params]
-            self.adam = torch.optim.Adam(self.shadows, lr=1.0, **self.settings)
+            self.adam = adam(self.shadows, lr=1.0, **self.settings)
             self.lr = torch.tensor(self.lrs, device=self.params[0].device, dtype=self.params[0].dtype)
 
     @classmethod
-    def for_members(cls, params: list[Tensor], optimizers: list[torch.optim.Adam]) -> StackedAdam:
+    def for_members(cls, params: list[Tensor], optimizers: list) -> StackedAdam:
         """The stacked optimizer for members whose standalone optimizers (built on their own models) are
         `optimizers`: refuses (ValueError) what a stack cannot do per member."""
         kinds = {type(o) for o in optimizers}
-        if len(kinds) > 1 or not kinds <= {torch.optim.Adam, AdamNormGrad}:
+        if len(kinds) > 1 or not kinds <= {Adam, AdamNormGrad, torch.optim.Adam}:
             names = ", ".join(sorted(k.__name__ for k in kinds))
             raise ValueError(f"optimizer {names}: only Adam and AdamNormGrad step per member, the runs cannot stack")
         groups = [o.param_groups for o in optimizers]
