@@ -16,8 +16,8 @@ can be built over several sessions or machines. Rows that have not finished say 
 A finished run's numbers are also kept in the ledger, reproduction/<run>.json (committed with the code): the table is
 built from the run directories and the ledger together, so it outlives a run directory (a wiped machine, a GPU
 borrowed for a day) and rows finished on different machines land in one table. The same table is written into
-README.md between README_MARKERS (when --out is the repository's reproduction/REPRODUCTION.md, or with --readme),
-so the README's copy is never edited by hand.
+docs/reproduction.md between README_MARKERS (when --out is the repository's reproduction/REPRODUCTION.md, or with
+--readme), so the docs' copy is never edited by hand.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def posterior_rows(root: Path, ledger: Path, datasets: list[str], priors: list[s
     return rows
 
 
-# README.md's copy of the table lies between these two lines; report() rewrites it along with REPRODUCTION.md.
+# docs/reproduction.md's copy of the table lies between these two lines; report() rewrites it with REPRODUCTION.md.
 README_MARKERS = (
     "<!-- the table below is written by reproduction/reproduce.py with REPRODUCTION.md: edit the script, not it -->",
     "<!-- end of the table written by reproduction/reproduce.py -->",
@@ -261,8 +261,8 @@ def report(
 ) -> str:
     intro = (
         "Test log p(x) in nats (importance sampling, 5000 samples per test image) with the reference protocol "
-        'of the VampPrior / Exemplar-VAE code (`configs/experiment/ll_protocol.yaml`; README, "Reproducing '
-        'published results"). Paper: Exemplar-VAE (Norouzi et al., NeurIPS 2020), Table 1. Ours: mean ± '
+        "of the VampPrior / Exemplar-VAE code (`configs/experiment/ll_protocol.yaml`; docs/reproduction.md). Paper: "
+        "Exemplar-VAE (Norouzi et al., NeurIPS 2020), Table 1. Ours: mean ± "
         "sample standard deviation over the finished seeds (n)."
     )
     now = f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}"
@@ -376,15 +376,16 @@ def main() -> None:
     parser.add_argument(
         "--readme",
         default=None,
-        help="a README whose table (between README_MARKERS) is rewritten too, or none; default: this repository's "
-        "README.md when --out is its reproduction/REPRODUCTION.md, else none",
+        help="a Markdown page whose table (between README_MARKERS) is rewritten too, or none; default: this "
+        "repository's docs/reproduction.md when --out is its reproduction/REPRODUCTION.md, else none",
     )
     parser.add_argument("extra", nargs="*", help="further vae-run overrides (after --), e.g. trainer.device=cuda")
     args = parser.parse_args()
     datasets = [d for d in args.datasets if d != "mnist" or have_mnist()]
     note = args.note
     if args.readme is None:
-        readme = ROOT / "README.md" if args.out.resolve() == (LEDGER / "REPRODUCTION.md").resolve() else None
+        ours = args.out.resolve() == (LEDGER / "REPRODUCTION.md").resolve()
+        readme = ROOT / "docs" / "reproduction.md" if ours else None
     else:
         readme = None if args.readme == "none" else Path(args.readme)
     if "mnist" in args.datasets and "mnist" not in datasets:

@@ -1,4 +1,4 @@
-"""The source tree as README.md's "Layout" section shows it: every folder of the package with its one-line purpose
+"""The source tree as docs/layout.md shows it: every folder of the package with its one-line purpose
 and every module with its own; imports that run only down that list (no circle, none back up a layer); each config
 group's code in one folder; and functions short enough to read at once."""
 
@@ -15,9 +15,7 @@ MAX_FUNCTION_LINES = 60  # a guideline a reader can hold at once; the body of on
 
 
 def layout_block() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
-    return section.split("```text\n", 1)[1].split("```", 1)[0]
+    return (ROOT / "docs" / "layout.md").read_text().split("```text\n", 1)[1].split("```", 1)[0]
 
 
 def listed() -> list[str]:
@@ -68,8 +66,8 @@ def imports(path: Path) -> set[str]:
 def test_the_readme_lists_every_folder_and_module_and_only_those_that_exist():
     shown = set(listed())
     code = set(modules()) | folders()
-    assert not code - shown, f"add to README.md's Layout: {sorted(code - shown)}"
-    assert not shown - code, f"README.md's Layout lists what does not exist: {sorted(shown - code)}"
+    assert not code - shown, f"add to docs/layout.md: {sorted(code - shown)}"
+    assert not shown - code, f"docs/layout.md lists what does not exist: {sorted(shown - code)}"
 
 
 def test_every_folder_and_module_says_what_it_holds():

@@ -104,10 +104,10 @@ def test_a_readme_without_the_markers_is_refused_with_the_fix_and_left_alone(tmp
 
 
 def test_the_repository_readme_carries_the_markers_and_reproduction_md_s_table():
-    """The README's table is REPRODUCTION.md's (both written by the script from the same runs and ledger)."""
+    """docs/reproduction.md's table is REPRODUCTION.md's (both written by the script from the same runs and ledger)."""
     root = Path(reproduce.__file__).resolve().parents[1]
     start, end = reproduce.README_MARKERS
-    block = (root / "README.md").read_text().split(start)[1].split(end)[0]
+    block = (root / "docs" / "reproduction.md").read_text().split(start)[1].split(end)[0]
     ours = [line for line in block.splitlines() if line.startswith("|")]
     theirs = (root / "reproduction/REPRODUCTION.md").read_text().split("\n## ")[0]
     assert ours and ours == [line for line in theirs.splitlines() if line.startswith("|")]

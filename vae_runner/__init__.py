@@ -4,7 +4,7 @@ Data flow: cli.py -> run.py (train / evaluate / sample / impute) -> build.py (co
 objectives.py, optimizers.py) -> training/ (the loop) or stacking/ (a sweep as one stack) -> evaluation/ (metrics,
 diagnostics, pictures, the final report) and imputation/; runs/ owns the run directory and its checkpoints, loggers/
 what a run logs. Around them: sweeps/ (Hydra callbacks), report/ (vae-report), host/ (threads, CPU, signals).
-README.md "Layout" lists every folder and file.
+docs/layout.md lists every folder and file.
 """
 
 __version__ = "0.1.0"

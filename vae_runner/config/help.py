@@ -18,7 +18,7 @@ Usage: vae-run [group=option ...] [key=value ...]       one run (outputs/<date>/
 FOOTER = """\
 Every other setting: key=value (vae-run --cfg job [overrides] prints the whole config, with each value).
 Continue a stopped run: vae-run resume=<run dir>; evaluate or sample a trained one: vae-run mode=eval ckpt=<run dir>.
-README.md documents every group and option; Hydra's own flags: vae-run --hydra-help."""
+docs/config-groups.md documents every group and option; Hydra's own flags: vae-run --hydra-help."""
 ENTRY = re.compile(r"^\s*-\s*(\w+):\s*(\S+)\s*(?:#\s*(.*))?$")  # "  - prior: gaussian   # p(z)"
 
 

@@ -1,6 +1,6 @@
 """What this device is (`device_name`, for reports) and whether bf16 pays on it. `precision=bf16` is a speed
 option: on CPUs with native bfloat16 matrix products (x86 avx512_bf16 or AMX, Arm's BF16 extension) it trains
-faster, elsewhere torch emulates them and it is many times slower than fp32 (README, Speed, has the measured
+faster, elsewhere torch emulates them and it is many times slower than fp32 (docs/speed.md has the measured
 figures). The run is not refused (bf16 may be wanted for its numerics), but the log says why it will be slow and
 what to set."""
 
@@ -68,7 +68,7 @@ def slow_bf16_warning(setting: str, device: torch.device, flags: set[str] | None
         else f"this GPU ({torch.cuda.get_device_name(device)}) has no native bf16"
     )
     return (
-        f"{setting}=bf16, but {what}: torch emulates them, many times slower than fp32 (README, Speed: measured "
+        f"{setting}=bf16, but {what}: torch emulates them, many times slower than fp32 (docs/speed.md: measured "
         f"figures). Set {setting}=fp32 unless bf16's numerics are what you want; bf16 pays on CPUs with "
         f"avx512_bf16 or AMX (Intel Cooper Lake, Sapphire Rapids and later; AMD Zen 4 and later), Arm CPUs with BF16, "
         f"and NVIDIA GPUs from Ampere on."

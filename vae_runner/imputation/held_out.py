@@ -4,7 +4,7 @@ log-likelihood log p(x_held | x_rest) (imputation/importance.py), nats per held 
 units. It picks best.pt and drives early stopping in place of the validation ELBO, whose KL term favours a model
 that ignores z (posterior collapse): such a model keeps the continuous columns' linear dependence through
 correlated_gaussian's covariance but loses the discrete columns' links to the rest (a clinical table's sex and
-smoking as predictors of blood pressure: README "Imputation", the clinical example)."""
+smoking as predictors of blood pressure: docs/imputation.md, the clinical example)."""
 
 from __future__ import annotations
 

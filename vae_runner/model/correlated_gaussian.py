@@ -6,8 +6,8 @@ categorical given z as with likelihood=gaussian.
 Why: with a diagonal Gaussian p(x|z), every dependence between columns has to pass through z, and the KL term
 charges for each bit of it; on a table whose columns are related linearly and weakly (a regression with R^2 of
 0.16), the fitted model keeps about a third of E[y | x]'s slope, and regressions on its multiple imputations are
-attenuated (README, "Inference after imputation"). Here the linear part of the dependence lives in Sigma, at no KL
-cost; mu(z) carries what is left.
+attenuated (docs/imputation.md, "Inference after imputation"). Here the linear part of the dependence lives in
+Sigma, at no KL cost; mu(z) carries what is left.
 
 Missing entries (NaN) are marginalised exactly: log p(x_obs | z) is the Gaussian density of the observed real
 entries under Sigma's observed block (one Cholesky factor per distinct pattern of observed entries), plus the
@@ -24,7 +24,7 @@ every column and V V^T the rest (the top `rank` eigen-directions; a lower rank l
 sigma^2), s^2 = min(init_sigma^2, half the smallest eigenvalue). null: sigma = init_sigma and V = 0.01 times the
 identity, the dependence between columns grown from nothing by the optimiser.
 
-Why 1 (measured, README "Imputation"): early stopping on a small validation split selects a model partway along its
+Why 1 (measured, docs/imputation.md): early stopping on a small validation split selects a model partway along its
 path, and a path that grows the covariances (from null, or from 0.5) is stopped with them shrunk -- the shrinkage
 that predicts new rows best is the one that biases a regression fitted to the imputations (the inference study,
 20 replications at 30 % MCAR: E[y | x]'s slope on the truth's 0.84 from null, 0.91 from 0.5, 0.98 from 1; beta1's

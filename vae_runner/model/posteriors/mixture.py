@@ -49,7 +49,7 @@ def implicit_draw(z: Tensor, log_w: Tensor, means: Tensor, scales: Tensor) -> Te
 class GaussianMixture(Draws, td.Distribution):
     """`fixed`: the weights are constants (the multimodal joints' uniform weights over the allowed components), so a
     draw picks its component and is reparameterised within it, an unbiased gradient without the implicit one's D
-    steps (whose variance cost moe and mopoe ~3 nats on Fashion-MNIST + label: README, Multimodal)."""
+    steps (whose variance cost moe and mopoe ~3 nats on Fashion-MNIST + label: docs/multimodal.md)."""
 
     arg_constraints: dict = {}
     has_rsample = True
