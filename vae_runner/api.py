@@ -33,6 +33,7 @@ from vae_runner.data import DataSplits, Split
 from vae_runner.errors import UserError
 from vae_runner.evaluation.metrics import log_likelihood
 from vae_runner.imputation.importance import importance_imputations, proper_imputations
+from vae_runner.loggers.console import ConsoleOnly
 from vae_runner.model.vae import VAE
 from vae_runner.rng import seeded
 from vae_runner.runs.directory import BEST, LAST, METRICS, read_metrics, run_dir_of
@@ -253,11 +254,14 @@ def quiet():
 
 @contextlib.contextmanager
 def _logging_to(path: Path):
-    """vae_runner's log records into `path` (and, where nothing is configured, the console) while training."""
+    """vae_runner's log records into `path` (and, where nothing is configured, the console, with vae-run's console
+    filter: a validation line every logger.log_every_epochs epochs, no evaluation stages) while training."""
     logger = logging.getLogger("vae_runner")
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-    handlers = [handler] + ([] if logging.getLogger().handlers else [logging.StreamHandler()])
+    console = logging.StreamHandler()
+    console.addFilter(ConsoleOnly())
+    handlers = [handler] + ([] if logging.getLogger().handlers else [console])
     level = logger.level
     logger.setLevel(logging.INFO)
     for name, child in logging.Logger.manager.loggerDict.items():  # a logging.config call (Hydra's job logging,

@@ -1,8 +1,8 @@
-"""What a run says while it trains: one progress bar over all of training (only on a terminal: no carriage-return
-clutter in a log file or a Slurm output), a line per validation in the console and vae-run.log (epoch, training
-loss, validation ELBO with its reconstruction and KL, active units, seconds per epoch, time left), and the
-end-of-run summary (with the imputation scores beside the baselines' where the run imputed) and its warning on
-posterior collapse.
+"""What a run says while it trains: one progress bar over all of training (on a terminal, or in a Jupyter notebook,
+as tqdm's widget where ipywidgets is installed; never in a log file or a Slurm output), a line per validation in the
+console and vae-run.log (epoch, training loss, validation ELBO with its reconstruction and KL, active units, seconds
+per epoch, time left), and the end-of-run summary (with the imputation scores beside the baselines' where the run
+imputed) and its warning on posterior collapse.
 """
 
 from __future__ import annotations
@@ -55,18 +55,36 @@ def shown_on_console(epoch: int, every: int, epochs: int) -> bool:
     return epoch % every == 0 or epoch in (1, epochs)
 
 
+def in_notebook() -> bool:
+    """Whether this is a Jupyter kernel (IPython's ZMQ shell), where stderr is no terminal but a bar shows."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress_bar(**settings):
+    """tqdm's bar for where the run is: the notebook widget in a kernel with ipywidgets, else the text bar."""
+    if in_notebook():
+        with contextlib.suppress(ImportError):
+            import ipywidgets  # noqa: F401 - tqdm's notebook bar needs it, and only warns without it
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            return notebook_tqdm(**settings)
+    return tqdm(**settings)
+
+
 class Console:
     """The progress bar (steps over the whole run; resumes where a resumed run is) and the validation lines."""
 
     def __init__(self, epochs: int, steps_per_epoch: int, done_steps: int, enabled: bool, every: int):
         self.epochs = epochs
         self.every = every  # logger.log_every_epochs: the console's validation lines
-        self.bar = tqdm(
+        self.bar = progress_bar(
             total=epochs * steps_per_epoch,
             initial=done_steps,
             desc="training",
             unit="step",
-            disable=not (enabled and sys.stderr.isatty()),
+            disable=not (enabled and (sys.stderr.isatty() or in_notebook())),
             dynamic_ncols=True,
         )
 
