@@ -115,10 +115,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict
             f"training had finished; run the final evaluation again with: vae-run {shell_override('resume', run_dir)}"
         ):
             metrics = final_report(model, objective, data, cfg, logger, trainer.global_step)
+        metrics.update(training_record(trainer, best["epoch"], train_time))
+        write_metrics(run_dir, metrics)
+        logger.artifact(run_dir / METRICS)
     finally:
         logger.close()
-    metrics.update(training_record(trainer, best["epoch"], train_time))
-    write_metrics(run_dir, metrics)
     summary(metrics, run_dir, cfg.latent_dim)
     return metrics
 

@@ -194,6 +194,12 @@ class TensorBoardLoggerConfig(LoggerConfig):
 
 
 @dataclass
+class MLflowLoggerConfig(LoggerConfig):
+    tracking_uri: Optional[str] = MISSING  # null: mlruns/ in the working directory (SQLite + artefacts)
+    experiment: str = MISSING  # the MLflow experiment the run (a sweep's every member) is a run of
+
+
+@dataclass
 class ManyLoggersConfig(LoggerConfig):
     _recursive_: bool = MISSING  # false: ManyLoggers builds each of `loggers` itself
     loggers: Any = MISSING  # name -> a logger option's node (its _target_ and own keys)
@@ -225,5 +231,10 @@ SCHEMAS = {
     },
     "objective": {"objective": ObjectiveConfig},
     "optimizer": {"optimizer": OptimizerConfig, "adam": AdamConfig, "adam_normgrad": AdamNormGradConfig},
-    "logger": {"logger": LoggerConfig, "tensorboard": TensorBoardLoggerConfig, "many": ManyLoggersConfig},
+    "logger": {
+        "logger": LoggerConfig,
+        "tensorboard": TensorBoardLoggerConfig,
+        "mlflow": MLflowLoggerConfig,
+        "many": ManyLoggersConfig,
+    },
 }

@@ -34,6 +34,9 @@ class RunLogger:
     def hparams(self, hparams: dict) -> None:
         raise NotImplementedError
 
+    def artifact(self, path: Path) -> None:
+        """A file of the run (metrics.json once written) for loggers that keep files (MLflow); others ignore it."""
+
     def flush(self) -> None:
         pass
 

@@ -29,6 +29,10 @@ class ManyLoggers(RunLogger):
         for logger in self.loggers:
             logger.hparams(hparams)
 
+    def artifact(self, path: Path) -> None:
+        for logger in self.loggers:
+            logger.artifact(path)
+
     def flush(self) -> None:
         for logger in self.loggers:
             logger.flush()
