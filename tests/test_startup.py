@@ -32,3 +32,12 @@ def test_the_digits_loader_reads_scikit_learn_s_file_without_importing_it():
     bunch = load_digits()
     assert (pixels == bunch.data).all() and (labels == bunch.target).all() and pixels.dtype == bunch.data.dtype
     assert imported("from vae_runner.data.digits import load_digits\nload_digits(0.1, 0.2, 0)") == ["torch"]
+
+
+def test_a_whole_run_imports_no_torch_dynamo(tmp_path):
+    """Training (the optimizer, the thread choice's multiply-add count) and the final evaluation (the probe's solver,
+    the pictures) without torch._dynamo, which torch.optim, FlopCounterMode and LBFGS import on first use (1.8 s)."""
+    from conftest import FAST
+
+    run = f"import vae_runner\nvae_runner.train({[*FAST, 'trainer.epochs=1']!r}, run_dir={str(tmp_path / 'run')!r})"
+    assert "torch._dynamo" not in imported(run)
