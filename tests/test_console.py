@@ -91,3 +91,4 @@ def test_the_console_shows_every_nth_validation_and_the_log_file_every_one(tmp_p
     log = (tmp_path / "run" / "vae-run.log").read_text()
     assert log.count(" - epoch ") == 25 and log.count("final evaluation: ") > 0
     assert "final evaluation: " not in done.stdout and "test ELBO" in done.stdout  # stages in the file only
+    assert "torch threads for training" not in done.stdout and "torch threads for training" in log

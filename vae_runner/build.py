@@ -30,6 +30,7 @@ from vae_runner.evaluation.pictures import log_pictures
 from vae_runner.host import threads
 from vae_runner.host.cpu_features import chosen_device, precision_line, slow_bf16_warning
 from vae_runner.loggers.base import RunLogger
+from vae_runner.loggers.console import FILE_ONLY
 from vae_runner.loggers.hparams import hparams_of
 from vae_runner.model.critic import FactorCritic, parameter_groups
 from vae_runner.model.modalities import JointPosterior, join_modalities
@@ -224,7 +225,8 @@ def set_threads(cfg: DictConfig, model: VAE, objective, data: DataSplits, device
         x, y = data.train.floats(slice(0, rows)).to(device), data.train.y
         return threads.step_macs(model, objective, x, None if y is None else y[:rows].to(device))
 
-    threads.use_threads(cfg.trainer.num_threads, device, step_macs, stage)
+    if line := threads.use_threads(cfg.trainer.num_threads, device, step_macs, stage):
+        log.info(line, extra=FILE_ONLY)  # vae-run.log: the console keeps what a researcher reads during a run
 
 
 def active_units_of(model: VAE, split, cfg: DictConfig) -> int:

@@ -98,12 +98,12 @@ def choose(step_macs: float, runs_at_once: int = 1) -> tuple[int, str]:
     return n, why
 
 
-def use_threads(num_threads: int | None, device, step_macs_of: Callable[[], float], stage: str) -> None:
+def use_threads(num_threads: int | None, device, step_macs_of: Callable[[], float], stage: str) -> str | None:
     """Set torch's CPU threads for `stage` (a run's training or evaluation, a stack's step): `num_threads`
     (trainer.num_threads) when set, else `choose`'s pick for the work of one step (`step_macs_of()`, counted only
-    then), and log it; on a GPU nothing."""
+    then); returns the line that says so, for the caller's log. On a GPU nothing (None)."""
     if device.type != "cpu":
-        return
+        return None
     if num_threads:
         n, why = num_threads, "trainer.num_threads"
     else:
@@ -111,4 +111,4 @@ def use_threads(num_threads: int | None, device, step_macs_of: Callable[[], floa
     import torch
 
     torch.set_num_threads(n)
-    log.info("torch threads for %s: %d (%s)", stage, n, why)
+    return f"torch threads for {stage}: {n} ({why})"

@@ -249,4 +249,5 @@ def set_stack_threads(stack: Stack, cfg) -> None:
         x = stack.data.train.floats(slice(0, rows)).expand(len(stack.alive), rows, *stack.data.shape)
         return threads.step_macs(stack.model, stack.objectives[0], x)
 
-    threads.use_threads(cfg.trainer.num_threads, stack.device, step_macs, "the stack")
+    if line := threads.use_threads(cfg.trainer.num_threads, stack.device, step_macs, "the stack"):
+        log.info(line)
