@@ -131,3 +131,25 @@ def test_a_run_logged_to_a_real_mlflow_server_is_listed_by_its_rest_api(tmp_path
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_tensorboard_s_custom_scalars_layout_draws_train_and_validation_together(tmp_path):
+    """The layout TensorBoard's Custom Scalars tab reads from the run's events (its own parser), and every tag it
+    names is one the run logged."""
+    import re
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+
+    done = vae_run(*FAST, "hydra.run.dir=run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0})
+    events.Reload()
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(events.Tensors(metadata.CONFIG_SUMMARY_TAG)[0].tensor_proto.string_val[0])
+    charts = {c.title: list(c.multiline.tag) for category in layout.category for c in category.chart}
+    assert charts["ELBO"] == [r"^(train|val)/elbo$"]
+    logged = events.Tags()["scalars"]
+    for title, patterns in charts.items():
+        assert [t for t in logged if any(re.search(p, t) for p in patterns)], title
+    assert sorted(t for t in logged if re.search(charts["ELBO"][0], t)) == ["train/elbo", "val/elbo"]

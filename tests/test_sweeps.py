@@ -181,6 +181,9 @@ def test_tensorboard_serves_every_run_scalar_and_hyperparameter_of_a_sweep(tmp_p
         infos = experiment["hparamInfos"]
         assert infos[0]["name"] == "beta" and infos[0].get("differs")  # the HParams tab shows it first
         assert not any(i.get("differs") for i in infos[1:])  # constants: after it, shown only when asked for
+        layout = _get(f"{base}/data/plugin/custom_scalars/layout")  # the Custom Scalars tab, merged over the runs
+        charts = [chart["title"] for category in layout["category"] for chart in category["chart"]]
+        assert charts.count("ELBO") == 1 and "active units (val)" in charts
     finally:
         server.terminate()  # stopped by its PID
         server.wait(timeout=30)

@@ -1,5 +1,6 @@
 """`logger=tensorboard`: TensorBoard scalars, images and HParams written into the run directory itself, plus PNG
-copies of every picture, so the runs of a sweep line up side by side in TensorBoard."""
+copies of every picture, so the runs of a sweep line up side by side in TensorBoard; and a Custom Scalars layout
+(LAYOUT) that puts each quantity's training and validation curves in one chart."""
 
 from __future__ import annotations
 
@@ -9,6 +10,24 @@ from torch import Tensor
 
 from vae_runner.loggers.base import RunLogger
 from vae_runner.loggers.png import save_png
+
+# TensorBoard's Custom Scalars tab: category -> chart -> the tags (regular expressions) drawn together.
+LAYOUT = {
+    "ELBO and its terms (train, val)": {
+        "ELBO": ["Multiline", [r"^(train|val)/elbo$"]],
+        "reconstruction": ["Multiline", [r"^(train|val)/recon$"]],
+        "KL": ["Multiline", [r"^(train|val)/kl$"]],
+        "loss (what is optimised)": ["Multiline", [r"^(train|val)/loss$"]],
+    },
+    "latent space and optimisation": {
+        "active units (val)": ["Multiline", [r"^val/active_units$"]],
+        "KL weight": ["Multiline", [r"^train/beta$"]],
+        "gradient norm": ["Multiline", [r"^train/grad_norm$"]],
+    },
+    "final test numbers": {
+        "ELBO and log-likelihood": ["Multiline", [r"^test/(elbo|log_likelihood)$"]],
+    },
+}
 
 
 class TensorBoardLogger(RunLogger):
@@ -22,6 +41,8 @@ class TensorBoardLogger(RunLogger):
 
             # purge_step: a resumed run drops events logged after its checkpoint, so curves do not double back.
             self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+            if purge_step is None:  # a resumed run has it already
+                self.writer.add_custom_scalars(LAYOUT)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.writer:
