@@ -25,7 +25,8 @@ CASES = [(g, o) for g in GROUPS for o in options(g)]
 
 
 @pytest.mark.parametrize("group,option", CASES, ids=[f"{g}={o}" for g, o in CASES])
-def test_every_option_composes_and_trains(group, option, data_root, tmp_path, no_threads):
+def test_every_option_composes_and_trains(group, option, data_root, tmp_path, no_threads, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # logger=mlflow's offline store is ./mlruns: the test's, not the checkout's
     overrides = dataset_overrides(option, data_root) if group == "dataset" else [f"{group}={option}"]
     if group == "experiment":  # point the preset's dataset at the small test copy
         name = make_cfg(*overrides).dataset.name
