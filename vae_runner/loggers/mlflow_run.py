@@ -11,6 +11,7 @@ mlflow is an optional extra: `pip install "vae-runner[mlflow]"`.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,13 +66,14 @@ class MLflowLogger(RunLogger):
             self.client.log_batch(self.run_id, metrics=metrics[start : start + 1000])
 
     def image(self, tag: str, img: Tensor, step: int, png: str | None = None) -> None:
-        path = self.run_dir / (png or f".mlflow-{tag.replace('/', '_')}.png")  # no png: logger=many's other copy
-        save_png(img, path)
-        if not png:
-            path = path.rename(path.with_name(path.name.removeprefix(".mlflow-")))
-        self.client.log_artifact(self.run_id, str(path), artifact_path="pictures")
-        if not png:
-            path.unlink()
+        if png:  # the run directory's PNG copy, as every logger writes it
+            save_png(img, self.run_dir / png)
+            self.client.log_artifact(self.run_id, str(self.run_dir / png), artifact_path="pictures")
+            return
+        with tempfile.TemporaryDirectory() as folder:  # logger=many: another logger wrote the copy
+            path = Path(folder) / f"{tag.replace('/', '_')}.png"
+            save_png(img, path)
+            self.client.log_artifact(self.run_id, str(path), artifact_path="pictures")
 
     def hparams(self, hparams: dict) -> None:
         from mlflow.entities import Param
