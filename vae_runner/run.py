@@ -149,12 +149,13 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
     try:
         with stop_on_signal("nothing was written; run the same command again"):
             metrics = final_report(model, instantiate(cfg.objective), data, cfg, logger, state["global_step"])
+        metrics.update({"checkpoint": str(path), "epochs": state["epoch"], "steps": state["global_step"]})
+        # labelled, so that a table of runs never mixes out-of-distribution scores with test-set numbers unawares
+        metrics.update({"trained_on": state["config"]["dataset"]["name"], "evaluated_on": cfg.dataset.name})
+        write_metrics(run_dir, metrics)
+        logger.artifact(run_dir / METRICS)
     finally:
         logger.close()
-    metrics.update({"checkpoint": str(path), "epochs": state["epoch"], "steps": state["global_step"]})
-    # labelled, so that a table of runs never mixes out-of-distribution scores with test-set numbers unawares
-    metrics.update({"trained_on": state["config"]["dataset"]["name"], "evaluated_on": cfg.dataset.name})
-    write_metrics(run_dir, metrics)
     log.info(
         "test ELBO %.3f nats (recon %.3f, KL %.3f) for %s",
         metrics["test/elbo"],

@@ -43,8 +43,11 @@ def fit_logistic(x: Tensor, y: Tensor, c: float = 1.0, standardise: bool = False
     outputs = 1 if len(classes) == 2 else len(classes)
     features = x.shape[1]
 
-    def objective(theta: Tensor) -> Tensor:  # theta: the weights (F, outputs) then the biases (outputs,), flat
-        weight, bias = theta[: features * outputs].view(features, outputs), theta[features * outputs :]
+    def unpack(theta: Tensor) -> tuple[Tensor, Tensor]:  # flat: the weights (F, outputs), then the biases (outputs,)
+        return theta[: features * outputs].view(features, outputs), theta[features * outputs :]
+
+    def objective(theta: Tensor) -> Tensor:
+        weight, bias = unpack(theta)
         scores = z @ weight + bias
         if outputs == 1:
             loss = torch.nn.functional.binary_cross_entropy_with_logits(scores[:, 0], target.double(), reduction="sum")
@@ -52,8 +55,7 @@ def fit_logistic(x: Tensor, y: Tensor, c: float = 1.0, standardise: bool = False
             loss = torch.nn.functional.cross_entropy(scores, target, reduction="sum")
         return (c * loss + 0.5 * weight.pow(2).sum()) / len(z)  # divided by N: the same optimum, better scaled
 
-    theta = lbfgs(objective, torch.zeros((features + 1) * outputs, dtype=x.dtype), max_iter)
-    weight, bias = theta[: features * outputs].view(features, outputs), theta[features * outputs :]
+    weight, bias = unpack(lbfgs(objective, torch.zeros((features + 1) * outputs, dtype=x.dtype), max_iter))
     return Logistic(classes, weight, bias, centre, scale)
 
 

@@ -8,7 +8,6 @@ per core of the machine) is what made runs on a shared machine or Slurm node sev
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -18,8 +17,6 @@ from pathlib import Path
 # Multiply-adds per training step (forward, one direction) below which one thread is fastest: measured with
 # benchmarks/bench_threads.py (benchmarks/BENCHMARKS.md "Threads").
 SMALL_STEP_MACS = 50e6
-
-log = logging.getLogger("vae_runner")
 
 
 def usable_cores() -> tuple[int, str]:
